@@ -1,0 +1,13 @@
+"""Model → activation patterns.
+
+Three layers, each importing only the one below it (the optimum habit):
+
+* :mod:`~swapprobe.capture.graph`   — pure ONNX → ONNX rewrites (BN on batch statistics,
+  weights as inputs, pattern outputs);
+* :mod:`~swapprobe.capture.weights` — the initialisation schemes, drawn per repeat;
+* :mod:`~swapprobe.capture.session` — one onnxruntime session that owns the provider choice
+  and turns a forward pass into a :class:`~swapprobe.patterns.PatternMatrix`;
+
+plus the torch side: :mod:`~swapprobe.capture.export` (module → ONNX) and
+:mod:`~swapprobe.capture.hooks` (the second backend, torch forward with ReLU interception).
+"""

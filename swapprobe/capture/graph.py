@@ -1,0 +1,503 @@
+"""Pure ONNX graph surgery: every function takes a ModelProto and returns a new one.
+
+Which activations count: the outputs of ``Relu``, ``LeakyRelu``, ``PRelu`` and ``Clip`` with a
+constant minimum of 0 (ReLU6). Each unit's bit is ``1[pre-activation > 0]``, i.e. which linear
+piece the unit is on; for Relu and Clip(0, ·) that is read as ``output > 0`` (so ORT can still
+fuse Conv+Relu), for LeakyRelu/PRelu as ``input > 0``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper, shape_inference
+
+from swapprobe.errors import ModelLoadError, NoActivationError, ShapeMismatchError
+
+__all__ = [
+    "ACTIVATION_OPS",
+    "Activation",
+    "ParameterInfo",
+    "batchnorm_on_batch_statistics",
+    "expose_patterns",
+    "find_activations",
+    "load_model",
+    "model_digest",
+    "model_input",
+    "parameters",
+    "parameters_as_inputs",
+    "set_batch_size",
+]
+
+ACTIVATION_OPS = ("Relu", "LeakyRelu", "PRelu", "Clip")
+PATTERN_SUFFIX = "__swapprobe_pattern"
+
+
+class FoldedBatchNormWarning(UserWarning):
+    """Issued when a conv net has no BatchNormalization: it may have been folded at export."""
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation node whose pattern is read: ``tensor`` is what ``Greater(·, 0)`` sees."""
+
+    name: str  # output tensor of the activation (the layer's name in reports)
+    op: str
+    tensor: str
+
+
+@dataclass(frozen=True)
+class ParameterInfo:
+    """A trainable initializer and its role, as the initialisation schemes need it.
+
+    ``role`` is ``weight`` (Conv/Gemm/MatMul weight), ``bias``, ``bn_scale`` or ``bn_bias``;
+    ``fan_in`` is the number of inputs per output unit (for the kaiming scheme).
+    """
+
+    name: str
+    role: str
+    shape: tuple[int, ...]
+    fan_in: int
+
+
+# --- loading -------------------------------------------------------------------------
+def load_model(source: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
+    """Load and validate an ONNX model (path, bytes or proto), with shapes inferred.
+
+    Raises:
+        ModelLoadError: missing file, not ONNX, or fails the ONNX checker.
+    """
+    if isinstance(source, onnx.ModelProto):
+        model = source
+        label = model.graph.name or "model"
+    elif isinstance(source, bytes):
+        model = _parse_bytes(source, "model bytes")
+        label = "model bytes"
+    else:
+        path = Path(source)
+        label = str(path)
+        if not path.exists():
+            raise ModelLoadError(f"model file not found: {path}")
+        if path.is_dir():
+            raise ModelLoadError(f"{path} is a directory, not an ONNX model file")
+        try:
+            model = onnx.load(str(path))
+        except Exception as error:  # onnx raises DecodeError, google.protobuf errors, ...
+            raise ModelLoadError(f"{path} is not an ONNX model ({type(error).__name__})") from None
+    if not model.graph.node:
+        raise ModelLoadError(f"{label} is not an ONNX model (empty graph)")
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as error:
+        first = str(error).strip().splitlines()[0]
+        raise ModelLoadError(f"{label} fails the ONNX checker: {first}") from None
+    try:
+        return shape_inference.infer_shapes(model)
+    except Exception:  # shape inference is a convenience; an unusual op must not block us
+        return model
+
+
+def _parse_bytes(data: bytes, label: str) -> onnx.ModelProto:
+    try:
+        return onnx.load_from_string(data)
+    except Exception:
+        raise ModelLoadError(f"{label} is not an ONNX model") from None
+
+
+def model_digest(model: onnx.ModelProto) -> str:
+    """sha256 of the serialised model: identifies it in stores and reports."""
+    return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
+
+
+# --- indexes -------------------------------------------------------------------------
+def _initializers(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+    return {init.name: init for init in graph.initializer}
+
+
+def _constant_value(graph: onnx.GraphProto, name: str) -> np.ndarray | None:
+    """The value of a tensor that is an initializer or a Constant node output, else None."""
+    if not name:
+        return None
+    for init in graph.initializer:
+        if init.name == name:
+            return numpy_helper.to_array(init)
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output[0] == name:
+            for attribute in node.attribute:
+                if attribute.name == "value":
+                    return numpy_helper.to_array(attribute.t)
+    return None
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return entry.version
+    return 1
+
+
+def model_input(model: onnx.ModelProto, name: str | None = None) -> onnx.ValueInfoProto:
+    """The data input (not an initializer); ``name`` picks one when there are several.
+
+    Raises:
+        ShapeMismatchError: no data input, an unknown name, or several inputs and no name.
+    """
+    initializer_names = {init.name for init in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in initializer_names]
+    if name is not None:
+        for value in inputs:
+            if value.name == name:
+                return value
+        known = ", ".join(value.name for value in inputs) or "none"
+        raise ShapeMismatchError(f"model has no input named {name!r}; its inputs: {known}")
+    if not inputs:
+        raise ShapeMismatchError("model has no data input")
+    if len(inputs) > 1:
+        known = ", ".join(value.name for value in inputs)
+        raise ShapeMismatchError(
+            f"model has {len(inputs)} inputs ({known}); choose the image input with --input-name"
+        )
+    return inputs[0]
+
+
+def input_shape(value: onnx.ValueInfoProto) -> tuple[int | str | None, ...]:
+    """Static dims as ints, symbolic ones as their name (or None)."""
+    dims = value.type.tensor_type.shape.dim
+    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in dims)
+
+
+# --- activations ---------------------------------------------------------------------
+def find_activations(model: onnx.ModelProto) -> list[Activation]:
+    """Every ReLU-like node in graph order.
+
+    Raises:
+        NoActivationError: when there is none.
+    """
+    graph = model.graph
+    found: list[Activation] = []
+    for node in graph.node:
+        if node.op_type not in ACTIVATION_OPS or not node.output:
+            continue
+        if node.op_type == "Clip" and not _clip_is_relu(graph, node):
+            continue
+        if node.op_type in ("Relu", "Clip"):
+            tensor = node.output[0]
+        else:
+            if node.op_type == "LeakyRelu" and _attribute(node, "alpha", 0.01) <= 0:
+                continue
+            tensor = node.input[0]
+        found.append(Activation(node.output[0], node.op_type, tensor))
+    if not found:
+        ops = sorted({node.op_type for node in graph.node})
+        raise NoActivationError(
+            "model has no supported activation (Relu, LeakyRelu, PRelu, Clip(min=0)); "
+            f"its ops: {', '.join(ops)}"
+        )
+    return found
+
+
+def _attribute(node: onnx.NodeProto, name: str, default: float) -> float:
+    for attribute in node.attribute:
+        if attribute.name == name:
+            return float(helper.get_attribute_value(attribute))
+    return default
+
+
+def _clip_is_relu(graph: onnx.GraphProto, node: onnx.NodeProto) -> bool:
+    """Clip whose lower bound is exactly 0 (opset ≥ 11: input 1; older: attribute)."""
+    if len(node.input) > 1 and node.input[1]:
+        value = _constant_value(graph, node.input[1])
+        return value is not None and float(np.asarray(value).reshape(-1)[0]) == 0.0
+    return _attribute(node, "min", -np.inf) == 0.0
+
+
+def expose_patterns(
+    model: onnx.ModelProto, activations: Sequence[Activation]
+) -> tuple[onnx.ModelProto, list[str]]:
+    """Add ``Greater(tensor, 0)`` BOOL outputs; returns the new model and output names in order."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    zero_name = "swapprobe__zero"
+    graph.initializer.append(numpy_helper.from_array(np.zeros((), np.float32), zero_name))
+    names = []
+    for index, activation in enumerate(activations):
+        output = f"{activation.name}{PATTERN_SUFFIX}"
+        graph.node.append(
+            helper.make_node(
+                "Greater",
+                [activation.tensor, zero_name],
+                [output],
+                name=f"swapprobe_pattern_{index}",
+            )
+        )
+        graph.output.append(helper.make_tensor_value_info(output, TensorProto.BOOL, None))
+        names.append(output)
+    out.producer_name = "swapprobe"
+    return out, names
+
+
+# --- batch size ----------------------------------------------------------------------
+def set_batch_size(
+    model: onnx.ModelProto, input_name: str, batch: int, sample_shape: Sequence[int]
+) -> onnx.ModelProto:
+    """Fix the data input to ``(batch, *sample_shape)``, checking the non-batch dims fit.
+
+    Raises:
+        ShapeMismatchError: when the model's static per-sample shape differs from the data's.
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    value = model_input(out, input_name)
+    dims = input_shape(value)
+    expected = tuple(sample_shape)
+    if len(dims) != len(expected) + 1:
+        raise ShapeMismatchError(
+            f"model input {input_name!r} has rank {len(dims)} {_fmt(dims)}, "
+            f"data samples have shape {expected}"
+        )
+    for got, want in zip(dims[1:], expected, strict=True):
+        if isinstance(got, int) and got > 0 and got != want:
+            raise ShapeMismatchError(
+                f"model input {input_name!r} expects samples of shape {_fmt(dims[1:])}, "
+                f"data has {expected}; resize with --input-size or use other data"
+            )
+    tensor_shape = value.type.tensor_type.shape
+    del tensor_shape.dim[:]
+    for size in (batch, *expected):
+        tensor_shape.dim.add().dim_value = int(size)
+    # Outputs and intermediate shapes may still carry the old batch: let ORT re-infer them.
+    for output in out.graph.output:
+        if output.type.tensor_type.HasField("shape"):
+            output.type.tensor_type.ClearField("shape")
+    del out.graph.value_info[:]
+    return out
+
+
+def _fmt(dims: Iterable[int | str | None]) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
+
+
+# --- batch norm ----------------------------------------------------------------------
+def batchnorm_on_batch_statistics(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Replace every BatchNormalization by explicit batch-statistics ops.
+
+    y = (x − mean_b) / sqrt(var_b + ε) · scale + bias, mean and (biased) variance over every
+    axis but the channel axis 1 — what a torch BN layer computes in training mode. Written in
+    plain ops so every execution provider runs it (the CUDA EP rejects ``training_mode=1``).
+    Running statistics are no longer read.
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    opset = _opset(out)
+    ranks = _tensor_ranks(out)
+    nodes: list[onnx.NodeProto] = []
+    extra_initializers: list[onnx.TensorProto] = []
+    replaced = 0
+    for node in graph.node:
+        if node.op_type != "BatchNormalization":
+            nodes.append(node)
+            continue
+        x, scale, bias = node.input[0], node.input[1], node.input[2]
+        y = node.output[0]
+        if len(node.output) > 1 and any(node.output[1:]):
+            used = {name for other in graph.node for name in other.input}
+            if used & set(node.output[1:]):
+                raise ShapeMismatchError(
+                    f"BatchNormalization {node.name or y!r} feeds its running statistics onward; "
+                    "export the model in inference mode"
+                )
+        eps = _attribute(node, "epsilon", 1e-5)
+        rank = ranks.get(x, 4)
+        axes = [0, *range(2, rank)]
+        prefix = f"swapprobe_bn{replaced}"
+        trailing = [-1] + [1] * (rank - 2)
+        extra_initializers += [
+            numpy_helper.from_array(np.asarray(eps, np.float32), f"{prefix}_eps"),
+            numpy_helper.from_array(np.asarray(trailing, np.int64), f"{prefix}_cshape"),
+        ]
+        nodes += _reduce_mean(x, f"{prefix}_mean", axes, opset, prefix + "_m", extra_initializers)
+        nodes.append(
+            helper.make_node("Sub", [x, f"{prefix}_mean"], [f"{prefix}_d"], name=prefix + "_sub")
+        )
+        nodes.append(
+            helper.make_node(
+                "Mul", [f"{prefix}_d", f"{prefix}_d"], [f"{prefix}_d2"], name=prefix + "_sq"
+            )
+        )
+        nodes += _reduce_mean(
+            f"{prefix}_d2", f"{prefix}_var", axes, opset, prefix + "_v", extra_initializers
+        )
+        nodes += [
+            helper.make_node(
+                "Add", [f"{prefix}_var", f"{prefix}_eps"], [f"{prefix}_ve"], name=prefix + "_addeps"
+            ),
+            helper.make_node("Sqrt", [f"{prefix}_ve"], [f"{prefix}_std"], name=prefix + "_sqrt"),
+            helper.make_node(
+                "Div", [f"{prefix}_d", f"{prefix}_std"], [f"{prefix}_n"], name=prefix + "_div"
+            ),
+            helper.make_node(
+                "Reshape", [scale, f"{prefix}_cshape"], [f"{prefix}_s"], name=prefix + "_rs"
+            ),
+            helper.make_node(
+                "Reshape", [bias, f"{prefix}_cshape"], [f"{prefix}_b"], name=prefix + "_rb"
+            ),
+            helper.make_node(
+                "Mul", [f"{prefix}_n", f"{prefix}_s"], [f"{prefix}_ns"], name=prefix + "_scale"
+            ),
+            helper.make_node("Add", [f"{prefix}_ns", f"{prefix}_b"], [y], name=prefix + "_shift"),
+        ]
+        replaced += 1
+    if replaced:
+        del graph.node[:]
+        graph.node.extend(nodes)
+        graph.initializer.extend(extra_initializers)
+        _drop_unused_initializers(graph)
+    elif any(n.op_type == "Conv" and len(n.input) > 2 and n.input[2] for n in graph.node):
+        warnings.warn(
+            "model has convolutions with bias and no BatchNormalization: if BN was folded into "
+            "the convolutions at export, batch statistics cannot be recovered and patterns "
+            "differ from the reference; export with BN kept (do_constant_folding=False)",
+            FoldedBatchNormWarning,
+            stacklevel=2,
+        )
+    return out
+
+
+def _reduce_mean(
+    x: str, y: str, axes: list[int], opset: int, name: str, initializers: list[onnx.TensorProto]
+) -> list[onnx.NodeProto]:
+    if opset >= 18:
+        initializers.append(numpy_helper.from_array(np.asarray(axes, np.int64), f"{name}_axes"))
+        return [helper.make_node("ReduceMean", [x, f"{name}_axes"], [y], keepdims=1, name=name)]
+    return [helper.make_node("ReduceMean", [x], [y], axes=axes, keepdims=1, name=name)]
+
+
+def _tensor_ranks(model: onnx.ModelProto) -> dict[str, int]:
+    try:
+        inferred = shape_inference.infer_shapes(model)
+    except Exception:
+        inferred = model
+    ranks: dict[str, int] = {}
+    graph = inferred.graph
+    for value in [*graph.value_info, *graph.input, *graph.output]:
+        tensor_type = value.type.tensor_type
+        if tensor_type.HasField("shape"):
+            ranks[value.name] = len(tensor_type.shape.dim)
+    return ranks
+
+
+def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
+    used = {name for node in graph.node for name in node.input}
+    used |= {output.name for output in graph.output}
+    keep = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+
+
+# --- parameters ----------------------------------------------------------------------
+def parameters(model: onnx.ModelProto) -> list[ParameterInfo]:
+    """Trainable initializers with their roles (BN running statistics are not parameters).
+
+    Initializers reached through ``Identity`` nodes (as torch's exporter writes shared weights)
+    are resolved to their source.
+    """
+    graph = model.graph
+    inits = _initializers(graph)
+    alias = {node.output[0]: node.input[0] for node in graph.node if node.op_type == "Identity"}
+
+    def source(name: str) -> str | None:
+        seen = 0
+        while name in alias and seen < 64:
+            name, seen = alias[name], seen + 1
+        return name if name in inits else None
+
+    producers = {out: node for node in graph.node for out in node.output}
+    found: dict[str, ParameterInfo] = {}
+
+    def add(name: str | None, role: str, fan_in: int) -> None:
+        if name is None or name in found:
+            return
+        shape = tuple(int(d) for d in inits[name].dims)
+        found[name] = ParameterInfo(name, role, shape, max(int(fan_in), 1))
+
+    for node in graph.node:
+        op = node.op_type
+        inputs = list(node.input)
+        if op in ("Conv", "ConvTranspose") and len(inputs) > 1:
+            weight = source(inputs[1])
+            fan_in = 1
+            if weight is not None:
+                dims = inits[weight].dims
+                # Conv weight (out, in/groups, k…); ConvTranspose (in, out/groups, k…): torch
+                # computes fan_in from dims[1:] for both.
+                fan_in = int(np.prod(dims[1:]))
+            add(weight, "weight", fan_in)
+            if len(inputs) > 2 and inputs[2]:
+                add(source(inputs[2]), "bias", fan_in)
+        elif op == "Gemm":
+            trans_a = int(_attribute(node, "transA", 0))
+            trans_b = int(_attribute(node, "transB", 0))
+            weight = source(inputs[1])
+            fan_in = 1
+            if weight is not None:
+                dims = inits[weight].dims
+                fan_in = int(dims[1] if trans_b else dims[0])
+                add(weight, "weight", fan_in)
+            elif source(inputs[0]) is not None:
+                dims = inits[source(inputs[0])].dims  # type: ignore[index]
+                fan_in = int(dims[0] if trans_a else dims[1])
+                add(source(inputs[0]), "weight", fan_in)
+            if len(inputs) > 2 and inputs[2]:
+                add(source(inputs[2]), "bias", fan_in)
+        elif op == "MatMul":
+            for position in (1, 0):
+                weight = source(inputs[position])
+                if weight is not None and len(inits[weight].dims) == 2:
+                    dims = inits[weight].dims
+                    add(weight, "weight", int(dims[0] if position == 1 else dims[1]))
+                    break
+        elif op == "Add":
+            # bias of a MatMul-based linear layer: Add(MatMul(x, W), b)
+            for position, other in ((1, 0), (0, 1)):
+                bias = source(inputs[position])
+                producer = producers.get(inputs[other])
+                if bias is not None and producer is not None and producer.op_type == "MatMul":
+                    weight = next((source(i) for i in producer.input if source(i)), None)
+                    fan_in = found[weight].fan_in if weight in found else 1
+                    add(bias, "bias", fan_in)
+                    break
+        elif op == "BatchNormalization":
+            add(source(inputs[1]), "bn_scale", 1)
+            add(source(inputs[2]), "bn_bias", 1)
+        elif op == "PRelu" and len(inputs) > 1:
+            add(source(inputs[1]), "slope", 1)
+    return list(found.values())
+
+
+def parameters_as_inputs(model: onnx.ModelProto, names: Iterable[str]) -> onnx.ModelProto:
+    """Turn the named initializers into graph inputs, so each repeat can feed new values."""
+    wanted = set(names)
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    keep: list[onnx.TensorProto] = []
+    declared = {value.name for value in graph.input}
+    for init in graph.initializer:
+        if init.name not in wanted:
+            keep.append(init)
+            continue
+        if init.name not in declared:
+            graph.input.append(
+                helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
+            )
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    return out

@@ -1,0 +1,60 @@
+"""Typed errors: every mistake a user can make raises one of these, with a message to act on.
+
+The CLI prints ``SwapprobeError`` messages in one line and exits non-zero; anything else is a
+bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DataError",
+    "DownloadError",
+    "ExportError",
+    "ModelLoadError",
+    "NoActivationError",
+    "SettingsError",
+    "ShapeMismatchError",
+    "StoreError",
+    "SwapprobeError",
+    "UnknownArchitectureError",
+]
+
+
+class SwapprobeError(Exception):
+    """Base class: raised for bad input or settings a user can fix."""
+
+
+class ModelLoadError(SwapprobeError):
+    """Raised when a model file is missing, unreadable, or not a valid ONNX model."""
+
+
+class NoActivationError(SwapprobeError):
+    """Raised when a model has no activation (ReLU-like) node whose patterns could be read."""
+
+
+class ShapeMismatchError(SwapprobeError):
+    """Raised when the model's input shape does not fit the data, or the input is ambiguous."""
+
+
+class ExportError(SwapprobeError):
+    """Raised when a torch module cannot be exported to ONNX."""
+
+
+class SettingsError(SwapprobeError):
+    """Raised for invalid settings: batch size below 2, non-positive mu or sigma, and the like."""
+
+
+class DataError(SwapprobeError):
+    """Raised when a dataset is unknown, missing, malformed, or holds NaN/inf values."""
+
+
+class DownloadError(DataError):
+    """Raised when a dataset download fails or its checksum does not match."""
+
+
+class StoreError(SwapprobeError):
+    """Raised when an HDF5 store cannot be written, is damaged, or was made with other settings."""
+
+
+class UnknownArchitectureError(SwapprobeError):
+    """Raised when an architecture string or search-space name cannot be parsed or is unknown."""

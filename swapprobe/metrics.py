@@ -1,0 +1,125 @@
+"""Scores computed from activation patterns: pure functions of patterns and numbers.
+
+Nothing here runs a model or touches a file; every function is exact and easy to test on
+hand-made matrices. Definitions follow SPEC.md (SWAP-NAS, ICLR 2024; NWOT, Mellor et al. 2021).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from swapprobe.errors import SettingsError
+from swapprobe.patterns import PatternMatrix, unpack_rows
+
+__all__ = [
+    "SIZE_UNITS",
+    "Scores",
+    "nwot",
+    "nwot_kernel",
+    "parameters_in_unit",
+    "regularisation_factor",
+    "regularised_swap",
+    "saturation",
+    "scores",
+    "standard_activation_patterns",
+    "swap",
+]
+
+SizeUnit = Literal["K", "M"]
+#: parameters per unit: Θ is "thousands" for tiny scoring cells and "millions" for full networks
+SIZE_UNITS: dict[str, float] = {"K": 1e3, "M": 1e6}
+
+
+def swap(patterns: PatternMatrix) -> int:
+    """SWAP-Score Ψ: the number of distinct sample-wise (S-bit) patterns over all V units."""
+    return patterns.distinct_unit_patterns()
+
+
+def standard_activation_patterns(patterns: PatternMatrix) -> int:
+    """|A|: the number of distinct per-sample (V-bit) patterns; at most S, the paper's baseline."""
+    return patterns.distinct_sample_patterns()
+
+
+def saturation(swap_score: float, units: int, samples: int) -> float:
+    """Ψ / min(V, 2^S): how close the score is to its upper bound (1.0 = saturated)."""
+    bound = units if samples >= 63 else min(units, 1 << samples)
+    return float(swap_score) / bound if bound else 0.0
+
+
+def parameters_in_unit(param_count: int, unit: SizeUnit) -> float:
+    """Θ expressed in the unit the regularisation is defined in (``"K"`` or ``"M"``)."""
+    try:
+        return param_count / SIZE_UNITS[unit]
+    except KeyError:
+        raise SettingsError(f"unknown size unit {unit!r}: use K or M") from None
+
+
+def regularisation_factor(theta: float, mu: float, sigma: float) -> float:
+    """f(Θ) = exp(−(Θ − μ)² / σ), with Θ, μ and σ in the same size unit.
+
+    Raises:
+        SettingsError: if μ or σ is not a positive finite number.
+    """
+    for label, value in (("mu", mu), ("sigma", sigma)):
+        if not (math.isfinite(value) and value > 0):
+            raise SettingsError(f"{label} must be a positive number, got {value}")
+    return math.exp(-((theta - mu) ** 2) / sigma)
+
+
+def regularised_swap(
+    swap_score: float, param_count: int, mu: float, sigma: float, unit: SizeUnit
+) -> float:
+    """Ψ' = Ψ · f(Θ) with Θ = ``param_count`` converted to ``unit``."""
+    return swap_score * regularisation_factor(parameters_in_unit(param_count, unit), mu, sigma)
+
+
+def nwot_kernel(patterns: PatternMatrix) -> np.ndarray:
+    """K = B·Bᵀ + (1−B)·(1−B)ᵀ (S×S): the number of units on which two samples agree."""
+    distinct, counts = patterns.unique_unit_patterns()
+    return _agreement(distinct, counts, patterns.samples)
+
+
+def _agreement(distinct: np.ndarray, counts: np.ndarray, samples: int) -> np.ndarray:
+    """Σ_u count_u · [b_iu == b_ju] over distinct patterns u (exact: integers in float64)."""
+    bits = unpack_rows(distinct, samples).astype(np.float64)  # (S, U)
+    weighted = bits * counts.astype(np.float64)
+    ones = weighted @ bits.T  # Σ c·b_i·b_j
+    total = float(counts.sum())
+    per_sample = weighted.sum(axis=1)
+    both_off = total - per_sample[:, None] - per_sample[None, :] + ones
+    return ones + both_off
+
+
+def nwot(patterns: PatternMatrix) -> float:
+    """NWOT score: log|det K| of :func:`nwot_kernel` (−inf when K is singular)."""
+    return _logdet(nwot_kernel(patterns))
+
+
+def _logdet(kernel: np.ndarray) -> float:
+    sign, logdet = np.linalg.slogdet(kernel)
+    return float(logdet) if sign != 0 else float("-inf")
+
+
+@dataclass(frozen=True)
+class Scores:
+    """SWAP and the baselines of one pattern matrix, computed from one pass of distinct-ing."""
+
+    swap: int
+    standard_ap: int | None
+    nwot: float | None
+
+
+def scores(patterns: PatternMatrix, *, baselines: bool = True) -> Scores:
+    """All scores at once: the distinct unit patterns are found once and shared."""
+    if not baselines:
+        return Scores(swap(patterns), None, None)
+    distinct, counts = patterns.unique_unit_patterns()
+    kernel = _agreement(distinct, counts, patterns.samples)
+    # Two samples have the same V-bit pattern iff they agree on all V units.
+    same = kernel == float(patterns.units)
+    classes = len({tuple(np.flatnonzero(row)) for row in same}) if patterns.units else 1
+    return Scores(len(distinct), classes, _logdet(kernel))

@@ -1,0 +1,202 @@
+"""Rich renderables and plain writers for results. Nothing here prints.
+
+The CLI owns the one Console; these functions return tables and panels it can print, and
+tests render them into a ``StringIO`` console of fixed width.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from swapprobe.evaluate import Result
+
+__all__ = [
+    "format_params",
+    "layer_table",
+    "profile_table",
+    "rank_results",
+    "ranking_table",
+    "run_header",
+    "write_csv",
+    "write_json",
+]
+
+
+def format_params(count: int, unit: str) -> str:
+    """Parameter count in the unit the regularisation uses, e.g. ``1.53 M`` or ``5.67 K``."""
+    scale = 1e3 if unit == "K" else 1e6
+    return f"{count / scale:.3g} {unit}"
+
+
+def rank_results(results: Iterable[Result]) -> list[Result]:
+    """Best first: by regularised SWAP when every result has one, else by SWAP."""
+    items = list(results)
+    use_reg = bool(items) and all(r.reg_swap is not None for r in items)
+    return sorted(items, key=lambda r: -(r.reg_swap if use_reg else r.swap))  # type: ignore[operator]
+
+
+def run_header(
+    *,
+    data_source: str,
+    fingerprint: str,
+    backend: str,
+    device: str,
+    seed: int,
+    repeats: int,
+    init: str,
+    samples: int,
+    size_unit: str | None = None,
+    mu: float | None = None,
+    sigma: float | None = None,
+) -> Text:
+    """The one line that says how the numbers were made."""
+    text = Text()
+    text.append("data ", style="dim")
+    text.append(f"{data_source} [{fingerprint}]")
+    for label, value in (
+        ("backend", backend),
+        ("device", device),
+        ("S", samples),
+        ("repeats", repeats),
+        ("init", init),
+        ("seed", seed),
+    ):
+        text.append(f"  {label} ", style="dim")
+        text.append(str(value))
+    if mu is not None and sigma is not None:
+        text.append("  reg ", style="dim")
+        text.append(f"μ={mu:g} σ={sigma:g} (Θ in {size_unit})")
+    return text
+
+
+def ranking_table(results: Sequence[Result], *, title: str | None = "SWAP ranking") -> Table:
+    """Rank, model, SWAP mean ± std, reg. SWAP, params, V, S, saturation, seconds."""
+    ranked = rank_results(results)
+    show_reg = any(r.reg_swap is not None for r in ranked)
+    show_baselines = any(r.nwot is not None for r in ranked)
+    table = Table(title=title, title_justify="left", header_style="bold")
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("model", overflow="ellipsis", no_wrap=True, max_width=48)
+    table.add_column("SWAP", justify="right", style="bold cyan")
+    if show_reg:
+        table.add_column("reg. SWAP", justify="right", style="bold green")
+    table.add_column("params", justify="right")
+    table.add_column("V", justify="right")
+    table.add_column("S", justify="right")
+    table.add_column("sat.", justify="right")
+    if show_baselines:
+        table.add_column("std. AP", justify="right", style="dim")
+        table.add_column("NWOT", justify="right", style="dim")
+    table.add_column("s", justify="right", style="dim")
+    for rank, result in enumerate(ranked, 1):
+        cells = [str(rank), result.name, f"{result.swap:,.1f} ± {result.swap_std:,.1f}"]
+        if show_reg:
+            cells.append("—" if result.reg_swap is None else f"{result.reg_swap:,.1f}")
+        cells += [
+            format_params(result.param_count, result.size_unit),
+            f"{result.units:,}",
+            str(result.samples),
+            f"{result.saturation:.3f}",
+        ]
+        if show_baselines:
+            cells.append("—" if result.standard_ap is None else f"{result.standard_ap:g}")
+            cells.append("—" if result.nwot is None else _fmt_float(result.nwot))
+        cells.append(f"{result.seconds:.2f}")
+        table.add_row(*cells)
+    return table
+
+
+def profile_table(results: Sequence[Result]) -> Table:
+    """Where the time went per model: export, session, draw, forward, pack, count, store."""
+    stages = ["export", "session", "draw", "forward", "pack", "count", "store"]
+    table = Table(title="time per stage (s)", title_justify="left", header_style="bold")
+    table.add_column("model", overflow="fold", max_width=40)
+    for stage in stages:
+        table.add_column(stage, justify="right")
+    table.add_column("total", justify="right", style="bold")
+    for result in results:
+        row = [result.name]
+        for stage in stages:
+            value = result.timings.get(stage)
+            row.append("—" if value is None else f"{value:.3f}")
+        row.append(f"{result.seconds:.3f}")
+        table.add_row(*row)
+    return table
+
+
+def layer_table(name: str, per_layer: Mapping[str, float], layers: Sequence[Any]) -> Table:
+    """SWAP per activation layer (a step beyond the paper: where the distinct patterns are)."""
+    table = Table(title=f"per-layer SWAP — {name}", title_justify="left", header_style="bold")
+    table.add_column("layer", overflow="fold")
+    table.add_column("op")
+    table.add_column("shape", justify="right")
+    table.add_column("units", justify="right")
+    table.add_column("SWAP", justify="right", style="cyan")
+    table.add_column("share", justify="right")
+    for info in layers:
+        value = per_layer.get(info.name)
+        share = "—" if value is None or info.size == 0 else f"{value / info.size:.3f}"
+        table.add_row(
+            info.name,
+            info.op,
+            "×".join(map(str, info.shape)),
+            f"{info.size:,}",
+            "—" if value is None else f"{value:,.1f}",
+            share,
+        )
+    return table
+
+
+def store_panel(summary: Any) -> Panel:
+    """A summary of an HDF5 store (see :meth:`swapprobe.store.PatternStore.summary`)."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    grid.add_row("file", str(summary.path))
+    grid.add_row("models", str(summary.n_models))
+    grid.add_row("pattern blocks", str(summary.n_pattern_blocks))
+    grid.add_row("size", f"{summary.file_bytes / 1e6:.2f} MB")
+    grid.add_row("created", str(summary.created))
+    for key, value in sorted(summary.settings.items()):
+        grid.add_row(key, str(value))
+    return Panel(grid, title="swapprobe store", title_align="left", expand=False)
+
+
+def _fmt_float(value: float) -> str:
+    return f"{value:.2f}" if math.isfinite(value) else str(value)
+
+
+def write_json(
+    results: Sequence[Result], path: str | Path, *, extra: Mapping[str, Any] | None = None
+) -> None:
+    """Rows as JSON (``-`` is stdout, handled by the caller)."""
+    payload = {"results": [r.to_row() for r in rank_results(results)], **(extra or {})}
+    Path(path).write_text(
+        json.dumps(payload, indent=2, sort_keys=False, default=_json_default) + "\n"
+    )
+
+
+def write_csv(results: Sequence[Result], path: str | Path) -> None:
+    """The same rows as CSV (per-layer columns are JSON-only)."""
+    rows = [r.to_row() for r in rank_results(results)]
+    for row in rows:
+        row.pop("per_layer_swap", None)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["name"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON-able: {type(value).__name__}")

@@ -1,0 +1,124 @@
+"""The small protocol every search space implements, and the registry that names them.
+
+The evolution engine and the Evaluator only talk to this protocol: a new space is one new
+file with a class derived from :class:`SearchSpace`, decorated with :func:`register_space`.
+Search spaces know nothing of scoring.
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import numpy as np
+
+from swapprobe.errors import UnknownArchitectureError
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+__all__ = ["SearchSpace", "get_space", "list_spaces", "register_space"]
+
+SizeUnit = Literal["K", "M"]
+
+
+class SearchSpace(ABC):
+    """A family of architectures: sample, vary, name, and build them.
+
+    Architectures are immutable and hashable values (frozen dataclasses or tuples) so they can
+    be cached and compared; their text form from :meth:`format` is canonical, i.e. two equal
+    architectures format to the same string, which makes it a cache key.
+    """
+
+    #: registry name, e.g. ``"darts"``
+    name: ClassVar[str]
+    #: unit of the parameter count used by regularised SWAP for this space's scoring network
+    size_unit: ClassVar[SizeUnit]
+    #: (channels, height, width) the scoring network expects
+    input_shape: ClassVar[tuple[int, int, int]] = (3, 32, 32)
+
+    # --- values -----------------------------------------------------------------------
+    @abstractmethod
+    def sample(self, rng: np.random.Generator) -> Hashable:
+        """Draw one architecture uniformly at random (as the paper's random sampling)."""
+
+    @abstractmethod
+    def mutate(self, arch: Hashable, rng: np.random.Generator) -> Hashable:
+        """Return a valid architecture that differs from ``arch`` by one small change."""
+
+    @abstractmethod
+    def crossover(
+        self, first: Hashable, second: Hashable, rng: np.random.Generator
+    ) -> tuple[Hashable, Hashable]:
+        """Return two valid children that mix the parents."""
+
+    @abstractmethod
+    def parse(self, text: str) -> Hashable:
+        """Parse the text form; raise :class:`UnknownArchitectureError` with the reason."""
+
+    @abstractmethod
+    def format(self, arch: Hashable) -> str:
+        """The canonical text form (``parse(format(a)) == a``)."""
+
+    # --- networks ---------------------------------------------------------------------
+    @abstractmethod
+    def build_scoring_network(self, arch: Hashable) -> nn.Module:
+        """The network SWAP is computed on (the paper's scoring setting)."""
+
+    @abstractmethod
+    def build_evaluation_network(self, arch: Hashable, dataset: str = "cifar10") -> nn.Module:
+        """The network one would train and deploy (size reporting, export of a found model)."""
+
+    def scoring_param_count(self, arch: Hashable) -> int:
+        """Θ of the scoring network, counted in parameters (not yet in ``size_unit``)."""
+        return _count_parameters(self.build_scoring_network(arch))
+
+    def evaluation_param_count(self, arch: Hashable, dataset: str = "cifar10") -> int:
+        """Parameters of the evaluation network."""
+        return _count_parameters(self.build_evaluation_network(arch, dataset))
+
+
+def _count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+_REGISTRY: dict[str, type[SearchSpace]] = {}
+
+
+def register_space(cls: type[SearchSpace]) -> type[SearchSpace]:
+    """Class decorator: make a space reachable by its ``name`` through :func:`get_space`."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        warnings.warn(
+            f"search space {cls.name!r} re-registered: {_REGISTRY[cls.name].__module__} "
+            f"replaced by {cls.__module__}",
+            stacklevel=2,
+        )
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtin_spaces() -> None:
+    # Registration happens on import; import the built-in families lazily so that
+    # ``import swapprobe`` stays cheap.
+    from swapprobe.searchspaces import darts, nb201  # noqa: F401
+
+
+def list_spaces() -> list[str]:
+    """Names of all registered search spaces, sorted."""
+    _load_builtin_spaces()
+    return sorted(_REGISTRY)
+
+
+def get_space(name: str, **kwargs: object) -> SearchSpace:
+    """Instantiate a registered search space by name (``"darts"``, ``"nb201"``)."""
+    _load_builtin_spaces()
+    try:
+        factory: Callable[..., SearchSpace] = _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise UnknownArchitectureError(
+            f"unknown search space {name!r}; known spaces: {known}"
+        ) from None
+    return factory(**kwargs)

@@ -1,0 +1,979 @@
+"""The DARTS cell search space, as SWAP-NAS searches and scores it.
+
+DARTS: H. Liu, K. Simonyan, Y. Yang, "DARTS: Differentiable Architecture Search", ICLR 2019,
+https://arxiv.org/abs/1806.09055 (cell, operation set, evaluation networks).
+SWAP-NAS: Y. Peng, A. Song, H. M. Fayek, V. Ciesielski, X. Chang, "SWAP-NAS: Sample-Wise
+Activation Patterns for Ultra-fast NAS", ICLR 2024, https://arxiv.org/abs/2403.04161
+(appendix C: matrix encoding, operation/connectivity mutation, node crossover; the tiny
+one-cell scoring network).
+
+Everything here follows ``SPEC.md`` ("DARTS search space" and "How the reference scores an
+architecture"), which is written from the papers and from measurements of the authors' table;
+no code of the DARTS or SWAP repositories is reused.
+
+A genotype has a normal and a reduction cell. Each cell has 4 intermediate nodes (2..5); each
+node takes two edges ``(op, input_state)`` from earlier states (0, 1 = the two cell inputs) and
+sums them; the cell output concatenates the nodes listed in ``*_concat``.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import itertools
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from swapprobe.errors import DataError, SettingsError, UnknownArchitectureError
+from swapprobe.searchspaces.base import SearchSpace, register_space
+
+__all__ = [
+    "DARTS_OPS",
+    "DARTS_V2",
+    "Cell",
+    "DartsSpace",
+    "EvaluationNetworkCIFAR",
+    "EvaluationNetworkImageNet",
+    "FactorizedReduce",
+    "Genotype",
+    "ScoringNetwork",
+    "draw_cell",
+    "evaluation_param_count",
+    "format_genotype",
+    "from_matrix",
+    "load_table",
+    "paper_matrix",
+    "parse_genotype",
+    "scoring_param_count",
+    "to_matrix",
+]
+
+# --- values: operations, genotypes, text form, matrix encoding ----------------------------
+
+#: The 8 DARTS operations. Their 1-based position is the op code of the matrix encoding
+#: (0 = no edge), so the order is part of the encoding and must not change.
+DARTS_OPS: tuple[str, ...] = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+_OP_CODE: dict[str, int] = {op: code for code, op in enumerate(DARTS_OPS, start=1)}
+
+_STEPS = 4  # intermediate nodes per cell
+_EDGES = 2 * _STEPS  # two incoming edges per node
+_STATES = _STEPS + 2  # two cell inputs + the intermediate nodes
+_DEFAULT_CONCAT: tuple[int, ...] = (2, 3, 4, 5)
+_FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
+_MAX_TEXT = 4096  # a genotype is ~500 characters; longer text is refused before parsing
+
+Edge = tuple[str, int]
+CellEdges = tuple[Edge, ...]
+CellName = Literal["normal", "reduce"]
+
+
+def _node_of(edge: int) -> int:
+    """Edges 2(j-2) and 2(j-2)+1 feed node j: the DARTS genotype lists nodes in order."""
+    return 2 + edge // 2
+
+
+def _as_index(value: object, what: str) -> int:
+    # bool is an int subclass; True as an input index is a typo, not node 1.
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise UnknownArchitectureError(f"{what}: expected an integer, got {value!r}")
+    return int(value)
+
+
+def _normalise_cell(edges: object, cell: str) -> CellEdges:
+    """Validate one cell's edge list and return it as a tuple of ``(op, int)`` tuples."""
+    if isinstance(edges, str | bytes) or not isinstance(edges, Sequence):
+        raise UnknownArchitectureError(f"{cell} cell: expected a list of (op, input) pairs")
+    if len(edges) != _EDGES:
+        raise UnknownArchitectureError(
+            f"{cell} cell has {len(edges)} edges, expected {_EDGES} (two per node 2..5)"
+        )
+    result: list[Edge] = []
+    for k, edge in enumerate(edges):
+        if isinstance(edge, str | bytes) or not isinstance(edge, Sequence) or len(edge) != 2:
+            raise UnknownArchitectureError(
+                f"{cell} cell edge {k}: expected an (op, input) pair, got {edge!r}"
+            )
+        op, raw_index = edge
+        if op not in _OP_CODE:
+            raise UnknownArchitectureError(
+                f"{cell} cell edge {k}: unknown operation {op!r}; known: {', '.join(DARTS_OPS)}"
+            )
+        index = _as_index(raw_index, f"{cell} cell edge {k}")
+        node = _node_of(k)
+        if not 0 <= index < node:
+            raise UnknownArchitectureError(
+                f"{cell} cell edge {k} ({op!r}, {index}): node {node} takes inputs 0..{node - 1}"
+            )
+        result.append((str(op), index))
+    return tuple(result)
+
+
+def _normalise_concat(concat: object, field: str) -> tuple[int, ...]:
+    """Validate a concat list: cell nodes only (2..5), strictly increasing, not empty.
+
+    Cell inputs (0, 1) are refused: in a reduction cell they have the wrong resolution, and
+    the DARTS evaluation networks never use them.
+    """
+    if isinstance(concat, str | bytes) or not isinstance(concat, Sequence | range):
+        raise UnknownArchitectureError(f"{field}: expected a list of node indices")
+    values = tuple(_as_index(v, field) for v in concat)
+    valid = (
+        bool(values)
+        and all(2 <= v < _STATES for v in values)
+        and all(a < b for a, b in itertools.pairwise(values))
+    )
+    if not valid:
+        raise UnknownArchitectureError(
+            f"{field}={list(values)}: expected strictly increasing node indices in 2..5"
+        )
+    return values
+
+
+@dataclass(frozen=True)
+class Genotype:
+    """One DARTS architecture: a normal cell and a reduction cell, validated on creation.
+
+    Frozen and made of tuples so it is hashable (the search caches scores by it). Lists are
+    accepted on construction and normalised to tuples, so ``Genotype(normal=[...], ...)``
+    written like the DARTS text form works; an invalid cell raises
+    :class:`UnknownArchitectureError` here, so every ``Genotype`` in the program is valid.
+    """
+
+    normal: CellEdges
+    normal_concat: tuple[int, ...]
+    reduce: CellEdges
+    reduce_concat: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "normal", _normalise_cell(self.normal, "normal"))
+        object.__setattr__(self, "reduce", _normalise_cell(self.reduce, "reduce"))
+        object.__setattr__(
+            self, "normal_concat", _normalise_concat(self.normal_concat, "normal_concat")
+        )
+        object.__setattr__(
+            self, "reduce_concat", _normalise_concat(self.reduce_concat, "reduce_concat")
+        )
+
+    @classmethod
+    def tied(cls, cell: Iterable[Edge], concat: Iterable[int] = _DEFAULT_CONCAT) -> Genotype:
+        """A genotype whose normal and reduction cells are the same (as the authors' table)."""
+        edges = tuple(cell)
+        concat = tuple(concat)
+        return cls(normal=edges, normal_concat=concat, reduce=edges, reduce_concat=concat)
+
+    @property
+    def is_tied(self) -> bool:
+        """True when both cells (and their concats) are equal."""
+        return self.normal == self.reduce and self.normal_concat == self.reduce_concat
+
+    def cell(self, which: CellName) -> CellEdges:
+        """The edges of the ``"normal"`` or ``"reduce"`` cell."""
+        if which == "normal":
+            return self.normal
+        if which == "reduce":
+            return self.reduce
+        raise SettingsError(f"unknown cell {which!r}; choose 'normal' or 'reduce'")
+
+    def concat(self, which: CellName) -> tuple[int, ...]:
+        """The concat list of the ``"normal"`` or ``"reduce"`` cell."""
+        if which == "normal":
+            return self.normal_concat
+        if which == "reduce":
+            return self.reduce_concat
+        raise SettingsError(f"unknown cell {which!r}; choose 'normal' or 'reduce'")
+
+
+def _format_cell(edges: CellEdges) -> str:
+    return "[" + ", ".join(f"('{op}', {index})" for op, index in edges) + "]"
+
+
+def _format_concat(concat: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(v) for v in concat) + "]"
+
+
+def format_genotype(genotype: Genotype) -> str:
+    """The canonical text form: the Python repr of the DARTS namedtuple, with lists.
+
+    It is byte-identical to the authors' table (``darts_cifar10_1000.csv``) and is the cache
+    key of a genotype, so it is written explicitly rather than through ``repr``.
+    """
+    return (
+        f"Genotype(normal={_format_cell(genotype.normal)}, "
+        f"normal_concat={_format_concat(genotype.normal_concat)}, "
+        f"reduce={_format_cell(genotype.reduce)}, "
+        f"reduce_concat={_format_concat(genotype.reduce_concat)})"
+    )
+
+
+def _excerpt(text: str, width: int = 60) -> str:
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
+
+
+def _literal(node: ast.expr, field: str) -> object:
+    """A field value: a literal (list/tuple), or ``range(a, b)`` as DARTS logs print concats."""
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "range"
+        and not node.keywords
+        and 1 <= len(node.args) <= 2
+    ):
+        bounds = [_literal(arg, field) for arg in node.args]
+        if not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
+            raise UnknownArchitectureError(f"{field}: range() bounds must be integers")
+        return range(*bounds)  # type: ignore[arg-type]
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise UnknownArchitectureError(
+            f"{field}: not a literal list ({_excerpt(ast.unparse(node))})"
+        ) from None
+
+
+def parse_genotype(text: str) -> Genotype:
+    """Parse ``Genotype(normal=[...], normal_concat=[...], reduce=[...], reduce_concat=[...])``.
+
+    The text is parsed into a syntax tree and only literals are evaluated (never ``eval``), so
+    a table or a command line cannot run code. Positional fields and ``range(2, 6)`` concats
+    (how a DARTS training log prints a genotype) are accepted too; :func:`format_genotype`
+    writes the one canonical form.
+
+    Raises:
+        UnknownArchitectureError: the text is not a genotype, or the genotype is invalid.
+    """
+    if not isinstance(text, str):
+        raise UnknownArchitectureError(
+            f"expected a DARTS genotype string, got {type(text).__name__}"
+        )
+    stripped = text.strip()
+    if len(stripped) > _MAX_TEXT:
+        raise UnknownArchitectureError(
+            f"DARTS genotype text too long ({len(stripped)} characters, at most {_MAX_TEXT})"
+        )
+    try:
+        tree = ast.parse(stripped, mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        tree = None
+    call = tree.body if tree is not None else None
+    if not (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Name)
+        and call.func.id == "Genotype"
+    ):
+        raise UnknownArchitectureError(
+            f"not a DARTS genotype (expected 'Genotype(normal=[...], normal_concat=[...], "
+            f"reduce=[...], reduce_concat=[...])'): {_excerpt(text)!r}"
+        )
+    if len(call.args) > len(_FIELDS):
+        raise UnknownArchitectureError(
+            f"DARTS genotype has {len(call.args)} fields, expected {len(_FIELDS)}"
+        )
+    fields: dict[str, ast.expr] = dict(zip(_FIELDS, call.args, strict=False))
+    for keyword in call.keywords:
+        if keyword.arg not in _FIELDS:
+            name = "**" if keyword.arg is None else repr(keyword.arg)
+            raise UnknownArchitectureError(
+                f"DARTS genotype: unknown field {name}; fields are {', '.join(_FIELDS)}"
+            )
+        if keyword.arg in fields:
+            raise UnknownArchitectureError(f"DARTS genotype: field {keyword.arg!r} given twice")
+        fields[keyword.arg] = keyword.value
+    missing = [f for f in _FIELDS if f not in fields]
+    if missing:
+        raise UnknownArchitectureError(f"DARTS genotype: missing field {', '.join(missing)}")
+    values = {name: _literal(fields[name], name) for name in _FIELDS}
+    return Genotype(**values)  # type: ignore[arg-type]
+
+
+def to_matrix(cell: Iterable[Edge]) -> np.ndarray:
+    """The paper's matrix encoding of a cell, as a ``(2, 6, 6)`` stack of int8 matrices.
+
+    ``m[k, i, j]`` is the op code (1-based index into :data:`DARTS_OPS`, 0 = no edge) of the
+    k-th incoming edge of node j when that edge comes from state i. The paper uses one
+    upper-triangular 6×6 matrix, which cannot hold two edges from the same input into the same
+    node ("parallel" edges, present in the authors' table and produced by uniform sampling),
+    nor the order of a node's two edges, which the text form keeps. One slice per edge slot
+    holds both, so ``from_matrix(to_matrix(c)) == c`` for every cell; :func:`paper_matrix`
+    gives the paper's single matrix where it exists.
+    """
+    edges = _normalise_cell(list(cell), "cell")
+    matrix = np.zeros((2, _STATES, _STATES), dtype=np.int8)
+    for k, (op, index) in enumerate(edges):
+        matrix[k % 2, index, _node_of(k)] = _OP_CODE[op]
+    return matrix
+
+
+def paper_matrix(cell: Iterable[Edge]) -> np.ndarray:
+    """The paper's single upper-triangular 6×6 encoding (appendix C.1, Fig. 12).
+
+    Raises:
+        UnknownArchitectureError: the cell has parallel edges, which one matrix cannot hold.
+    """
+    stacked = to_matrix(cell)
+    if np.any((stacked[0] > 0) & (stacked[1] > 0)):
+        raise UnknownArchitectureError(
+            "cell has two edges from the same input into one node; the single-matrix "
+            "encoding cannot hold them (use to_matrix)"
+        )
+    return stacked.sum(axis=0, dtype=np.int8)
+
+
+def from_matrix(matrix: np.ndarray) -> CellEdges:
+    """Decode :func:`to_matrix` (``(2, 6, 6)``) or :func:`paper_matrix` (``(6, 6)``) to edges.
+
+    From a single matrix a node's two edges come out in increasing input order, since the
+    matrix does not keep their order.
+
+    Raises:
+        UnknownArchitectureError: wrong shape, unknown code, entry below the diagonal, or a
+            node without exactly two incoming edges.
+    """
+    array = np.asarray(matrix)
+    if array.shape == (_STATES, _STATES):
+        slots: list[np.ndarray] = [array]
+    elif array.shape == (2, _STATES, _STATES):
+        slots = [array[0], array[1]]
+    else:
+        raise UnknownArchitectureError(
+            f"cell matrix has shape {array.shape}, expected (2, 6, 6) or (6, 6)"
+        )
+    if not np.issubdtype(array.dtype, np.integer):
+        raise UnknownArchitectureError(f"cell matrix must hold integer op codes, not {array.dtype}")
+    if array.min() < 0 or array.max() > len(DARTS_OPS):
+        raise UnknownArchitectureError(
+            f"cell matrix holds codes outside 0..{len(DARTS_OPS)} (0 = no edge)"
+        )
+    if any(np.any(np.tril(slot)) for slot in slots) or any(slot[:, :2].any() for slot in slots):
+        raise UnknownArchitectureError(
+            "cell matrix must be strictly upper triangular with no edges into states 0 and 1"
+        )
+    edges: list[Edge] = []
+    for node in range(2, _STATES):
+        column = [
+            (int(i), int(slot[i, node])) for slot in slots for i in np.flatnonzero(slot[:, node])
+        ]
+        if len(column) != 2 or (
+            len(slots) == 2 and any(np.count_nonzero(slot[:, node]) != 1 for slot in slots)
+        ):
+            raise UnknownArchitectureError(
+                f"cell matrix: node {node} has {len(column)} incoming edges, expected 2"
+            )
+        edges.extend((DARTS_OPS[code - 1], index) for index, code in column)
+    return tuple(edges)
+
+
+def draw_cell(genotype: Genotype, which: CellName = "reduce") -> str:
+    """A plain-text picture of one cell, one ``node <- op(input) + op(input)`` line a node.
+
+    Inputs are named as in the DARTS figures: ``c_{k-2}``/``c_{k-1}`` for the outputs of the
+    two previous cells, ``n2``..``n5`` for the nodes.
+    """
+    edges = genotype.cell(which)
+    concat = genotype.concat(which)
+
+    def state(index: int) -> str:
+        return ("c_{k-2}", "c_{k-1}")[index] if index < 2 else f"n{index}"
+
+    lines = [f"{which} cell -> concat({', '.join(f'n{i}' for i in concat)})"]
+    for node in range(2, _STATES):
+        (op_a, in_a), (op_b, in_b) = edges[2 * (node - 2)], edges[2 * (node - 2) + 1]
+        lines.append(f"  n{node} <- {op_a}({state(in_a)}) + {op_b}({state(in_b)})")
+    return "\n".join(lines)
+
+
+def load_table(path: str | Path) -> list[tuple[Genotype, float]]:
+    """Read a table like ``darts_cifar10_1000.csv``: no header; genotype, accuracy per row.
+
+    Raises:
+        DataError: the file is missing, or a row is not ``genotype,number``.
+        UnknownArchitectureError: a genotype cannot be parsed (the message names the line).
+    """
+    path = Path(path)
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"cannot read DARTS table {path}: {exc.strerror}") from None
+    rows: list[tuple[Genotype, float]] = []
+    with handle:
+        for line, row in enumerate(csv.reader(handle), start=1):
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if len(row) != 2:
+                raise DataError(f"{path}:{line}: expected 2 columns (genotype, accuracy)")
+            try:
+                accuracy = float(row[1])
+            except ValueError:
+                raise DataError(f"{path}:{line}: accuracy {row[1]!r} is not a number") from None
+            try:
+                genotype = parse_genotype(row[0])
+            except UnknownArchitectureError as exc:
+                raise UnknownArchitectureError(f"{path}:{line}: {exc}") from None
+            rows.append((genotype, accuracy))
+    return rows
+
+
+#: DARTS (second order) from the DARTS paper, the usual reference point for size.
+DARTS_V2 = Genotype(
+    normal=(
+        ("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 1), ("skip_connect", 0), ("skip_connect", 0), ("dil_conv_3x3", 2),
+    ),
+    normal_concat=(2, 3, 4, 5),
+    reduce=(
+        ("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 1),
+        ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1),
+    ),
+    reduce_concat=(2, 3, 4, 5),
+)  # fmt: skip
+
+# --- building blocks ----------------------------------------------------------------------
+# Every ReLU is its own non-inplace nn.ReLU module: the scorer hooks nn.ReLU outputs and the
+# ONNX capture reads Relu nodes, so a functional or in-place ReLU would hide units.
+# forward() methods only branch on construction-time settings, so tracing sees one graph.
+
+
+class Zero(nn.Module):
+    """``none``: zeros of the output shape; no units, no parameters."""
+
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            return x.mul(0.0)
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU → k×k conv (no bias) → BN: cell preprocessing (1×1)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int = 1, stride: int = 1) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+            nn.BatchNorm2d(c_out, affine=True),
+        )
+
+
+class FactorizedReduce(nn.Module):
+    """Halve the resolution without losing every other pixel: two shifted 1×1 stride-2 convs.
+
+    The second conv sees the input shifted by one pixel (padded right/bottom, first row and
+    column dropped), which also keeps the output size right for odd input sizes.
+    """
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out - c_out // 2, 1, stride=2, padding=0, bias=False)
+        self.pad = nn.ConstantPad2d((0, 1, 0, 1), 0.0)
+        self.bn = nn.BatchNorm2d(c_out, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        shifted = self.pad(x)[:, :, 1:, 1:]
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+
+
+class SepConv(nn.Sequential):
+    """``sep_conv_k×k``: the depthwise-separable block, applied twice (stride on the first)."""
+
+    def __init__(self, c: int, kernel: int, stride: int) -> None:
+        pad = kernel // 2
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c, c, kernel, stride=stride, padding=pad, groups=c, bias=False),
+            nn.Conv2d(c, c, 1, bias=False),
+            nn.BatchNorm2d(c, affine=True),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c, c, kernel, stride=1, padding=pad, groups=c, bias=False),
+            nn.Conv2d(c, c, 1, bias=False),
+            nn.BatchNorm2d(c, affine=True),
+        )
+
+
+class DilConv(nn.Sequential):
+    """``dil_conv_k×k``: ReLU, depthwise k×k conv with dilation 2, 1×1 conv, BN."""
+
+    def __init__(self, c: int, kernel: int, stride: int) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(
+                c, c, kernel, stride=stride, padding=kernel - 1, dilation=2, groups=c, bias=False
+            ),
+            nn.Conv2d(c, c, 1, bias=False),
+            nn.BatchNorm2d(c, affine=True),
+        )
+
+
+_KERNEL = {"sep_conv_3x3": 3, "sep_conv_5x5": 5, "dil_conv_3x3": 3, "dil_conv_5x5": 5}
+
+
+def _make_op(op: str, c: int, stride: int) -> nn.Module:
+    """One edge's module, C channels in and out, as in SPEC.md's op table."""
+    if op == "none":
+        return Zero(stride)
+    if op == "skip_connect":
+        return nn.Identity() if stride == 1 else FactorizedReduce(c, c)
+    if op == "max_pool_3x3":
+        return nn.MaxPool2d(3, stride=stride, padding=1)
+    if op == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+    if op.startswith("sep_conv"):
+        return SepConv(c, _KERNEL[op], stride)
+    return DilConv(c, _KERNEL[op], stride)
+
+
+class Cell(nn.Module):
+    """A DARTS cell: preprocess both inputs to C channels, 4 summing nodes, concat.
+
+    In a reduction cell the edges from the cell inputs (states 0 and 1) have stride 2. Input 0
+    comes from two cells back; after a reduction cell it has twice the resolution of input 1,
+    so it is preprocessed by a :class:`FactorizedReduce` instead of ReLU-conv-BN.
+    """
+
+    def __init__(
+        self,
+        edges: CellEdges,
+        concat: tuple[int, ...],
+        c_prev_prev: int,
+        c_prev: int,
+        c: int,
+        *,
+        reduction: bool,
+        reduction_prev: bool,
+    ) -> None:
+        super().__init__()
+        self.reduction = reduction
+        self.preprocess0: nn.Module = (
+            FactorizedReduce(c_prev_prev, c) if reduction_prev else ReLUConvBN(c_prev_prev, c)
+        )
+        self.preprocess1 = ReLUConvBN(c_prev, c)
+        self.ops = nn.ModuleList(
+            _make_op(op, c, 2 if reduction and index < 2 else 1) for op, index in edges
+        )
+        self.indices: tuple[int, ...] = tuple(index for _, index in edges)
+        self.concat = concat
+        self.multiplier = len(concat)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for node in range(_STEPS):
+            a, b = 2 * node, 2 * node + 1
+            states.append(
+                self.ops[a](states[self.indices[a]]) + self.ops[b](states[self.indices[b]])
+            )
+        return torch.cat([states[i] for i in self.concat], dim=1)
+
+
+# --- networks -----------------------------------------------------------------------------
+
+_SCORING_C = 3  # the authors' Network(C=3, num_classes=10, layers=1, genotype)
+_SCORING_CLASSES = 10
+
+
+class ScoringNetwork(nn.Module):
+    """The network SWAP-NAS scores a DARTS genotype on: one reduction cell, nothing else.
+
+    No stem: the image feeds both cell inputs, so both preprocessing ReLUs see the raw
+    normalised image (2 × 3072 shared units). The cell is the genotype's *reduction* cell (C
+    doubles from 3 to 6). ``forward`` returns the globally pooled features (N, 4·6); the
+    classifier exists only because its parameters count in Θ, exactly as the reference.
+    """
+
+    def __init__(self, genotype: Genotype) -> None:
+        super().__init__()
+        c_in, c = _SCORING_C, 2 * _SCORING_C
+        self.cell = Cell(
+            genotype.reduce,
+            genotype.reduce_concat,
+            c_in,
+            c_in,
+            c,
+            reduction=True,
+            reduction_prev=False,
+        )
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(self.cell.multiplier * c, _SCORING_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.global_pooling(self.cell(x, x)).flatten(1)
+
+
+def _reduction_positions(layers: int) -> frozenset[int]:
+    return frozenset({layers // 3, 2 * layers // 3})
+
+
+class EvaluationNetworkCIFAR(nn.Module):
+    """The DARTS CIFAR evaluation network (no auxiliary head, no drop-path).
+
+    Stem 3×3 conv to 3·C channels + BN, then ``layers`` cells, reduction cells (channels
+    doubled) at ``layers // 3`` and ``2 * layers // 3``, global average pooling, classifier.
+    """
+
+    def __init__(
+        self, genotype: Genotype, *, num_classes: int = 10, layers: int = 20, channels: int = 36
+    ) -> None:
+        super().__init__()
+        c_curr = 3 * channels
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
+        )
+        c_prev_prev, c_prev, c_curr = c_curr, c_curr, channels
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in _reduction_positions(layers)
+            if reduction:
+                c_curr *= 2
+            cell = _cell_for(genotype, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
+            self.cells.append(cell)
+            reduction_prev = reduction
+            c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1)
+        return self.classifier(self.global_pooling(s1).flatten(1))
+
+
+class EvaluationNetworkImageNet(nn.Module):
+    """The DARTS ImageNet (mobile setting) evaluation network, for 224×224 inputs.
+
+    Two stems bring the image to 1/4 and 1/8 resolution (so the first cell's input 0 is
+    factorised-reduced); then cells as in the CIFAR network, 7×7 average pooling, classifier.
+    """
+
+    def __init__(
+        self, genotype: Genotype, *, num_classes: int = 1000, layers: int = 14, channels: int = 48
+    ) -> None:
+        super().__init__()
+        c = channels
+        self.stem0 = nn.Sequential(
+            nn.Conv2d(3, c // 2, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c // 2),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c),
+        )
+        self.stem1 = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c),
+        )
+        c_prev_prev, c_prev, c_curr = c, c, c
+        self.cells = nn.ModuleList()
+        reduction_prev = True
+        for i in range(layers):
+            reduction = i in _reduction_positions(layers)
+            if reduction:
+                c_curr *= 2
+            cell = _cell_for(genotype, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
+            self.cells.append(cell)
+            reduction_prev = reduction
+            c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
+        self.global_pooling = nn.AvgPool2d(7)
+        self.classifier = nn.Linear(c_prev, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = self.stem0(x)
+        s1 = self.stem1(s0)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1)
+        return self.classifier(self.global_pooling(s1).flatten(1))
+
+
+def _cell_for(
+    genotype: Genotype, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool
+) -> Cell:
+    which: CellName = "reduce" if reduction else "normal"
+    return Cell(
+        genotype.cell(which),
+        genotype.concat(which),
+        c_pp,
+        c_p,
+        c,
+        reduction=reduction,
+        reduction_prev=reduction_prev,
+    )
+
+
+# --- parameter counts without building ----------------------------------------------------
+# Searches ask Θ once per architecture; building modules costs milliseconds, arithmetic
+# microseconds. The tests check every formula against sum(p.numel()) of the built network.
+
+_DATASETS: dict[str, dict[str, int]] = {
+    "cifar10": {"num_classes": 10, "layers": 20, "channels": 36},
+    "cifar100": {"num_classes": 100, "layers": 20, "channels": 36},
+    "imagenet": {"num_classes": 1000, "layers": 14, "channels": 48},
+}
+
+
+def _bn(c: int) -> int:
+    return 2 * c
+
+
+def _op_params(op: str, c: int, stride: int) -> int:
+    if op == "skip_connect":
+        return 0 if stride == 1 else c * c + _bn(c)  # FactorizedReduce(c, c)
+    if op.startswith("sep_conv"):
+        k = _KERNEL[op]
+        return 2 * (c * k * k + c * c + _bn(c))
+    if op.startswith("dil_conv"):
+        k = _KERNEL[op]
+        return c * k * k + c * c + _bn(c)
+    return 0  # none, pools
+
+
+def _cell_params(edges: CellEdges, c_pp: int, c_p: int, c: int, reduction: bool) -> int:
+    # ReLUConvBN(c_in, c) and FactorizedReduce(c_in, c) both hold c_in·c weights + BN.
+    total = c_pp * c + _bn(c) + c_p * c + _bn(c)
+    return total + sum(_op_params(op, c, 2 if reduction and i < 2 else 1) for op, i in edges)
+
+
+def scoring_param_count(genotype: Genotype) -> int:
+    """Θ of :class:`ScoringNetwork` (classifier included), in parameters."""
+    c_in, c = _SCORING_C, 2 * _SCORING_C
+    cell = _cell_params(genotype.reduce, c_in, c_in, c, reduction=True)
+    features = len(genotype.reduce_concat) * c
+    return cell + features * _SCORING_CLASSES + _SCORING_CLASSES
+
+
+def _dataset_settings(dataset: str, layers: int | None, channels: int | None) -> dict[str, int]:
+    try:
+        settings = dict(_DATASETS[dataset])
+    except KeyError:
+        raise SettingsError(
+            f"unknown dataset {dataset!r} for the DARTS evaluation network; "
+            f"choose {', '.join(_DATASETS)}"
+        ) from None
+    if layers is not None:
+        settings["layers"] = layers
+    if channels is not None:
+        settings["channels"] = channels
+    if settings["layers"] < 1 or settings["channels"] < 2:
+        raise SettingsError(
+            f"DARTS evaluation network needs layers >= 1 and channels >= 2, "
+            f"got layers={settings['layers']}, channels={settings['channels']}"
+        )
+    return settings
+
+
+def evaluation_param_count(
+    genotype: Genotype,
+    dataset: str = "cifar10",
+    *,
+    layers: int | None = None,
+    channels: int | None = None,
+) -> int:
+    """Parameters of the DARTS evaluation network for ``dataset``, counted without building."""
+    settings = _dataset_settings(dataset, layers, channels)
+    n_layers, c = settings["layers"], settings["channels"]
+    if dataset == "imagenet":
+        half = c // 2
+        total = 3 * half * 9 + _bn(half) + half * c * 9 + _bn(c) + c * c * 9 + _bn(c)
+        c_pp, c_p = c, c
+    else:
+        total = 3 * (3 * c) * 9 + _bn(3 * c)
+        c_pp, c_p = 3 * c, 3 * c
+    c_curr = c
+    for i in range(n_layers):
+        reduction = i in _reduction_positions(n_layers)
+        if reduction:
+            c_curr *= 2
+        which: CellName = "reduce" if reduction else "normal"
+        total += _cell_params(genotype.cell(which), c_pp, c_p, c_curr, reduction)
+        c_pp, c_p = c_p, len(genotype.concat(which)) * c_curr
+    return total + c_p * settings["num_classes"] + settings["num_classes"]
+
+
+# --- the space ----------------------------------------------------------------------------
+
+
+def _as_genotype(arch: Hashable) -> Genotype:
+    """Accept a Genotype or its text form; anything else is a caller's mistake."""
+    if isinstance(arch, Genotype):
+        return arch
+    if isinstance(arch, str):
+        return parse_genotype(arch)
+    raise UnknownArchitectureError(
+        f"expected a DARTS Genotype or its text form, got {type(arch).__name__}"
+    )
+
+
+class DartsSpace(SearchSpace):
+    """The DARTS cell space with SWAP-NAS's variation operators and scoring network.
+
+    Args:
+        tie_cells: when true (default, like the authors' 1000-architecture table) sampled,
+            mutated and crossed genotypes use one cell as both normal and reduction cell. The
+            scoring network holds only the reduction cell, so an untied normal cell would never
+            be scored and would drift at random; tying makes the searched cell the deployed one.
+            With ``tie_cells=False`` both cells vary independently (mutation and crossover pick
+            one of the two cells at random).
+    """
+
+    name = "darts"
+    size_unit = "K"
+    input_shape = (3, 32, 32)
+
+    def __init__(self, tie_cells: bool = True) -> None:
+        self.tie_cells = tie_cells
+
+    def __repr__(self) -> str:
+        return f"DartsSpace(tie_cells={self.tie_cells})"
+
+    # --- values ---------------------------------------------------------------------------
+    @staticmethod
+    def _sample_cell(rng: np.random.Generator) -> CellEdges:
+        edges: list[Edge] = []
+        for k in range(_EDGES):
+            index = int(rng.integers(_node_of(k)))
+            op = DARTS_OPS[int(rng.integers(len(DARTS_OPS)))]
+            edges.append((op, index))
+        return tuple(edges)
+
+    def _assemble(self, normal: CellEdges, reduce: CellEdges, like: Genotype | None) -> Genotype:
+        """Put cells back into a genotype; tied spaces copy the reduction cell to both."""
+        if self.tie_cells:
+            concat = like.reduce_concat if like is not None else _DEFAULT_CONCAT
+            return Genotype.tied(reduce, concat)
+        return Genotype(
+            normal=normal,
+            normal_concat=like.normal_concat if like is not None else _DEFAULT_CONCAT,
+            reduce=reduce,
+            reduce_concat=like.reduce_concat if like is not None else _DEFAULT_CONCAT,
+        )
+
+    def _pick_cell(self, rng: np.random.Generator) -> CellName:
+        # Tied spaces vary the reduction cell: it is the one the scoring network holds.
+        if self.tie_cells:
+            return "reduce"
+        return "normal" if rng.random() < 0.5 else "reduce"
+
+    def sample(self, rng: np.random.Generator) -> Genotype:
+        """Each node picks two inputs (with replacement) and two ops, all uniform."""
+        reduce = self._sample_cell(rng)
+        normal = reduce if self.tie_cells else self._sample_cell(rng)
+        return self._assemble(normal, reduce, None)
+
+    def mutate(self, arch: Hashable, rng: np.random.Generator) -> Genotype:
+        """Operation mutation or connectivity mutation (appendix C.2, Fig. 13), 1/2 each.
+
+        Operation: one random edge gets one of the 7 other ops. Connectivity: one random edge
+        moves to one of the other inputs its node can take (node 2 switches 0 ↔ 1), i.e. the
+        op code moves to another row of its column in the matrix encoding. The result always
+        differs from ``arch``. A tied space mutates the reduction cell and ties the result,
+        even when ``arch`` itself was untied.
+        """
+        genotype = _as_genotype(arch)
+        which = self._pick_cell(rng)
+        edges = list(genotype.cell(which))
+        k = int(rng.integers(_EDGES))
+        op, index = edges[k]
+        if rng.random() < 0.5:
+            others = [o for o in DARTS_OPS if o != op]
+            edges[k] = (others[int(rng.integers(len(others)))], index)
+        else:
+            inputs = [i for i in range(_node_of(k)) if i != index]
+            edges[k] = (op, inputs[int(rng.integers(len(inputs)))])
+        cells = {"normal": genotype.normal, "reduce": genotype.reduce, which: tuple(edges)}
+        return self._assemble(cells["normal"], cells["reduce"], genotype)
+
+    def crossover(
+        self, first: Hashable, second: Hashable, rng: np.random.Generator
+    ) -> tuple[Genotype, Genotype]:
+        """Swap the two incoming edges of one random node between the parents (Fig. 14).
+
+        In matrix terms: the parents exchange one column. Children equal the parents when that
+        node's edges already agree. Concat lists stay with their own child.
+        """
+        a, b = _as_genotype(first), _as_genotype(second)
+        which = self._pick_cell(rng)
+        node = 2 + int(rng.integers(_STEPS))
+        span = slice(2 * (node - 2), 2 * (node - 2) + 2)
+        cell_a, cell_b = list(a.cell(which)), list(b.cell(which))
+        cell_a[span], cell_b[span] = cell_b[span], cell_a[span]
+
+        def child(parent: Genotype, cell: list[Edge]) -> Genotype:
+            cells = {"normal": parent.normal, "reduce": parent.reduce, which: tuple(cell)}
+            return self._assemble(cells["normal"], cells["reduce"], parent)
+
+        return child(a, cell_a), child(b, cell_b)
+
+    def parse(self, text: str) -> Genotype:
+        """See :func:`parse_genotype`."""
+        return parse_genotype(text)
+
+    def format(self, arch: Hashable) -> str:
+        """See :func:`format_genotype`."""
+        return format_genotype(_as_genotype(arch))
+
+    # --- networks -------------------------------------------------------------------------
+    def build_scoring_network(self, arch: Hashable) -> ScoringNetwork:
+        """The one-reduction-cell network of the reference (see :class:`ScoringNetwork`)."""
+        return ScoringNetwork(_as_genotype(arch))
+
+    def build_evaluation_network(
+        self,
+        arch: Hashable,
+        dataset: str = "cifar10",
+        *,
+        layers: int | None = None,
+        channels: int | None = None,
+    ) -> nn.Module:
+        """The DARTS evaluation network: CIFAR-10/100 (20 cells, C=36) or ImageNet (14, 48).
+
+        Raises:
+            SettingsError: unknown ``dataset`` or impossible ``layers``/``channels``.
+        """
+        genotype = _as_genotype(arch)
+        settings = _dataset_settings(dataset, layers, channels)
+        if dataset == "imagenet":
+            return EvaluationNetworkImageNet(genotype, **settings)
+        return EvaluationNetworkCIFAR(genotype, **settings)
+
+    def scoring_param_count(self, arch: Hashable) -> int:
+        """Θ of the scoring network in parameters, by arithmetic (microseconds)."""
+        return scoring_param_count(_as_genotype(arch))
+
+    def evaluation_param_count(
+        self,
+        arch: Hashable,
+        dataset: str = "cifar10",
+        *,
+        layers: int | None = None,
+        channels: int | None = None,
+    ) -> int:
+        """Parameters of the evaluation network, by arithmetic (no module is built)."""
+        return evaluation_param_count(_as_genotype(arch), dataset, layers=layers, channels=channels)
+
+    def draw_cell(self, arch: Hashable, which: CellName = "reduce") -> str:
+        """See :func:`draw_cell`."""
+        return draw_cell(_as_genotype(arch), which)
+
+
+# --- registration -------------------------------------------------------------------------
+
+register_space(DartsSpace)

@@ -1,0 +1,533 @@
+"""The NAS-Bench-201 search space: cell encoding, the benchmark network, and search moves.
+
+NAS-Bench-201 (Dong & Yang, "NAS-Bench-201: Extending the Scope of Reproducible Neural
+Architecture Search", ICLR 2020, https://arxiv.org/abs/2001.00326) fixes a macro skeleton and
+searches one cell: 4 nodes, 6 edges, 5 candidate operations per edge, 5^6 = 15,625
+architectures whose trained accuracies are public (also in NATS-Bench). SWAP-NAS (Peng et al.,
+"SWAP-NAS: Sample-Wise Activation Patterns for Ultra-fast NAS", ICLR 2024) scores these
+networks untrained; its regularised score measures their size Θ in millions of parameters.
+
+Everything here follows ``SPEC.md`` ("NAS-Bench-201 search space"), which is the reference for
+the layer order, the text form and the parameter counts; no benchmark code is reused.
+
+Edge order, used by :class:`Nb201Arch`, the canonical index and the text form alike::
+
+    edge  0      1      2      3      4      5
+          1<-0   2<-0   2<-1   3<-0   3<-1   3<-2
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from swapprobe.errors import DataError, SettingsError, UnknownArchitectureError
+from swapprobe.searchspaces.base import SearchSpace, SizeUnit, register_space
+
+__all__ = [
+    "NB201_DATASET_CLASSES",
+    "NB201_EDGES",
+    "NB201_NUM_ARCHS",
+    "NB201_OPS",
+    "Nb201Arch",
+    "Nb201Cell",
+    "Nb201Network",
+    "Nb201Space",
+    "ReLUConvBN",
+    "ResidualReduction",
+    "Zero",
+    "load_table",
+]
+
+#: candidate operations; the position of an op here is its code in the canonical index
+NB201_OPS: tuple[str, ...] = (
+    "none",
+    "skip_connect",
+    "nor_conv_1x1",
+    "nor_conv_3x3",
+    "avg_pool_3x3",
+)
+#: the 6 edges as ``(target node, source node)``, in the fixed order of the encoding
+NB201_EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+#: number of architectures: 5 ops on each of 6 edges
+NB201_NUM_ARCHS: int = len(NB201_OPS) ** len(NB201_EDGES)
+#: classifier width of the benchmark's evaluation network per dataset
+NB201_DATASET_CLASSES: dict[str, int] = {"cifar10": 10, "cifar100": 100, "imagenet16-120": 120}
+
+_OP_CODE: dict[str, int] = {op: code for code, op in enumerate(NB201_OPS)}
+_NUM_NODES = 4  # node 0 is the cell input, node 3 its output
+# edge positions (into NB201_EDGES) of the edges entering node 1, 2 and 3
+_NODE_EDGES: dict[int, tuple[int, ...]] = {
+    node: tuple(e for e, (target, _) in enumerate(NB201_EDGES) if target == node)
+    for node in range(1, _NUM_NODES)
+}
+
+
+# --- architecture values ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Nb201Arch:
+    """One NAS-Bench-201 cell: the op on each of the 6 edges, in :data:`NB201_EDGES` order.
+
+    A frozen value (hashable, comparable) because the search engine caches scores by
+    architecture; the constructor validates, so every instance is one of the 15,625 cells.
+
+    Canonical index: the ops are base-5 digits, op code = position in :data:`NB201_OPS`, edge 0
+    (``1<-0``) the least significant digit; ``index = sum(code(ops[e]) * 5**e)``. So index 0 is
+    all ``none``, index 15,624 all ``avg_pool_3x3``. This enumeration is swapprobe's own; it is
+    *not* the row order of the NAS-Bench-201 / NATS-Bench files, so join with those by text.
+    """
+
+    ops: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.ops, tuple):
+            # Accept lists from callers but keep the stored value hashable.
+            object.__setattr__(self, "ops", tuple(self.ops))
+        if len(self.ops) != len(NB201_EDGES):
+            raise UnknownArchitectureError(
+                f"an NAS-Bench-201 cell has {len(NB201_EDGES)} edge ops, got {len(self.ops)}"
+            )
+        for op in self.ops:
+            if op not in _OP_CODE:
+                raise UnknownArchitectureError(
+                    f"unknown NAS-Bench-201 op {op!r}; known ops: {', '.join(NB201_OPS)}"
+                )
+
+    # text form ---------------------------------------------------------------------------
+    @classmethod
+    def parse(cls, text: str) -> Nb201Arch:
+        """Read ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (the benchmark's own string).
+
+        Strict on purpose: the string is a cache and join key, so an entry whose source index
+        is missing or out of order is an error rather than something silently reordered.
+        """
+        if not isinstance(text, str):
+            raise UnknownArchitectureError(
+                f"NAS-Bench-201 architecture must be text, got {type(text).__name__}"
+            )
+        stripped = text.strip()
+        if not stripped:
+            raise UnknownArchitectureError("empty NAS-Bench-201 architecture string")
+        groups = stripped.split("+")
+        if len(groups) != _NUM_NODES - 1:
+            raise UnknownArchitectureError(
+                f"NAS-Bench-201 string needs {_NUM_NODES - 1} node groups joined by '+', "
+                f"got {len(groups)}: {stripped!r}"
+            )
+        ops: list[str] = []
+        for node, group in enumerate(groups, start=1):
+            if len(group) < 2 or not (group.startswith("|") and group.endswith("|")):
+                raise UnknownArchitectureError(
+                    f"node {node} group {group!r} must be wrapped in '|', as in '|op~0|'"
+                )
+            entries = group[1:-1].split("|")
+            if len(entries) != node:
+                raise UnknownArchitectureError(
+                    f"node {node} needs {node} inputs, got {len(entries)} in {group!r}"
+                )
+            for source, entry in enumerate(entries):
+                op, sep, index_text = entry.partition("~")
+                if not sep:
+                    raise UnknownArchitectureError(
+                        f"entry {entry!r} of node {node} is not of the form 'op~input'"
+                    )
+                if index_text != str(source):
+                    raise UnknownArchitectureError(
+                        f"entry {entry!r} of node {node} must read input {source}, "
+                        f"got {index_text!r}"
+                    )
+                if op not in _OP_CODE:
+                    raise UnknownArchitectureError(
+                        f"unknown NAS-Bench-201 op {op!r} in {entry!r}; "
+                        f"known ops: {', '.join(NB201_OPS)}"
+                    )
+                ops.append(op)
+        return cls(tuple(ops))
+
+    def format(self) -> str:
+        """The canonical text form; ``Nb201Arch.parse(a.format()) == a``."""
+        groups = []
+        for node in range(1, _NUM_NODES):
+            entries = (f"{self.ops[e]}~{NB201_EDGES[e][1]}" for e in _NODE_EDGES[node])
+            groups.append("|" + "|".join(entries) + "|")
+        return "+".join(groups)
+
+    def __str__(self) -> str:
+        return self.format()
+
+    # canonical index ---------------------------------------------------------------------
+    @property
+    def index(self) -> int:
+        """Position 0..15,624 in swapprobe's enumeration (see the class docstring)."""
+        value = 0
+        for op in reversed(self.ops):
+            value = value * len(NB201_OPS) + _OP_CODE[op]
+        return value
+
+    @classmethod
+    def from_index(cls, index: int) -> Nb201Arch:
+        """The architecture at ``index``; inverse of :attr:`index`."""
+        if isinstance(index, bool) or not isinstance(index, int | np.integer):
+            raise UnknownArchitectureError(
+                f"NAS-Bench-201 index must be an integer, got {type(index).__name__}"
+            )
+        if not 0 <= index < NB201_NUM_ARCHS:
+            raise UnknownArchitectureError(
+                f"NAS-Bench-201 index {index} out of range 0..{NB201_NUM_ARCHS - 1}"
+            )
+        rest = int(index)
+        ops = []
+        for _ in NB201_EDGES:
+            rest, code = divmod(rest, len(NB201_OPS))
+            ops.append(NB201_OPS[code])
+        return cls(tuple(ops))
+
+    @property
+    def codes(self) -> tuple[int, ...]:
+        """Op codes per edge (positions in :data:`NB201_OPS`), for vectorised analyses."""
+        return tuple(_OP_CODE[op] for op in self.ops)
+
+
+# --- building blocks -------------------------------------------------------------------------
+class Zero(nn.Module):
+    """The ``none`` op: an all-zero tensor of the input's shape.
+
+    ``x.mul(0.)`` rather than ``torch.zeros_like`` so the graph keeps its data dependence (the
+    exported ONNX graph stays connected and the op adds no activation units).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul(0.0)
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU, k×k conv (no bias), BN: the benchmark's ``nor_conv`` and its reduction-block halves.
+
+    The ReLU is an ``nn.ReLU`` module and not in place: SWAP reads activations through ReLU
+    outputs, and an in-place ReLU would also overwrite a node tensor that other edges read.
+    """
+
+    def __init__(
+        self, c_in: int, c_out: int, kernel_size: int, stride: int = 1, padding: int = 0
+    ) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=False),
+            nn.BatchNorm2d(c_out, affine=True, track_running_stats=True),
+        )
+
+
+def _make_op(op: str, channels: int) -> nn.Module:
+    """One cell edge; every op keeps the channel count and the spatial size."""
+    if op == "none":
+        return Zero()
+    if op == "skip_connect":
+        return nn.Identity()
+    if op == "nor_conv_1x1":
+        return ReLUConvBN(channels, channels, 1, padding=0)
+    if op == "nor_conv_3x3":
+        return ReLUConvBN(channels, channels, 3, padding=1)
+    if op == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    raise UnknownArchitectureError(f"unknown NAS-Bench-201 op {op!r}")  # guarded by Nb201Arch
+
+
+class ResidualReduction(nn.Module):
+    """The block between stages: halves the resolution, doubles the channels, with a shortcut.
+
+    Main path ReLU-Conv3×3(stride 2)-BN, ReLU-Conv3×3-BN; shortcut 2×2 average pooling (stride 2)
+    then a 1×1 conv without bias or BN, as SPEC.md fixes (that detail is what makes the
+    all-``nor_conv_3x3`` network exactly 1,531,546 parameters).
+    """
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, stride=2, padding=1)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, stride=1, padding=1)
+        self.shortcut = nn.Sequential(
+            nn.AvgPool2d(kernel_size=2, stride=2, padding=0),
+            nn.Conv2d(c_in, c_out, kernel_size=1, stride=1, padding=0, bias=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_b(self.conv_a(x)) + self.shortcut(x)
+
+
+class Nb201Cell(nn.Module):
+    """One searched cell: node j = sum of op(node i) over its incoming edges; output node 3.
+
+    The loop runs over the fixed edge table, never over tensor values, so tracing (ONNX export
+    with ``dynamo=False``) records the same graph for every input.
+    """
+
+    def __init__(self, arch: Nb201Arch, channels: int) -> None:
+        super().__init__()
+        self.arch = arch
+        self.edges = nn.ModuleList(_make_op(op, channels) for op in arch.ops)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for node in range(1, _NUM_NODES):
+            outs = [self.edges[e](nodes[NB201_EDGES[e][1]]) for e in _NODE_EDGES[node]]
+            total = outs[0]
+            for out in outs[1:]:
+                total = total + out
+            nodes.append(total)
+        return nodes[-1]
+
+
+class Nb201Network(nn.Module):
+    """The NAS-Bench-201 macro skeleton around one cell; ``forward`` returns logits.
+
+    Stem (3×3 conv, BN) → ``cells_per_stage`` cells at C → reduction → cells at 2C → reduction
+    → cells at 4C → BN, ReLU → global average pooling → linear classifier.
+    """
+
+    def __init__(
+        self,
+        arch: Nb201Arch,
+        num_classes: int = 10,
+        channels: int = 16,
+        cells_per_stage: int = 5,
+    ) -> None:
+        super().__init__()
+        self.arch = arch
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, channels, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
+        layers: list[nn.Module] = []
+        c = channels
+        for stage in range(3):
+            if stage > 0:
+                layers.append(ResidualReduction(c, 2 * c))
+                c *= 2
+            layers.extend(Nb201Cell(arch, c) for _ in range(cells_per_stage))
+        self.cells = nn.Sequential(*layers)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=False))
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.lastact(self.cells(self.stem(x)))
+        return self.classifier(torch.flatten(self.global_pool(x), 1))
+
+
+# --- parameter counts ------------------------------------------------------------------------
+def _edge_params(op: str, c: int) -> int:
+    """Parameters of one edge at width c: conv weight plus BN weight and bias."""
+    if op == "nor_conv_3x3":
+        return 9 * c * c + 2 * c
+    if op == "nor_conv_1x1":
+        return c * c + 2 * c
+    return 0
+
+
+def _network_params(arch: Nb201Arch, num_classes: int, channels: int, cells_per_stage: int) -> int:
+    """Closed-form size of :class:`Nb201Network`; the search calls it for thousands of archs.
+
+    Per part: stem 27C + 2C; each cell the sum of its edges; a reduction c→2c has
+    9·c·2c + 2·2c (conv a) + 9·(2c)² + 2·2c (conv b) + c·2c (shortcut); last BN 2·4C;
+    classifier 4C·K + K. Running BN statistics are buffers, not parameters.
+    """
+    total = 27 * channels + 2 * channels
+    c = channels
+    for stage in range(3):
+        if stage > 0:
+            c_out = 2 * c
+            total += 9 * c * c_out + 2 * c_out + 9 * c_out * c_out + 2 * c_out + c * c_out
+            c = c_out
+        total += cells_per_stage * sum(_edge_params(op, c) for op in arch.ops)
+    return total + 2 * c + c * num_classes + num_classes
+
+
+# --- the space -------------------------------------------------------------------------------
+@register_space
+class Nb201Space(SearchSpace):
+    """NAS-Bench-201 behind the :class:`SearchSpace` protocol; architectures are :class:`Nb201Arch`.
+
+    The scoring network is the benchmark network itself (SWAP-NAS scores NAS-Bench-201 at full
+    size), so Θ is counted in millions. Methods that take an architecture also accept its text
+    form, which lets the CLI and tables pass strings straight through.
+    """
+
+    name: ClassVar[str] = "nb201"
+    size_unit: ClassVar[SizeUnit] = "M"
+    input_shape: ClassVar[tuple[int, int, int]] = (3, 32, 32)
+
+    def __init__(self, num_classes: int = 10, channels: int = 16, cells_per_stage: int = 5) -> None:
+        if num_classes < 1 or channels < 1 or cells_per_stage < 0:
+            raise SettingsError(
+                "Nb201Space needs num_classes >= 1, channels >= 1 and cells_per_stage >= 0, got "
+                f"{num_classes}, {channels}, {cells_per_stage}"
+            )
+        self.num_classes = num_classes
+        self.channels = channels
+        self.cells_per_stage = cells_per_stage
+
+    def __repr__(self) -> str:
+        return (
+            f"Nb201Space(num_classes={self.num_classes}, channels={self.channels}, "
+            f"cells_per_stage={self.cells_per_stage})"
+        )
+
+    # values ------------------------------------------------------------------------------
+    def sample(self, rng: np.random.Generator) -> Nb201Arch:
+        """Each edge op uniform and independent: uniform over all 15,625 cells."""
+        codes = rng.integers(0, len(NB201_OPS), size=len(NB201_EDGES))
+        return Nb201Arch(tuple(NB201_OPS[int(c)] for c in codes))
+
+    def mutate(self, arch: Nb201Arch | str, rng: np.random.Generator) -> Nb201Arch:
+        """One random edge gets one of the 4 other ops (so the child always differs)."""
+        ops = list(_coerce(arch).ops)
+        edge = int(rng.integers(len(NB201_EDGES)))
+        shift = int(rng.integers(1, len(NB201_OPS)))
+        ops[edge] = NB201_OPS[(_OP_CODE[ops[edge]] + shift) % len(NB201_OPS)]
+        return Nb201Arch(tuple(ops))
+
+    def crossover(
+        self, first: Nb201Arch | str, second: Nb201Arch | str, rng: np.random.Generator
+    ) -> tuple[Nb201Arch, Nb201Arch]:
+        """Half the time per-edge uniform crossover, else swap one node's incoming edges.
+
+        The node swap is the paper's crossover (exchange a node's inputs between parents);
+        the uniform variant adds mixing across nodes. Both children are complementary, so
+        together they keep every parental op.
+        """
+        a, b = list(_coerce(first).ops), list(_coerce(second).ops)
+        if rng.random() < 0.5:
+            swap = rng.random(len(NB201_EDGES)) < 0.5
+            edges = [e for e in range(len(NB201_EDGES)) if swap[e]]
+        else:
+            edges = list(_NODE_EDGES[int(rng.integers(1, _NUM_NODES))])
+        for e in edges:
+            a[e], b[e] = b[e], a[e]
+        return Nb201Arch(tuple(a)), Nb201Arch(tuple(b))
+
+    def parse(self, text: str) -> Nb201Arch:
+        return Nb201Arch.parse(text)
+
+    def format(self, arch: Nb201Arch | str) -> str:
+        return _coerce(arch).format()
+
+    def index(self, arch: Nb201Arch | str) -> int:
+        """Canonical index 0..15,624 (base-5 digits, edge 0 least significant)."""
+        return _coerce(arch).index
+
+    def from_index(self, index: int) -> Nb201Arch:
+        """Inverse of :meth:`index`."""
+        return Nb201Arch.from_index(index)
+
+    def enumerate(self) -> Iterator[Nb201Arch]:
+        """All 15,625 architectures in index order (for exhaustive scoring of the benchmark)."""
+        return (Nb201Arch.from_index(i) for i in range(NB201_NUM_ARCHS))
+
+    def __len__(self) -> int:
+        return NB201_NUM_ARCHS
+
+    # networks ----------------------------------------------------------------------------
+    def build_scoring_network(self, arch: Nb201Arch | str) -> Nb201Network:
+        return Nb201Network(_coerce(arch), self.num_classes, self.channels, self.cells_per_stage)
+
+    def build_evaluation_network(
+        self, arch: Nb201Arch | str, dataset: str = "cifar10"
+    ) -> Nb201Network:
+        """The benchmark network with the dataset's classifier (10 / 100 / 120 classes)."""
+        return Nb201Network(
+            _coerce(arch), _dataset_classes(dataset), self.channels, self.cells_per_stage
+        )
+
+    def scoring_param_count(self, arch: Nb201Arch | str) -> int:
+        """Θ in parameters, in closed form (no module is built)."""
+        return _network_params(_coerce(arch), self.num_classes, self.channels, self.cells_per_stage)
+
+    def evaluation_param_count(self, arch: Nb201Arch | str, dataset: str = "cifar10") -> int:
+        """Evaluation-network parameters, in closed form."""
+        return _network_params(
+            _coerce(arch), _dataset_classes(dataset), self.channels, self.cells_per_stage
+        )
+
+
+def _coerce(arch: object) -> Nb201Arch:
+    """Accept an :class:`Nb201Arch` or its text form; anything else is a user error."""
+    if isinstance(arch, Nb201Arch):
+        return arch
+    if isinstance(arch, str):
+        return Nb201Arch.parse(arch)
+    raise UnknownArchitectureError(
+        f"expected an Nb201Arch or its text form, got {type(arch).__name__}"
+    )
+
+
+def _dataset_classes(dataset: str) -> int:
+    try:
+        return NB201_DATASET_CLASSES[dataset]
+    except KeyError:
+        known = ", ".join(NB201_DATASET_CLASSES)
+        raise DataError(
+            f"unknown NAS-Bench-201 dataset {dataset!r}; known datasets: {known}"
+        ) from None
+
+
+# --- ground-truth tables ---------------------------------------------------------------------
+def load_table(
+    path: str | Path, arch_col: str = "arch", acc_cols: list[str] | None = None
+) -> list[tuple[Nb201Arch, dict[str, float]]]:
+    """Read a CSV of architectures and accuracies (header row), e.g. the dev table.
+
+    Args:
+        path: the CSV file.
+        arch_col: column holding the NAS-Bench-201 string.
+        acc_cols: columns to read as floats; ``None`` means every other column.
+
+    Returns:
+        ``(arch, {column: value})`` per row, in file order.
+
+    Raises:
+        DataError: the file is missing, has no header, lacks a column, or a value is not a
+            number.
+        UnknownArchitectureError: an architecture string does not parse (the message names
+            the line).
+    """
+    path = Path(path)
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"cannot read NAS-Bench-201 table {path}: {exc.strerror}") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames
+        if not header:
+            raise DataError(f"NAS-Bench-201 table {path} is empty (no header row)")
+        columns = [c for c in header if c != arch_col] if acc_cols is None else list(acc_cols)
+        missing = [c for c in [arch_col, *columns] if c not in header]
+        if missing:
+            raise DataError(
+                f"NAS-Bench-201 table {path} lacks column(s) {', '.join(missing)}; "
+                f"header: {', '.join(header)}"
+            )
+        rows: list[tuple[Nb201Arch, dict[str, float]]] = []
+        for row in reader:
+            line = reader.line_num
+            try:
+                arch = Nb201Arch.parse(row[arch_col] or "")
+            except UnknownArchitectureError as exc:
+                raise UnknownArchitectureError(f"{path} line {line}: {exc}") from None
+            values: dict[str, float] = {}
+            for column in columns:
+                text = row[column]
+                try:
+                    values[column] = float(text)  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    raise DataError(
+                        f"{path} line {line}: column {column!r} is not a number: {text!r}"
+                    ) from None
+            rows.append((arch, values))
+    return rows
