@@ -20,6 +20,7 @@ from rich.text import Text
 from swapprobe.evaluate import Result
 
 __all__ = [
+    "correlation_table",
     "format_params",
     "layer_table",
     "profile_table",
@@ -154,6 +155,43 @@ def layer_table(name: str, per_layer: Mapping[str, float], layers: Sequence[Any]
             share,
         )
     return table
+
+
+def correlation_table(rows: Sequence[Any], *, title: str | None = None) -> Table:
+    """Spearman ρ and Kendall τ with bootstrap 95 % intervals, one row per metric × target."""
+    table = Table(title=title, title_justify="left", header_style="bold")
+    table.add_column("target")
+    table.add_column("metric")
+    table.add_column("n", justify="right", style="dim")
+    table.add_column("Spearman ρ", justify="right", style="bold cyan")
+    table.add_column("95 % CI", justify="right", style="dim")
+    table.add_column("Kendall τ", justify="right", style="bold cyan")
+    table.add_column("95 % CI", justify="right", style="dim")
+    for row in rows:
+        if "constant" in row.extra:
+            label = _METRIC_LABELS.get(row.metric, row.metric)
+            constant = f"constant ({row.extra['constant']:g})"
+            table.add_row(row.target, label, str(row.n), constant, "", "", "")
+            continue
+        table.add_row(
+            row.target,
+            _METRIC_LABELS.get(row.metric, row.metric),
+            str(row.n),
+            f"{row.spearman:.3f}",
+            f"[{row.spearman_ci[0]:.3f}, {row.spearman_ci[1]:.3f}]",
+            f"{row.kendall:.3f}",
+            f"[{row.kendall_ci[0]:.3f}, {row.kendall_ci[1]:.3f}]",
+        )
+    return table
+
+
+_METRIC_LABELS = {
+    "swap": "SWAP",
+    "reg_swap": "regularised SWAP",
+    "standard_ap": "standard AP",
+    "nwot": "NWOT",
+    "params": "parameter count",
+}
 
 
 def store_panel(summary: Any) -> Panel:

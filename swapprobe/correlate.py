@@ -1,0 +1,226 @@
+"""Scores against a ground-truth table: Spearman ρ, Kendall τ with bootstrap intervals, plots.
+
+The tables are CSV files with an architecture column and one or more accuracy columns: the
+authors' DARTS table (no header: genotype, accuracy) and NAS-Bench-201 style tables (header
+``arch,cifar10_test_acc_200ep``). Every architecture is scored by the one Evaluator.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from swapprobe.errors import DataError
+from swapprobe.evaluate import Result
+
+__all__ = [
+    "Correlation",
+    "GroundTruth",
+    "correlate",
+    "metric_values",
+    "read_table",
+    "scatter_plot",
+    "sweep_regularisation",
+]
+
+METRICS = ("swap", "reg_swap", "standard_ap", "nwot", "params")
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Architecture texts and their accuracies (one array per accuracy column)."""
+
+    archs: list[str]
+    accuracies: dict[str, np.ndarray]
+    path: str = ""
+
+
+def read_table(
+    path: str | Path, *, arch_col: str | None = None, acc_cols: Sequence[str] | None = None
+) -> GroundTruth:
+    """Read a ground-truth CSV; with no header, column 0 is the architecture, 1 the accuracy.
+
+    Raises:
+        DataError: missing file, unknown column, a non-number accuracy.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"ground-truth table not found: {path}")
+    with open(path, newline="") as handle:
+        rows = [row for row in csv.reader(handle) if row]
+    if not rows:
+        raise DataError(f"{path} is empty")
+    has_header = not _is_number(rows[0][-1])
+    if has_header:
+        header, body = rows[0], rows[1:]
+    else:
+        header, body = (
+            ["arch"] + [f"acc{i}" if i > 1 else "accuracy" for i in range(1, len(rows[0]))],
+            rows,
+        )
+    arch_name = arch_col or header[0]
+    if arch_name not in header:
+        raise DataError(f"{path} has no column {arch_name!r}; columns: {', '.join(header)}")
+    arch_index = header.index(arch_name)
+    wanted = list(acc_cols) if acc_cols else [h for h in header if h != arch_name]
+    for name in wanted:
+        if name not in header:
+            raise DataError(f"{path} has no column {name!r}; columns: {', '.join(header)}")
+    accuracies: dict[str, list[float]] = {name: [] for name in wanted}
+    archs: list[str] = []
+    for line, row in enumerate(body, 2 if has_header else 1):
+        archs.append(row[arch_index])
+        for name in wanted:
+            cell = row[header.index(name)]
+            if not _is_number(cell):
+                raise DataError(f"{path}:{line}: {name} is not a number: {cell!r}")
+            accuracies[name].append(float(cell))
+    return GroundTruth(archs, {k: np.asarray(v) for k, v in accuracies.items()}, str(path))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """Rank correlations of one metric with one accuracy column."""
+
+    metric: str
+    target: str
+    n: int
+    spearman: float
+    spearman_ci: tuple[float, float]
+    kendall: float
+    kendall_ci: tuple[float, float]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def correlate(
+    scores: np.ndarray,
+    truth: np.ndarray,
+    *,
+    metric: str = "",
+    target: str = "",
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> Correlation:
+    """Spearman ρ and Kendall τ (τ-b) with percentile bootstrap 95 % intervals."""
+    from scipy import stats
+
+    scores = np.asarray(scores, dtype=float)
+    truth = np.asarray(truth, dtype=float)
+    keep = np.isfinite(scores) & np.isfinite(truth)
+    scores, truth = scores[keep], truth[keep]
+    n = len(scores)
+    nan = (math.nan, math.nan)
+    if n < 3:
+        return Correlation(metric, target, n, math.nan, nan, math.nan, nan)
+    if np.ptp(scores) == 0:
+        # e.g. standard activation patterns, which saturate at S: rank correlation undefined
+        return Correlation(
+            metric, target, n, math.nan, nan, math.nan, nan, extra={"constant": float(scores[0])}
+        )
+    rho = float(stats.spearmanr(scores, truth).statistic)
+    tau = float(stats.kendalltau(scores, truth).statistic)
+    rng = np.random.default_rng(seed)
+    rhos, taus = [], []
+    for _ in range(bootstrap):
+        pick = rng.integers(0, n, n)
+        rhos.append(stats.spearmanr(scores[pick], truth[pick]).statistic)
+        taus.append(stats.kendalltau(scores[pick], truth[pick]).statistic)
+    return Correlation(metric, target, n, rho, _interval(rhos), tau, _interval(taus))
+
+
+def _interval(values: list[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=float)
+    arr = arr[np.isfinite(arr)]
+    if not len(arr):
+        return (math.nan, math.nan)
+    low, high = np.percentile(arr, [2.5, 97.5])
+    return (float(low), float(high))
+
+
+def metric_values(results: Sequence[Result], metric: str) -> np.ndarray:
+    """One column of scores: swap, reg_swap, standard_ap, nwot or params."""
+    getters: dict[str, Callable[[Result], float | None]] = {
+        "swap": lambda r: r.swap,
+        "reg_swap": lambda r: r.reg_swap,
+        "standard_ap": lambda r: r.standard_ap,
+        "nwot": lambda r: r.nwot,
+        "params": lambda r: float(r.param_count),
+    }
+    get = getters[metric]
+    return np.array([math.nan if get(r) is None else float(get(r)) for r in results])  # type: ignore[arg-type]
+
+
+def sweep_regularisation(
+    results: Sequence[Result], truth: np.ndarray, values: Sequence[float]
+) -> list[tuple[float, float]]:
+    """Spearman ρ of regularised SWAP for μ = σ = each value (Fig. 5 style sweeps)."""
+    from scipy import stats
+
+    swap = metric_values(results, "swap")
+    units = {r.size_unit for r in results}
+    unit = units.pop() if len(units) == 1 else "M"
+    theta = np.array([r.param_count for r in results], float) / (1e3 if unit == "K" else 1e6)
+    out = []
+    for value in values:
+        reg = swap * np.exp(-((theta - value) ** 2) / value)
+        out.append((float(value), float(stats.spearmanr(reg, truth).statistic)))
+    return out
+
+
+def scatter_plot(
+    results: Sequence[Result],
+    truth: np.ndarray,
+    path: str | Path,
+    *,
+    metrics: Sequence[str] = ("swap", "reg_swap", "nwot", "params"),
+    target: str = "accuracy",
+    title: str = "",
+) -> Path:
+    """A PNG with one score-vs-accuracy panel per metric (ρ in each panel's title)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy import stats
+
+    shown = [m for m in metrics if np.isfinite(metric_values(results, m)).any()]
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], shown, strict=True):
+        values = metric_values(results, metric)
+        keep = np.isfinite(values) & np.isfinite(truth)
+        rho = stats.spearmanr(values[keep], truth[keep]).statistic
+        ax.scatter(values[keep], truth[keep], s=6, alpha=0.5, color="#1f77b4", linewidths=0)
+        ax.set_xlabel(_LABELS.get(metric, metric))
+        ax.set_ylabel(target)
+        ax.set_title(f"Spearman ρ = {rho:.3f}  (n={keep.sum()})", fontsize=10)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+_LABELS = {
+    "swap": "SWAP-Score",
+    "reg_swap": "regularised SWAP",
+    "nwot": "NWOT",
+    "standard_ap": "standard activation patterns",
+    "params": "parameters",
+}

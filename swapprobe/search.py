@@ -1,0 +1,196 @@
+"""SWAP-NAS search and table correlation over a search space, both through the one Evaluator.
+
+The evolution engine (:mod:`swapprobe.evolution`) knows nothing of scoring; this module gives
+it a fitness function made of :meth:`Evaluator.evaluate_architecture` calls, stores every
+scored architecture and a checkpoint per cycle in the HDF5 store, and resumes from it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from swapprobe.correlate import GroundTruth
+from swapprobe.data import Batch
+from swapprobe.errors import StoreError
+from swapprobe.evaluate import Evaluator, Result, ScoreSettings
+from swapprobe.evolution import CycleReport, Evolution, EvolutionConfig, SearchResult
+from swapprobe.searchspaces.base import SearchSpace
+
+__all__ = ["SearchOutcome", "fitness_of", "run_search", "score_table"]
+
+STATE_NAME = "search"
+
+
+def fitness_of(result: Result) -> float:
+    """The search's fitness: regularised SWAP when μ/σ are set, else SWAP (as the paper)."""
+    reg = result.reg_swap
+    return float(result.swap if reg is None else reg)
+
+
+@dataclass
+class SearchOutcome:
+    """What a search found and what it cost."""
+
+    space: str
+    best_arch: Hashable
+    best_text: str
+    best: Result
+    evaluation_params: int
+    search: SearchResult
+    wall_seconds: float
+    config: EvolutionConfig
+    results: dict[str, Result] = field(default_factory=dict)
+
+
+def _open_store(path: str | Path | None, settings: dict[str, Any], resume: bool) -> Any:
+    if path is None:
+        return None
+    from swapprobe.store import PatternStore, check_writable
+
+    check_writable(path)
+    return PatternStore.resume(path, settings) if resume else PatternStore.create(path, settings)
+
+
+def run_search(
+    space: SearchSpace,
+    data: Batch,
+    settings: ScoreSettings,
+    config: EvolutionConfig,
+    *,
+    store: str | Path | None = None,
+    resume: bool = False,
+    on_cycle: Callable[[CycleReport], None] | None = None,
+    evaluate_batch: Callable[[Evaluator, SearchSpace, Sequence[Hashable]], list[Result]]
+    | None = None,
+) -> SearchOutcome:
+    """Algorithm 1 of SWAP-NAS over ``space``; every scoring goes through the Evaluator.
+
+    With ``store``, every scored architecture is written as it is scored and the engine state
+    after every cycle, so ``resume=True`` continues a killed search to the same result as an
+    uninterrupted run with the same seed.
+    """
+    from swapprobe.api import record_to_result, result_to_record
+
+    start = time.perf_counter()
+    evaluator = Evaluator(data, settings)
+    store_settings = {
+        **settings.store_settings(data),
+        "space": space.name,
+        "population": config.population,
+        "mutation_times": config.mutation_times,
+        "crossover_prob": config.crossover_prob,
+        "sample_fraction": config.sample_fraction,
+        "search_seed": config.seed,
+        "mu": settings.mu,
+        "sigma": settings.sigma,
+        "size_unit": space.size_unit,
+    }
+    handle = _open_store(store, store_settings, resume)
+    results: dict[str, Result] = {}
+    batch_eval = evaluate_batch or _evaluate_in_process
+
+    def fitness(archs: Sequence[Hashable]) -> list[float]:
+        todo = []
+        for arch in archs:
+            key = f"{space.name}:{space.format(arch)}"
+            if key in results:
+                continue
+            if handle is not None and handle.has(key):
+                results[key] = record_to_result(handle.read(key, patterns=False), settings)
+            else:
+                todo.append(arch)
+        for result in batch_eval(evaluator, space, todo):
+            results[result.key] = result
+            if handle is not None:
+                handle.write(result_to_record(result))
+        return [fitness_of(results[f"{space.name}:{space.format(a)}"]) for a in archs]
+
+    def checkpoint(state: dict[str, Any]) -> None:
+        if handle is not None:
+            handle.write_state(STATE_NAME, state)
+
+    try:
+        state = handle.read_state(STATE_NAME) if (handle is not None and resume) else None
+        engine = Evolution(space, fitness, config, on_cycle=on_cycle, checkpoint=checkpoint)
+        outcome = engine.run(state=state)
+        best_arch = space.parse(outcome.best.text)
+        best_key = f"{space.name}:{outcome.best.text}"
+        best = results.get(best_key)
+        if best is None:
+            best = evaluator.evaluate_architecture(space, best_arch)
+    finally:
+        if handle is not None:
+            handle.close()
+    return SearchOutcome(
+        space=space.name,
+        best_arch=best_arch,
+        best_text=outcome.best.text,
+        best=best,
+        evaluation_params=space.evaluation_param_count(best_arch),
+        search=outcome,
+        wall_seconds=time.perf_counter() - start,
+        config=config,
+        results=results,
+    )
+
+
+def _evaluate_in_process(
+    evaluator: Evaluator, space: SearchSpace, archs: Sequence[Hashable]
+) -> list[Result]:
+    return [evaluator.evaluate_architecture(space, arch) for arch in archs]
+
+
+def score_table(
+    space: SearchSpace,
+    truth: GroundTruth,
+    data: Batch,
+    settings: ScoreSettings,
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    store: str | Path | None = None,
+    resume: bool = False,
+    on_arch: Callable[[int, int], None] | None = None,
+) -> tuple[list[Result], dict[str, np.ndarray], list[int]]:
+    """Score the architectures of a ground-truth table (all, or a seeded subset of ``limit``).
+
+    Results stream to the store one by one (nothing but scores stays in memory: patterns are
+    dropped after writing). Returns the results, the matching accuracy columns and the row
+    indices used.
+    """
+    from swapprobe.api import record_to_result, result_to_record
+
+    rows = list(range(len(truth.archs)))
+    if limit is not None and limit < len(rows):
+        rows = sorted(np.random.default_rng(seed).choice(len(rows), size=limit, replace=False))
+    archs = [space.parse(truth.archs[i]) for i in rows]  # fail early on a bad row
+    store_settings = {**settings.store_settings(data), "space": space.name, "table": "correlate"}
+    handle = _open_store(store, store_settings, resume)
+    evaluator = Evaluator(data, settings)
+    results: list[Result] = []
+    try:
+        for done, arch in enumerate(archs, 1):
+            key = f"{space.name}:{space.format(arch)}"
+            if handle is not None and handle.has(key):
+                result = record_to_result(handle.read(key, patterns=False), settings)
+            else:
+                result = evaluator.evaluate_architecture(space, arch)
+                if handle is not None:
+                    handle.write(result_to_record(result))
+            result.patterns = {}
+            results.append(result)
+            if on_arch is not None:
+                on_arch(done, len(archs))
+    except StoreError:
+        raise
+    finally:
+        if handle is not None:
+            handle.close()
+    accuracies = {name: values[rows] for name, values in truth.accuracies.items()}
+    return results, accuracies, [int(i) for i in rows]
