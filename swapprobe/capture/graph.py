@@ -121,17 +121,26 @@ def _initializers(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
 
 
 def _constant_value(graph: onnx.GraphProto, name: str) -> np.ndarray | None:
-    """The value of a tensor that is an initializer or a Constant node output, else None."""
+    """The value of a tensor that is an initializer or a Constant node output, else None.
+
+    ``Cast`` and ``Identity`` of a constant are followed: torch exports ``F.relu6`` as
+    ``Clip(x, Cast(Constant 0), Cast(Constant 6))``.
+    """
     if not name:
         return None
     for init in graph.initializer:
         if init.name == name:
             return numpy_helper.to_array(init)
     for node in graph.node:
-        if node.op_type == "Constant" and node.output[0] == name:
+        if not node.output or node.output[0] != name:
+            continue
+        if node.op_type == "Constant":
             for attribute in node.attribute:
                 if attribute.name == "value":
                     return numpy_helper.to_array(attribute.t)
+        elif node.op_type in ("Cast", "Identity") and node.input:
+            return _constant_value(graph, node.input[0])
+        return None
     return None
 
 
@@ -186,12 +195,8 @@ def find_activations(model: onnx.ModelProto) -> list[Activation]:
             continue
         if node.op_type == "Clip" and not _clip_is_relu(graph, node):
             continue
-        if node.op_type in ("Relu", "Clip"):
-            tensor = node.output[0]
-        else:
-            if node.op_type == "LeakyRelu" and _attribute(node, "alpha", 0.01) <= 0:
-                continue
-            tensor = node.input[0]
+        # Relu/Clip: read the output (keeps Conv+Relu fusable); others: the input's sign.
+        tensor = node.output[0] if node.op_type in ("Relu", "Clip") else node.input[0]
         found.append(Activation(node.output[0], node.op_type, tensor))
     if not found:
         ops = sorted({node.op_type for node in graph.node})
@@ -317,43 +322,43 @@ def batchnorm_on_batch_statistics(model: onnx.ModelProto) -> onnx.ModelProto:
         eps = _attribute(node, "epsilon", 1e-5)
         rank = ranks.get(x, 4)
         axes = [0, *range(2, rank)]
-        prefix = f"swapprobe_bn{replaced}"
+        p = f"swapprobe_bn{replaced}"
         trailing = [-1] + [1] * (rank - 2)
         extra_initializers += [
-            numpy_helper.from_array(np.asarray(eps, np.float32), f"{prefix}_eps"),
-            numpy_helper.from_array(np.asarray(trailing, np.int64), f"{prefix}_cshape"),
+            numpy_helper.from_array(np.asarray(eps, np.float32), f"{p}_eps"),
+            numpy_helper.from_array(np.asarray(trailing, np.int64), f"{p}_cshape"),
         ]
-        nodes += _reduce_mean(x, f"{prefix}_mean", axes, opset, prefix + "_m", extra_initializers)
-        nodes.append(
-            helper.make_node("Sub", [x, f"{prefix}_mean"], [f"{prefix}_d"], name=prefix + "_sub")
-        )
-        nodes.append(
-            helper.make_node(
-                "Mul", [f"{prefix}_d", f"{prefix}_d"], [f"{prefix}_d2"], name=prefix + "_sq"
-            )
-        )
-        nodes += _reduce_mean(
-            f"{prefix}_d2", f"{prefix}_var", axes, opset, prefix + "_v", extra_initializers
-        )
+        # Passes over the activation are what cost: mean, x − mean, (x − mean)², variance,
+        # one scaling multiply (+ one add for a non-zero shift). Per-channel factors are
+        # formed on (C, 1, 1) tensors; torch likewise multiplies by 1/sqrt(var + ε).
+        nodes += _reduce_mean(x, f"{p}_mean", axes, opset, p + "_m", extra_initializers)
         nodes += [
-            helper.make_node(
-                "Add", [f"{prefix}_var", f"{prefix}_eps"], [f"{prefix}_ve"], name=prefix + "_addeps"
-            ),
-            helper.make_node("Sqrt", [f"{prefix}_ve"], [f"{prefix}_std"], name=prefix + "_sqrt"),
-            helper.make_node(
-                "Div", [f"{prefix}_d", f"{prefix}_std"], [f"{prefix}_n"], name=prefix + "_div"
-            ),
-            helper.make_node(
-                "Reshape", [scale, f"{prefix}_cshape"], [f"{prefix}_s"], name=prefix + "_rs"
-            ),
-            helper.make_node(
-                "Reshape", [bias, f"{prefix}_cshape"], [f"{prefix}_b"], name=prefix + "_rb"
-            ),
-            helper.make_node(
-                "Mul", [f"{prefix}_n", f"{prefix}_s"], [f"{prefix}_ns"], name=prefix + "_scale"
-            ),
-            helper.make_node("Add", [f"{prefix}_ns", f"{prefix}_b"], [y], name=prefix + "_shift"),
+            helper.make_node("Sub", [x, f"{p}_mean"], [f"{p}_d"], name=p + "_sub"),
+            helper.make_node("Mul", [f"{p}_d", f"{p}_d"], [f"{p}_d2"], name=p + "_sq"),
         ]
+        nodes += _reduce_mean(f"{p}_d2", f"{p}_var", axes, opset, p + "_v", extra_initializers)
+        nodes += [
+            helper.make_node("Add", [f"{p}_var", f"{p}_eps"], [f"{p}_ve"], name=p + "_addeps"),
+            helper.make_node("Sqrt", [f"{p}_ve"], [f"{p}_std"], name=p + "_sqrt"),
+            helper.make_node("Reciprocal", [f"{p}_std"], [f"{p}_inv"], name=p + "_inv"),
+        ]
+        unit_scale = _is_constant(graph, scale, 1.0)
+        zero_shift = _is_constant(graph, bias, 0.0)
+        factor = f"{p}_inv"
+        if not unit_scale:
+            nodes += [
+                helper.make_node("Reshape", [scale, f"{p}_cshape"], [f"{p}_s"], name=p + "_rs"),
+                helper.make_node("Mul", [f"{p}_inv", f"{p}_s"], [f"{p}_f"], name=p + "_f"),
+            ]
+            factor = f"{p}_f"
+        if zero_shift:
+            nodes.append(helper.make_node("Mul", [f"{p}_d", factor], [y], name=p + "_scale"))
+        else:
+            nodes += [
+                helper.make_node("Mul", [f"{p}_d", factor], [f"{p}_n"], name=p + "_scale"),
+                helper.make_node("Reshape", [bias, f"{p}_cshape"], [f"{p}_b"], name=p + "_rb"),
+                helper.make_node("Add", [f"{p}_n", f"{p}_b"], [y], name=p + "_shift"),
+            ]
         replaced += 1
     if replaced:
         del graph.node[:]
@@ -369,6 +374,14 @@ def batchnorm_on_batch_statistics(model: onnx.ModelProto) -> onnx.ModelProto:
             stacklevel=2,
         )
     return out
+
+
+def _is_constant(graph: onnx.GraphProto, name: str, value: float) -> bool:
+    """True when ``name`` is an initializer whose every element equals ``value``."""
+    for init in graph.initializer:
+        if init.name == name:
+            return bool(np.all(numpy_helper.to_array(init) == value))
+    return False
 
 
 def _reduce_mean(

@@ -98,9 +98,10 @@ class PatternSession:
         data_input = graph.model_input(model, input_name)
         self.input_name = data_input.name
 
-        rewritten = graph.batchnorm_on_batch_statistics(model)
+        # Fixed values first (biases 0, BN 1/0), so the BN rewrite can drop the no-op scaling.
+        rewritten = _bake_constants(model, self.parameters, init)
+        rewritten = graph.batchnorm_on_batch_statistics(rewritten)
         self.activations = graph.find_activations(rewritten)
-        rewritten = _bake_constants(rewritten, self.parameters, init)
         self._random = [p for p in self.parameters if is_random(init, p.role)]
         rewritten = graph.parameters_as_inputs(rewritten, [p.name for p in self._random])
         rewritten = graph.set_batch_size(rewritten, self.input_name, batch_size, sample_shape)
