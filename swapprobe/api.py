@@ -104,9 +104,11 @@ def score_many(
     if any(r is None for r in refs):
         refs = resolve_models(models, seed=settings.seed)  # type: ignore[arg-type]
     handle = None
+    created = False
     if store is not None:
         check_writable(store)
         wanted = settings.store_settings(data)
+        created = not resume or not Path(store).exists()
         handle = (
             PatternStore.resume(store, wanted) if resume else PatternStore.create(store, wanted)
         )
@@ -125,6 +127,15 @@ def score_many(
             results.append(result)
             if on_model is not None:
                 on_model(index + 1, len(refs), ref, result)  # type: ignore[arg-type]
+    except BaseException:
+        # A store this run created and never wrote to is removed, so a retry is not refused.
+        if handle is not None:
+            empty = len(handle) == 0
+            handle.close()
+            handle = None
+            if created and empty and store is not None:
+                Path(store).unlink(missing_ok=True)
+        raise
     finally:
         if handle is not None:
             handle.close()

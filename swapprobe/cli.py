@@ -428,12 +428,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
-    if args.command == "score" and args.resume and not args.store:
-        parser.error("--resume needs --store")
-    if (getattr(args, "mu", None) is not None and getattr(args, "sigma", None) is None) or (
-        getattr(args, "sigma", None) is not None and getattr(args, "mu", None) is None
-    ):
-        parser.error("give --mu and --sigma together")
+    if getattr(args, "resume", False) and not getattr(args, "store", None):
+        sys.stderr.write("swapprobe: error: --resume needs --store\n")
+        return 2
+    if (getattr(args, "mu", None) is None) != (getattr(args, "sigma", None) is None):
+        sys.stderr.write("swapprobe: error: give --mu and --sigma together\n")
+        return 2
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")

@@ -323,7 +323,6 @@ def test_unwritable_store_path(files: dict[str, Path], capsys: pytest.CaptureFix
         (["-S", "1"], "-S/--batch-size"),
         (["--mu", "0", "--sigma", "1"], "--mu"),
         (["--mu", "1", "--sigma", "-1"], "--sigma"),
-        (["--mu", "1"], "--mu and --sigma"),
     ],
 )
 def test_usage_errors_follow_argparse(
@@ -351,3 +350,15 @@ def test_usage_errors_follow_argparse(
     assert lines[-1].startswith("swapprobe") and ": error: " in lines[-1]
     assert needle in lines[-1]
     assert out == ""
+
+
+def test_mu_without_sigma_is_one_line(
+    files: dict[str, Path], store_bytes: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(
+        capsys, "score", files["mlp"], "--mu", 1, "--store", files["store"], "--resume"
+    )
+    assert code == 2
+    assert err.strip().splitlines() == ["swapprobe: error: give --mu and --sigma together"]
+    assert out == ""
+    assert files["store"].read_bytes() == store_bytes
