@@ -39,6 +39,8 @@ class GroundTruth:
     archs: list[str]
     accuracies: dict[str, np.ndarray]
     path: str = ""
+    #: the file line of each architecture (for error messages); empty when not from a file
+    lines: tuple[int, ...] = ()
 
 
 def read_table(
@@ -53,7 +55,9 @@ def read_table(
     if not path.is_file():
         raise DataError(f"ground-truth table not found: {path}")
     with open(path, newline="") as handle:
-        rows = [row for row in csv.reader(handle) if row]
+        reader = csv.reader(handle)
+        numbered = [(reader.line_num, row) for row in reader if row]
+    rows = [row for _, row in numbered]
     if not rows:
         raise DataError(f"{path} is empty")
     has_header = not _is_number(rows[0][-1])
@@ -74,14 +78,19 @@ def read_table(
             raise DataError(f"{path} has no column {name!r}; columns: {', '.join(header)}")
     accuracies: dict[str, list[float]] = {name: [] for name in wanted}
     archs: list[str] = []
-    for line, row in enumerate(body, 2 if has_header else 1):
+    lines = [line for line, _ in numbered[1 if has_header else 0 :]]
+    for line, row in zip(lines, body, strict=True):
+        if len(row) < len(header):
+            raise DataError(f"{path}:{line}: expected {len(header)} columns, got {len(row)}")
         archs.append(row[arch_index])
         for name in wanted:
             cell = row[header.index(name)]
             if not _is_number(cell):
                 raise DataError(f"{path}:{line}: {name} is not a number: {cell!r}")
             accuracies[name].append(float(cell))
-    return GroundTruth(archs, {k: np.asarray(v) for k, v in accuracies.items()}, str(path))
+    return GroundTruth(
+        archs, {k: np.asarray(v) for k, v in accuracies.items()}, str(path), tuple(lines)
+    )
 
 
 def _is_number(text: str) -> bool:

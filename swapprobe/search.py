@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from swapprobe.correlate import GroundTruth
 from swapprobe.data import Batch
-from swapprobe.errors import StoreError
+from swapprobe.errors import UnknownArchitectureError
 from swapprobe.evaluate import Evaluator, Result, ScoreSettings
 from swapprobe.evolution import CycleReport, Evolution, EvolutionConfig, SearchResult
 from swapprobe.searchspaces.base import SearchSpace
@@ -122,6 +122,9 @@ def run_search(
         best_arch = space.parse(outcome.best.text)
         best_key = f"{space.name}:{outcome.best.text}"
         best = results.get(best_key)
+        if best is None and handle is not None and handle.has(best_key):
+            # a resumed search whose best was scored before the interruption
+            best = record_to_result(handle.read(best_key, patterns=False), settings)
         if best is None:
             best = evaluator.evaluate_architecture(space, best_arch)
     finally:
@@ -169,28 +172,38 @@ def score_table(
     rows = list(range(len(truth.archs)))
     if limit is not None and limit < len(rows):
         rows = sorted(np.random.default_rng(seed).choice(len(rows), size=limit, replace=False))
-    archs = [space.parse(truth.archs[i]) for i in rows]  # fail early on a bad row
+    archs = [_parse_row(space, truth, i) for i in rows]  # fail early on a bad row
     store_settings = {**settings.store_settings(data), "space": space.name, "table": "correlate"}
     handle = _open_store(store, store_settings, resume)
     evaluator = Evaluator(data, settings)
     results: list[Result] = []
+    seen: dict[str, Result] = {}
     try:
         for done, arch in enumerate(archs, 1):
             key = f"{space.name}:{space.format(arch)}"
-            if handle is not None and handle.has(key):
+            if key in seen:  # a repeated row is scored once
+                result = replace(seen[key])
+            elif handle is not None and handle.has(key):
                 result = record_to_result(handle.read(key, patterns=False), settings)
             else:
                 result = evaluator.evaluate_architecture(space, arch)
                 if handle is not None:
                     handle.write(result_to_record(result))
             result.patterns = {}
+            seen.setdefault(key, result)
             results.append(result)
             if on_arch is not None:
                 on_arch(done, len(archs))
-    except StoreError:
-        raise
     finally:
         if handle is not None:
             handle.close()
     accuracies = {name: values[rows] for name, values in truth.accuracies.items()}
     return results, accuracies, [int(i) for i in rows]
+
+
+def _parse_row(space: SearchSpace, truth: GroundTruth, index: int) -> Hashable:
+    try:
+        return space.parse(truth.archs[index])
+    except UnknownArchitectureError as error:
+        line = truth.lines[index] if truth.lines else index + 1
+        raise UnknownArchitectureError(f"{truth.path or 'table'}:{line}: {error}") from None
