@@ -124,6 +124,7 @@ def score_many(
                     t0 = time.perf_counter()
                     handle.write(result_to_record(result))
                     result.timings["store"] = time.perf_counter() - t0
+                    result.patterns = {}  # they live in the store; keep memory flat
             results.append(result)
             if on_model is not None:
                 on_model(index + 1, len(refs), ref, result)  # type: ignore[arg-type]

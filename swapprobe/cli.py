@@ -107,7 +107,9 @@ def _add_data_options(parser: argparse.ArgumentParser, *, default_data: str = "s
     )
 
 
-def _add_scoring_options(parser: argparse.ArgumentParser, *, repeats: int = 32) -> None:
+def _add_scoring_options(
+    parser: argparse.ArgumentParser, *, repeats: int | None = 32, init: str | None = "gaussian"
+) -> None:
     group = parser.add_argument_group("scoring")
     group.add_argument(
         "--repeats",
@@ -121,9 +123,10 @@ def _add_scoring_options(parser: argparse.ArgumentParser, *, repeats: int = 32) 
     group.add_argument(
         "--init",
         choices=("gaussian", "kaiming", "keep"),
-        default="gaussian",
+        default=init,
         help="gaussian: N(0,1) weights as the reference; kaiming: PyTorch's default "
-        "scheme; keep: score the weights as given (default: %(default)s)",
+        "scheme; keep: score the weights as given (default: %(default)s; for search "
+        "spaces the space's measured best)",
     )
     group.add_argument(
         "--device",
@@ -328,7 +331,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         size_unit=args.size_unit or "M",
         baselines=not args.no_baselines,
         per_layer=args.per_layer,
-        keep_patterns=args.keep_patterns,
+        keep_patterns=args.keep_patterns if args.store else "none",  # unread without a store
         input_name=args.input_name,
     )
     with progress_bar(err) as bar:

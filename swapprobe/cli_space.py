@@ -47,7 +47,8 @@ def add_commands(
     )
     search.add_argument("space", choices=SPACES)
     add_data(search)
-    add_scoring(search, repeats=None)
+    add_scoring(search, repeats=None, init=None)
+    _add_reg_option(search)
     engine = search.add_argument_group("evolution")
     engine.add_argument(
         "--population",
@@ -66,6 +67,15 @@ def add_commands(
         default=0.5,
         help="chance the parent is the better crossover child (default: 0.5)",
     )
+    truth = search.add_argument_group("ground truth")
+    truth.add_argument(
+        "--table",
+        metavar="FILE.csv",
+        help="look the found architecture up in a table of trained accuracies (e.g. the "
+        "public NATS-Bench tables exported to CSV) and print them beside the table's optimum",
+    )
+    truth.add_argument("--arch-col", help="architecture column of --table (default: the first)")
+    truth.add_argument("--acc-col", action="append", metavar="NAME", help="accuracy column(s)")
     out = search.add_argument_group("output")
     out.add_argument("--store", metavar="RUN.h5", help="scores and a checkpoint per cycle")
     out.add_argument("--resume", action="store_true", help="continue the search in --store")
@@ -96,7 +106,8 @@ def add_commands(
     )
     correlate.add_argument("--limit", type=int, metavar="N", help="score a seeded subset of N rows")
     add_data(correlate)
-    add_scoring(correlate)
+    add_scoring(correlate, init=None)
+    _add_reg_option(correlate)
     correlate.add_argument(
         "--sweep", action="store_true", help="sweep μ=σ over the size range and report the best"
     )
@@ -124,16 +135,34 @@ SEARCH_DEFAULTS = {"darts": (50, 100, 5, 32), "nb201": (20, 30, 4, 2)}
 def _settings(args: argparse.Namespace, space: Any, data: Any, repeats: int, **extra: Any) -> Any:
     from swapprobe.evaluate import ScoreSettings
 
+    mu, sigma = args.mu, args.sigma
+    if getattr(args, "reg", None) == "auto":
+        from swapprobe.regularisation import auto_regularisation
+
+        if mu is not None:
+            raise _usage("--reg auto chooses μ and σ itself; drop --mu/--sigma")
+        chosen = auto_regularisation(space, seed=args.seed, unit=args.size_unit)
+        mu, sigma = chosen.mu, chosen.sigma
+        args.reg_description = chosen.describe()
     return ScoreSettings(
         batch_size=len(data.inputs),
         repeats=repeats,
         seed=args.seed,
-        init=args.init,
+        init=args.init or space.default_init,
         device=args.device,
-        mu=args.mu,
-        sigma=args.sigma,
+        mu=mu,
+        sigma=sigma,
         size_unit=args.size_unit or space.size_unit,
         **extra,
+    )
+
+
+def _add_reg_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reg",
+        choices=("auto",),
+        help="auto: choose μ and σ from the space's size distribution alone (no accuracies "
+        "needed; rule in swapprobe/regularisation.py) and print them",
     )
 
 
@@ -157,12 +186,25 @@ def _cmd_search(args: argparse.Namespace) -> int:
         crossover_prob=args.crossover_prob,
         seed=args.seed,
     )
+    table = None
+    if args.table:  # read (and check) the table before any scoring
+        from swapprobe.correlate import read_table
+
+        table = read_table(args.table, arch_col=args.arch_col, acc_cols=args.acc_col)
+    if args.store:  # an unusable store fails before any scoring too
+        from swapprobe.store import check_writable
+
+        check_writable(args.store)
     data = _load_data(args)
     settings = _settings(
         args, space, data, args.repeats or repeats, baselines=False, keep_patterns="none"
     )
     unit = settings.size_unit
-    reg = f"μ={args.mu:g} σ={args.sigma:g} (Θ in {unit})" if args.mu else "none (plain SWAP)"
+    reg = getattr(args, "reg_description", None) or (
+        f"μ={settings.mu:g} σ={settings.sigma:g} (Θ in {unit})"
+        if settings.mu
+        else "none (plain SWAP)"
+    )
     err.print(
         f"[dim]search[/] {args.space}  P={config.population} C={config.cycles} "
         f"mutants={config.mutation_times}  S={settings.batch_size} repeats="
@@ -178,6 +220,16 @@ def _cmd_search(args: argparse.Namespace) -> int:
             space, data, settings, config, store=args.store, resume=args.resume, on_cycle=on_cycle
         )
     _print_search(out, space, outcome, settings)
+    if args.table:
+        from swapprobe.correlate import lookup
+
+        found = lookup(table, space, outcome.best_text)
+        for name, value in found.found.items():
+            best_value, best_arch = found.optimum[name]
+            shown = "not in the table" if value is None else f"{value:.2f}"
+            out.print(
+                f"{name}: found architecture {shown}; table optimum {best_value:.2f} ({best_arch})"
+            )
     if args.out:
         Path(args.out).write_text(
             json.dumps(_outcome_json(space, outcome, settings), indent=2) + "\n"
@@ -275,6 +327,8 @@ def _cmd_correlate(args: argparse.Namespace) -> int:
     truth = read_table(args.table, arch_col=args.arch_col, acc_cols=args.acc_col)
     data = _load_data(args)
     settings = _settings(args, space, data, args.repeats, keep_patterns="first")
+    if getattr(args, "reg_description", None):
+        err.print(f"[dim]--reg auto:[/] {args.reg_description}")
     with progress_bar(err) as bar:
         task = bar.add_task("architectures", total=len(truth.archs))
 
@@ -299,9 +353,10 @@ def _cmd_correlate(args: argparse.Namespace) -> int:
         grid = np.concatenate([grid, grid * 1.5, grid * 2])
         for target, acc in accuracies.items():
             sweeps[target] = sweep_regularisation(results, acc, sorted(set(grid[grid > 0])))
-        target0 = next(iter(sweeps))
-        best_value, _ = max(sweeps[target0], key=lambda pair: pair[1])
-        results = [r.with_regularisation(best_value, best_value) for r in results]
+        if settings.mu is None:  # no μ/σ given: the table's regularised row uses the sweep's best
+            target0 = next(iter(sweeps))
+            best_value, _ = max(sweeps[target0], key=lambda pair: pair[1])
+            results = [r.with_regularisation(best_value, best_value) for r in results]
     rows_out = []
     for target, acc in accuracies.items():
         for metric in METRICS:

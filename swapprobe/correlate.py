@@ -22,7 +22,9 @@ from swapprobe.evaluate import Result
 __all__ = [
     "Correlation",
     "GroundTruth",
+    "Lookup",
     "correlate",
+    "lookup",
     "metric_values",
     "read_table",
     "scatter_plot",
@@ -91,6 +93,36 @@ def read_table(
     return GroundTruth(
         archs, {k: np.asarray(v) for k, v in accuracies.items()}, str(path), tuple(lines)
     )
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Accuracies of one architecture in a table, beside each column's optimum."""
+
+    found: dict[str, float | None]
+    optimum: dict[str, tuple[float, str]]
+
+
+def lookup(truth: GroundTruth, space: Any, text: str) -> Lookup:
+    """Find ``text`` in the table (texts compared in the space's canonical form)."""
+    canonical = space.format(space.parse(text))
+    index = None
+    for row, arch in enumerate(truth.archs):
+        try:
+            if space.format(space.parse(arch)) == canonical:
+                index = row
+                break
+        except Exception:  # a malformed row elsewhere in a user's table does not block a lookup
+            continue
+    found = {
+        name: (None if index is None else float(values[index]))
+        for name, values in truth.accuracies.items()
+    }
+    optimum = {
+        name: (float(values.max()), truth.archs[int(values.argmax())])
+        for name, values in truth.accuracies.items()
+    }
+    return Lookup(found, optimum)
 
 
 def _is_number(text: str) -> bool:

@@ -3,7 +3,8 @@
 * an ONNX file path (``resnet.onnx``);
 * ``SPACE:ARCH`` — an architecture of a built-in search space in its text form
   (``nb201:|nor_conv_3x3~0|+|...|``, ``darts:Genotype(...)``), or ``SPACE:random:N`` for N
-  seeded random samples, or ``darts:DARTS_V2``;
+  seeded random samples, ``SPACE:all`` for every architecture of an enumerable space
+  (NAS-Bench-201's 15,625), or ``darts:DARTS_V2``;
 * ``FILE.py:FUNCTION`` — a Python file and a function in it that returns a ``torch.nn.Module``;
 * from Python also a ``torch.nn.Module`` or an ``onnx.ModelProto``.
 """
@@ -66,6 +67,13 @@ def _resolve(spec: Any, seed: int) -> list[ModelRef]:
         from swapprobe.searchspaces import get_space
 
         space = get_space(head)
+        if rest == "all":
+            enumerate_all = getattr(space, "enumerate", None)
+            if not callable(enumerate_all):
+                raise UnknownArchitectureError(
+                    f"{space.name} cannot be enumerated; use {space.name}:random:N"
+                )
+            return [_arch_ref(space, arch) for arch in enumerate_all()]
         if rest.startswith("random"):
             count = _random_count(rest)
             rng = np.random.default_rng(seed)

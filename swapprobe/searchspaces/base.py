@@ -38,6 +38,8 @@ class SearchSpace(ABC):
     size_unit: ClassVar[SizeUnit]
     #: (channels, height, width) the scoring network expects
     input_shape: ClassVar[tuple[int, int, int]] = (3, 32, 32)
+    #: the init scheme that correlates best with accuracy on this space (measured; README)
+    default_init: ClassVar[str] = "gaussian"
 
     # --- values -----------------------------------------------------------------------
     @abstractmethod
