@@ -175,6 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
         "ReLU interception (torch models only)",
     )
     score.add_argument("--input-name", help="the image input, for models with several inputs")
+    score.add_argument(
+        "--max-pattern-memory",
+        type=_positive_int,
+        metavar="MB",
+        help="most pattern memory one forward pass may return (default 1024); larger models "
+        "are read in layer groups, one forward pass each, with identical results",
+    )
     out = score.add_argument_group("output")
     out.add_argument("--store", metavar="RUN.h5", help="write patterns and scores to an HDF5 store")
     out.add_argument(
@@ -333,6 +340,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         per_layer=args.per_layer,
         keep_patterns=args.keep_patterns if args.store else "none",  # unread without a store
         input_name=args.input_name,
+        max_pattern_bytes=args.max_pattern_memory * 2**20 if args.max_pattern_memory else None,
     )
     with progress_bar(err) as bar:
         models_task = bar.add_task("models", total=len(refs))
@@ -379,6 +387,13 @@ def _cmd_score(args: argparse.Namespace) -> int:
                 )
         if args.profile:
             out.print(report.profile_table(results))
+        for result in results:
+            passes = result.metadata.get("passes", 1)
+            if passes > 1:
+                err.print(
+                    f"[yellow]{result.name}: patterns read in {passes} forward passes per repeat "
+                    "(layer groups within --max-pattern-memory)[/]"
+                )
         if args.store:
             err.print(f"[dim]store:[/] {args.store}")
     _write_rows(results, args.json, args.csv, out)

@@ -53,6 +53,8 @@ class ScoreSettings:
     per_layer: bool = False
     keep_patterns: Literal["none", "first", "all"] = "first"
     input_name: str | None = None
+    #: bound on the BOOL pattern bytes of one forward pass; above it layers are read in groups
+    max_pattern_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 2:
@@ -295,6 +297,7 @@ class Evaluator:
             init=settings.init,
             input_name=settings.input_name,
             device=settings.device,
+            max_pattern_bytes=settings.max_pattern_bytes,
         )
         if is_module:
             # Θ of a module counts every parameter, also those its forward never uses
@@ -376,6 +379,7 @@ class Evaluator:
                 "seed": settings.seed,
                 "data_fingerprint": self.data.fingerprint,
                 "data_source": self.data.source,
+                "passes": int(getattr(runner, "passes", 1)),
             },
         )
 

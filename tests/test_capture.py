@@ -641,3 +641,31 @@ def test_parameters_with_equal_values_stay_separate() -> None:
             np.testing.assert_array_equal(
                 result.patterns[repeat].to_bool(), expected[repeat], err_msg=backend
             )
+
+
+def test_layer_groups_give_identical_patterns() -> None:
+    """A pattern-memory budget splits the layers over several passes, never the samples."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1, bias=False),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1, bias=False),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+    )
+    inputs = np.random.default_rng(0).standard_normal((16, 3, 8, 8)).astype(np.float32)
+    proto = graph.load_model(export_module(model, inputs))
+    whole = PatternSession(proto, batch_size=16, sample_shape=(3, 8, 8))
+    # each layer's booleans are 16 · 8 · 8 · 8 = 8192 bytes: a 10,000-byte budget forces 3 passes
+    split = PatternSession(proto, batch_size=16, sample_shape=(3, 8, 8), max_pattern_bytes=10_000)
+    assert whole.passes == 1
+    assert split.passes == 3
+    for repeat in range(2):
+        a = whole.run(inputs, seed=3, repeat=repeat)
+        b = split.run(inputs, seed=3, repeat=repeat)
+        assert np.array_equal(a.words, b.words)
+        assert a.layers == b.layers

@@ -24,6 +24,10 @@ __all__ = ["DEVICES", "PatternSession", "available_providers", "providers_for"]
 
 DEVICES = ("auto", "cpu", "cuda")
 
+#: intra-op threads of new sessions when none are asked for; ``None`` keeps onnxruntime's
+#: default (every core). Pool and Ray workers set 1, so N workers use N cores.
+SESSION_THREADS: int | None = None
+
 
 def available_providers() -> list[str]:
     import onnxruntime as ort
@@ -73,6 +77,7 @@ class PatternSession:
         device: ``auto`` | ``cpu`` | ``cuda``.
         optimize: enable ORT graph optimisations (patterns are bit-identical to an
             un-optimised session; a test checks this).
+        threads: intra-op threads (default: :data:`SESSION_THREADS`).
     """
 
     def __init__(
@@ -85,6 +90,8 @@ class PatternSession:
         input_name: str | None = None,
         device: str = "auto",
         optimize: bool = True,
+        max_pattern_bytes: int | None = None,
+        threads: int | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -111,6 +118,12 @@ class PatternSession:
         del rewritten.graph.output[:]
         rewritten.graph.output.extend(keep)
         self.model = rewritten
+        # Large models: the BOOL pattern outputs of all layers at once may not fit. Group the
+        # layers so each forward pass returns at most ``max_pattern_bytes``; more passes, same
+        # patterns. (Splitting the *samples* instead would change BatchNorm's batch statistics.)
+        budget = DEFAULT_MAX_PATTERN_BYTES if max_pattern_bytes is None else max_pattern_bytes
+        sizes = _pattern_bytes(rewritten, self.output_names)
+        self.groups = _group_outputs(self.output_names, sizes, budget)
 
         options = ort.SessionOptions()
         options.graph_optimization_level = (
@@ -119,6 +132,9 @@ class PatternSession:
             else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         )
         options.log_severity_level = 3
+        threads = SESSION_THREADS if threads is None else threads
+        if threads is not None:
+            options.intra_op_num_threads = threads
         try:
             self.session = ort.InferenceSession(
                 rewritten.SerializeToString(), options, providers=providers_for(device)
@@ -142,29 +158,84 @@ class PatternSession:
         feeds = draw(self.init, self._random, seed, repeat)
         feeds[self.input_name] = np.ascontiguousarray(inputs, dtype=np.float32)
         drawn = time.perf_counter()
-        try:
-            outputs = self.session.run(self.output_names, feeds)
-        except Exception as error:
-            raise ShapeMismatchError(f"forward pass failed: {_first_line(error)}") from None
-        ran = time.perf_counter()
-        blocks = [pack_sample_bits(out) for out in outputs]
+        blocks: list[np.ndarray] = []
+        shapes: list[tuple[int, ...]] = []
+        forward = pack = 0.0
+        for group in self.groups:
+            t0 = time.perf_counter()
+            try:
+                outputs = self.session.run(group, feeds)
+            except Exception as error:
+                raise ShapeMismatchError(f"forward pass failed: {_first_line(error)}") from None
+            t1 = time.perf_counter()
+            for out in outputs:
+                shapes.append(tuple(out.shape[1:]))
+                blocks.append(pack_sample_bits(out))
+            del outputs  # free this group's booleans before the next pass
+            forward += t1 - t0
+            pack += time.perf_counter() - t1
         if not self.layers:
             offset, layers = 0, []
-            for activation, out, block in zip(self.activations, outputs, blocks, strict=True):
-                layers.append(
-                    LayerInfo(
-                        activation.name, activation.op, tuple(out.shape[1:]), offset, len(block)
-                    )
-                )
+            for activation, shape, block in zip(self.activations, shapes, blocks, strict=True):
+                layers.append(LayerInfo(activation.name, activation.op, shape, offset, len(block)))
                 offset += len(block)
             self.layers = tuple(layers)
+        t2 = time.perf_counter()
         words = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
         matrix = PatternMatrix(words, self.batch_size, self.layers)
-        done = time.perf_counter()
         self.timings.draw += drawn - start
-        self.timings.forward += ran - drawn
-        self.timings.pack += done - ran
+        self.timings.forward += forward
+        self.timings.pack += pack + time.perf_counter() - t2
         return matrix
+
+    @property
+    def passes(self) -> int:
+        """Forward passes per repeat (more than 1 when the patterns are read in layer groups)."""
+        return len(self.groups)
+
+
+#: the most BOOL pattern bytes one forward pass returns before layers are read in groups
+DEFAULT_MAX_PATTERN_BYTES = 1 << 30
+
+
+def _pattern_bytes(model: onnx.ModelProto, names: Sequence[str]) -> list[int | None]:
+    """Bytes of each BOOL pattern output from shape inference (None where unknown)."""
+    from onnx import shape_inference
+
+    try:
+        inferred = shape_inference.infer_shapes(model)
+    except Exception:
+        return [None] * len(names)
+    known: dict[str, int] = {}
+    for value in [*inferred.graph.value_info, *inferred.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            known[value.name] = int(np.prod([d.dim_value for d in dims]))
+    return [known.get(name) for name in names]
+
+
+def _group_outputs(
+    names: Sequence[str], sizes: Sequence[int | None], budget: int
+) -> list[list[str]]:
+    """Consecutive groups of outputs, each at most ``budget`` bytes (unknown sizes: alone)."""
+    if all(size is not None for size in sizes) and sum(sizes) <= budget:  # type: ignore[arg-type]
+        return [list(names)]
+    groups: list[list[str]] = []
+    current: list[str] = []
+    used = 0
+    for name, size in zip(names, sizes, strict=True):
+        if size is None or (current and used + size > budget):
+            if current:
+                groups.append(current)
+            current, used = [], 0
+        current.append(name)
+        used += size or 0
+        if size is None:
+            groups.append(current)
+            current, used = [], 0
+    if current:
+        groups.append(current)
+    return groups
 
 
 def _bake_constants(
