@@ -669,3 +669,32 @@ def test_layer_groups_give_identical_patterns() -> None:
         b = split.run(inputs, seed=3, repeat=repeat)
         assert np.array_equal(a.words, b.words)
         assert a.layers == b.layers
+
+
+@pytest.mark.parametrize("samples", [2, 16, 33, 64, 100])
+def test_packing_in_the_graph_with_io_binding_is_bit_identical(samples: int) -> None:
+    """The CUDA path's in-graph packing and I/O binding, exercised on the CPU provider."""
+    torch.manual_seed(1)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1, bias=False),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1, bias=False),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 6 * 6, 8),
+        nn.ReLU(),
+    )
+    inputs = np.random.default_rng(samples).standard_normal((samples, 3, 6, 6)).astype(np.float32)
+    proto = graph.load_model(export_module(model, inputs))
+    host = PatternSession(proto, batch_size=samples, sample_shape=(3, 6, 6))
+    packed = PatternSession(
+        proto, batch_size=samples, sample_shape=(3, 6, 6), pack="graph", io_binding=True
+    )
+    assert not host.pack_in_graph and packed.pack_in_graph
+    for repeat in range(2):
+        a = host.run(inputs, seed=5, repeat=repeat)
+        b = packed.run(inputs, seed=5, repeat=repeat)
+        assert np.array_equal(a.words, b.words)
+        assert a.layers == b.layers

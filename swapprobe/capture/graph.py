@@ -27,6 +27,7 @@ __all__ = [
     "batchnorm_on_batch_statistics",
     "expose_patterns",
     "find_activations",
+    "join_half_words",
     "load_model",
     "model_digest",
     "model_input",
@@ -223,29 +224,124 @@ def _clip_is_relu(graph: onnx.GraphProto, node: onnx.NodeProto) -> bool:
 
 
 def expose_patterns(
-    model: onnx.ModelProto, activations: Sequence[Activation]
+    model: onnx.ModelProto,
+    activations: Sequence[Activation],
+    *,
+    packed_samples: int | None = None,
 ) -> tuple[onnx.ModelProto, list[str]]:
-    """Add ``Greater(tensor, 0)`` BOOL outputs; returns the new model and output names in order."""
+    """Add one pattern output per activation; returns the new model and output names in order.
+
+    By default the output is ``Greater(tensor, 0)`` (BOOL, the activation's shape) and the host
+    packs the bits. With ``packed_samples=S`` the packing happens in the graph instead, so that
+    only bits leave the execution provider (the CUDA path): sample ``s`` contributes
+    ``2^(s % 32)`` to half-word ``s // 32`` of its unit, summed in int64 — the bits are
+    disjoint, so the sum is an exact bitwise OR. Half-words (not 64-bit words) keep every sum
+    below 2^32: a sum reaching int64's sign bit came out wrong in onnxruntime's CPU ReduceSum.
+    The output is int64 ``(V_layer, 2W)``; :func:`join_half_words` makes the words of
+    :func:`~swapprobe.patterns.pack_sample_bits` from it, bit for bit.
+    """
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
     zero_name = "swapprobe__zero"
     graph.initializer.append(numpy_helper.from_array(np.zeros((), np.float32), zero_name))
+    if packed_samples is not None:
+        _add_packing_constants(graph, packed_samples)
+    opset = _opset(out)
     names = []
     for index, activation in enumerate(activations):
         output = f"{activation.name}{PATTERN_SUFFIX}"
+        node_name = f"swapprobe_pattern_{index}"
+        bits = output if packed_samples is None else f"{output}__bits"
         graph.node.append(
-            helper.make_node(
-                "Greater",
-                [activation.tensor, zero_name],
-                [output],
-                name=f"swapprobe_pattern_{index}",
-            )
+            helper.make_node("Greater", [activation.tensor, zero_name], [bits], name=node_name)
         )
-        graph.output.append(helper.make_tensor_value_info(output, TensorProto.BOOL, None))
+        if packed_samples is None:
+            graph.output.append(helper.make_tensor_value_info(output, TensorProto.BOOL, None))
+        else:
+            graph.node.extend(_packing_nodes(bits, output, packed_samples, node_name, opset))
+            graph.output.append(helper.make_tensor_value_info(output, TensorProto.INT64, None))
         names.append(output)
     out.producer_name = "swapprobe"
     return out, names
+
+
+def _add_packing_constants(graph: onnx.GraphProto, samples: int) -> None:
+    halves = 2 * (-(-samples // 64))
+    # (H, 32, 1): half-word h holds samples 32h..32h+31 with weights 2^0..2^31; padding samples
+    # weigh 0. Sums stay below 2^32, far from int64's sign bit, whatever the kernel's order.
+    weights = np.zeros((halves * 32,), dtype=np.int64)
+    weights[:samples] = np.left_shift(1, np.arange(samples) % 32)
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(weights.reshape(halves, 32, 1), "swapprobe__bit_weights"),
+            numpy_helper.from_array(np.asarray([samples, -1], np.int64), "swapprobe__flat"),
+            numpy_helper.from_array(np.asarray([halves, 32, -1], np.int64), "swapprobe__split"),
+            numpy_helper.from_array(np.asarray([1], np.int64), "swapprobe__axis1"),
+        ]
+    )
+    if halves * 32 != samples:
+        pads = np.asarray([0, 0, halves * 32 - samples, 0], np.int64)
+        graph.initializer.append(numpy_helper.from_array(pads, "swapprobe__pad"))
+
+
+def _packing_nodes(
+    bits: str, output: str, samples: int, name: str, opset: int
+) -> list[onnx.NodeProto]:
+    """(S, …) BOOL → (V, 2W) int64 half-words (32 samples each), inside the graph."""
+    halves = 2 * (-(-samples // 64))
+    nodes = [
+        helper.make_node(
+            "Cast", [bits], [f"{output}__i64"], to=TensorProto.INT64, name=name + "_c"
+        ),
+        helper.make_node(
+            "Reshape", [f"{output}__i64", "swapprobe__flat"], [f"{output}__sv"], name=name + "_r"
+        ),
+    ]
+    flat = f"{output}__sv"
+    if halves * 32 != samples:
+        nodes.append(
+            helper.make_node("Pad", [flat, "swapprobe__pad"], [f"{output}__pad"], name=name + "_p")
+        )
+        flat = f"{output}__pad"
+    reduce = (
+        helper.make_node(
+            "ReduceSum",
+            [f"{output}__wt", "swapprobe__axis1"],
+            [f"{output}__hv"],
+            keepdims=0,
+            name=name + "_s",
+        )
+        if opset >= 13
+        else helper.make_node(
+            "ReduceSum",
+            [f"{output}__wt"],
+            [f"{output}__hv"],
+            axes=[1],
+            keepdims=0,
+            name=name + "_s",
+        )
+    )
+    nodes += [
+        helper.make_node(
+            "Reshape", [flat, "swapprobe__split"], [f"{output}__h32v"], name=name + "_w"
+        ),
+        helper.make_node(
+            "Mul",
+            [f"{output}__h32v", "swapprobe__bit_weights"],
+            [f"{output}__wt"],
+            name=name + "_m",
+        ),
+        reduce,
+        helper.make_node("Transpose", [f"{output}__hv"], [output], perm=[1, 0], name=name + "_t"),
+    ]
+    return nodes
+
+
+def join_half_words(halves: np.ndarray) -> np.ndarray:
+    """(V, 2W) int64 half-words from the graph → (V, W) uint64 words (low half first)."""
+    as_unsigned = halves.astype(np.uint64, copy=False)
+    return as_unsigned[:, 0::2] | (as_unsigned[:, 1::2] << np.uint64(32))
 
 
 # --- batch size ----------------------------------------------------------------------
