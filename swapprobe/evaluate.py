@@ -8,10 +8,9 @@ to ONNX, or run directly with ``backend="torch"``), or an architecture of a sear
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,7 +29,6 @@ __all__ = ["BACKENDS", "KEEP_PATTERNS", "Evaluator", "Result", "ScoreSettings", 
 
 BACKENDS = ("onnx", "torch")
 KEEP_PATTERNS = ("none", "first", "all")
-ModelLike = "str | Path | bytes | onnx.ModelProto | nn.Module"
 
 
 @dataclass(frozen=True)
@@ -398,10 +396,3 @@ def _module_digest(module: Any) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().numpy().tobytes())
     return digest.hexdigest()
-
-
-def _finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
-
-
-_ = asdict  # re-exported helpers stay importable for executors
