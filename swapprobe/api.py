@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from swapprobe.data import Batch, load_batch
 from swapprobe.evaluate import Evaluator, Result, ScoreSettings
 from swapprobe.models import ModelRef, resolve_models
 from swapprobe.patterns import PatternMatrix
+
+if TYPE_CHECKING:
+    from swapprobe.executors import Executor, ResultList
 
 __all__ = ["record_to_result", "rescore", "result_to_record", "score", "score_many"]
 
@@ -91,18 +95,28 @@ def score_many(
     resume: bool = False,
     on_model: Callable[[int, int, ModelRef, Result], None] | None = None,
     on_repeat: Callable[[int, int], None] | None = None,
-) -> list[Result]:
+    executor: Executor | None = None,
+) -> ResultList:
     """Score many models on one batch; with ``store``, write each as it finishes.
 
     With ``resume``, models already in the store with identical settings are read back, not
     run again. The store is opened (and checked) before any model runs, so a bad path or a
     mismatching store fails at once and leaves existing files untouched.
+
+    ``executor`` (see :mod:`swapprobe.executors`) says where models run; only this process
+    writes the store, in input order. With an executor a failing model is retried once and
+    then listed in the returned list's ``failed``, the others are kept; without one, models
+    run here and the first error propagates. ``on_repeat`` is only called for models scored in
+    this process.
     """
+    from swapprobe.executors import LocalExecutor, ResultList, task_for
     from swapprobe.store import PatternStore, check_writable
 
-    refs = [m if isinstance(m, ModelRef) else None for m in models]  # type: ignore[union-attr]
-    if any(r is None for r in refs):
-        refs = resolve_models(models, seed=settings.seed)  # type: ignore[arg-type]
+    refs: list[ModelRef] = []
+    for model in models:  # specs and ready references may be mixed
+        refs += (
+            [model] if isinstance(model, ModelRef) else resolve_models([model], seed=settings.seed)
+        )
     handle = None
     created = False
     if store is not None:
@@ -113,21 +127,41 @@ def score_many(
             PatternStore.resume(store, wanted) if resume else PatternStore.create(store, wanted)
         )
     evaluator = Evaluator(data, settings, on_repeat=on_repeat)
-    results: list[Result] = []
+    runner = executor if executor is not None else LocalExecutor(report_failures=False)
+    slots: list[Result | None] = [None] * len(refs)
+    failed = []
+    done = 0
     try:
-        for index, ref in enumerate(refs):  # type: ignore[arg-type]
+        tasks = []
+        twins: dict[str, list[int]] = {}  # a model given twice is scored once
+        for index, ref in enumerate(refs):
             if handle is not None and handle.has(ref.key):
-                result = record_to_result(handle.read(ref.key, patterns=False), settings)
-            else:
-                result = evaluate_ref(evaluator, ref)
-                if handle is not None:
-                    t0 = time.perf_counter()
-                    handle.write(result_to_record(result))
-                    result.timings["store"] = time.perf_counter() - t0
-                    result.patterns = {}  # they live in the store; keep memory flat
-            results.append(result)
-            if on_model is not None:
-                on_model(index + 1, len(refs), ref, result)  # type: ignore[arg-type]
+                slots[index] = record_to_result(handle.read(ref.key, patterns=False), settings)
+                done += 1
+                if on_model is not None:
+                    on_model(done, len(refs), ref, slots[index])  # type: ignore[arg-type]
+                continue
+            if ref.key not in twins:
+                tasks.append(task_for(index, ref))
+            twins.setdefault(ref.key, []).append(index)
+        for outcome in runner.map(evaluator, tasks):
+            same = twins[outcome.key]
+            if outcome.result is None:
+                failed.append(outcome)
+                done += len(same)
+                continue
+            result = outcome.result
+            if handle is not None:
+                t0 = time.perf_counter()
+                handle.write(result_to_record(result))
+                result.timings["store"] = time.perf_counter() - t0
+                result.patterns = {}  # they live in the store; keep memory flat
+            for i in same:
+                ref = refs[i]
+                slots[i] = result if i == outcome.index else replace(result, name=ref.name)
+                done += 1
+                if on_model is not None:
+                    on_model(done, len(refs), ref, slots[i])  # type: ignore[arg-type]
     except BaseException:
         # A store this run created and never wrote to is removed, so a retry is not refused.
         if handle is not None:
@@ -139,8 +173,11 @@ def score_many(
         raise
     finally:
         if handle is not None:
+            empty = len(handle) == 0
             handle.close()
-    return results
+            if created and empty and store is not None:  # every model failed
+                Path(store).unlink(missing_ok=True)
+    return ResultList([r for r in slots if r is not None], failed)
 
 
 def result_to_record(result: Result) -> Any:

@@ -33,6 +33,8 @@ examples:
   swapprobe score darts:random:5 nb201:random:5 --repeats 8
   swapprobe score resnet.onnx vgg.onnx --data cifar10 --repeats 8 --store run.h5 --json run.json
   swapprobe score model.onnx --data ./images --input-size 224 224 --mu 1.5 --sigma 1.5 --size-unit M
+  swapprobe score darts:random:200 --executor pool --workers 4 --store run.h5
+  swapprobe score darts:random:2000 --executor ray --address ray://head:10001 --store run.h5
 """
 
 
@@ -69,7 +71,9 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_data_options(parser: argparse.ArgumentParser, *, default_data: str = "synthetic") -> None:
+def _add_data_options(
+    parser: argparse.ArgumentParser, *, default_data: str = "synthetic", batch_size: int | None = 16
+) -> None:
     group = parser.add_argument_group("data")
     group.add_argument(
         "--data",
@@ -88,9 +92,10 @@ def _add_data_options(parser: argparse.ArgumentParser, *, default_data: str = "s
         "-S",
         "--batch-size",
         type=_batch_size,
-        default=16,
+        default=batch_size,
         metavar="S",
-        help="samples per pattern, S ≥ 2 (default: %(default)s, as the paper)",
+        help="samples per pattern, S ≥ 2 (default: %(default)s as the paper; for search spaces "
+        "the space's: darts 16, nb201 32)",
     )
     group.add_argument(
         "--pick",
@@ -143,6 +148,58 @@ def _add_scoring_options(
         help="unit of Θ, μ, σ: K = thousands, M = millions of parameters "
         "(default: M; search spaces use their own: darts K, nb201 M)",
     )
+    _add_executor_options(parser)
+
+
+def _add_executor_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("execution")
+    group.add_argument(
+        "--executor",
+        choices=("local", "pool", "ray"),
+        default="local",
+        help="local: in this process (default); pool: --workers processes on this machine; "
+        "ray: a Ray cluster (pip install 'swapprobe[ray]'). Same seed, same scores on each",
+    )
+    group.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="processes of --executor pool (default: the number of CPU cores)",
+    )
+    group.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="Ray cluster of --executor ray, e.g. ray://head:10001 or auto (default: "
+        "$RAY_ADDRESS, else a local Ray instance)",
+    )
+
+
+def open_executor(args: argparse.Namespace) -> Any:
+    """The executor the command line asks for (a context manager that releases workers)."""
+    from swapprobe.executors import get_executor
+
+    return get_executor(args.executor, workers=args.workers, address=args.address)
+
+
+def report_failed(err: Any, failed: Sequence[Any], total: int) -> int:
+    """One error line per model that failed twice; exit status 1 when there is any."""
+    if not failed:
+        return 0
+    done = total - len(failed)
+    if done:
+        err.print(
+            f"{len(failed)} of {total} failed (each tried twice); the {done} others are kept",
+            markup=False,
+            highlight=False,
+        )
+    for outcome in failed:
+        err.print(
+            f"swapprobe: error: {outcome.name}: {outcome.error}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,9 +307,17 @@ def _add_space_commands(commands: Any) -> None:
 
 # --- console helpers -----------------------------------------------------------------
 def consoles() -> tuple[Any, Any]:
+    """stdout for results, stderr for progress and errors.
+
+    Piped or redirected output gets 160 columns instead of Rich's 80, so that tables in logs
+    and files keep whole numbers rather than wrapping them.
+    """
     from rich.console import Console
 
-    return Console(), Console(stderr=True)
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=160)
+    return out, Console(stderr=True)
 
 
 def progress_bar(err: Any, *, extra_columns: Sequence[Any] = ()) -> Any:
@@ -265,18 +330,79 @@ def progress_bar(err: Any, *, extra_columns: Sequence[Any] = ()) -> Any:
         TimeRemainingColumn,
     )
 
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        *extra_columns,
-        console=err,
-        transient=False,
-        disable=not err.is_terminal,
+    return (
+        Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            *extra_columns,
+            console=err,
+            transient=False,
+            disable=not err.is_terminal,
+        )
+        if err.is_terminal
+        else PlainProgress(err)
     )
+
+
+class PlainProgress:
+    """Progress for logs (stderr not a terminal): a plain line per task at most every 30 s.
+
+    Long runs in CI or under ``nohup`` should still say how far they are; Rich's live bar
+    would print nothing until the end there. Same calls as ``rich.progress.Progress``.
+    """
+
+    def __init__(self, err: Any, every: float = 30.0) -> None:
+        import time
+
+        self._err, self._every, self._clock = err, every, time.monotonic
+        self._tasks: dict[int, dict[str, Any]] = {}
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:  # a failed run says so in its one error line, nothing more
+            for task_id, task in self._tasks.items():
+                if task.get("printed"):  # long runs close their log lines; short ones stay quiet
+                    self._print(task_id)
+
+    def add_task(self, description: str, total: float | None = None, **fields: Any) -> int:
+        task_id = len(self._tasks)
+        self._tasks[task_id] = {
+            "description": description,
+            "total": total,
+            "completed": 0,
+            "start": self._clock(),
+            "last": self._clock(),
+            **fields,
+        }
+        return task_id
+
+    def update(self, task_id: int, **changes: Any) -> None:
+        task = self._tasks[task_id]
+        task.update(changes)
+        if self._clock() - task["last"] >= self._every:
+            self._print(task_id)
+
+    def reset(self, task_id: int) -> None:
+        self._tasks[task_id]["completed"] = 0
+
+    def _print(self, task_id: int) -> None:
+        task = self._tasks[task_id]
+        task["last"] = self._clock()
+        task["printed"] = True
+        done, total = task["completed"], task["total"]
+        share = f" ({100 * done / total:.0f} %)" if total else ""
+        best = f"  best {task['best']}" if "best" in task else ""
+        elapsed = self._clock() - task["start"]
+        self._err.print(
+            f"{task['description']}: {done}/{total}{share}  {elapsed:.0f} s{best}",
+            highlight=False,
+        )
 
 
 def _write_rows(
@@ -342,16 +468,20 @@ def _cmd_score(args: argparse.Namespace) -> int:
         input_name=args.input_name,
         max_pattern_bytes=args.max_pattern_memory * 2**20 if args.max_pattern_memory else None,
     )
-    with progress_bar(err) as bar:
+    with open_executor(args) as executor, progress_bar(err) as bar:
         models_task = bar.add_task("models", total=len(refs))
-        repeat_task = bar.add_task("repeats", total=args.repeats)
+        # repeats are only seen for models scored in this process
+        local = args.executor == "local"
+        repeat_task = bar.add_task("repeats", total=args.repeats) if local else None
 
         def on_repeat(done: int, total: int) -> None:
-            bar.update(repeat_task, completed=done, total=total)
+            if repeat_task is not None:
+                bar.update(repeat_task, completed=done, total=total)
 
         def on_model(done: int, total: int, ref: Any, result: Any) -> None:
             bar.update(models_task, completed=done)
-            bar.reset(repeat_task)
+            if repeat_task is not None:
+                bar.reset(repeat_task)
 
         results = score_many(
             refs,
@@ -361,7 +491,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
             resume=args.resume,
             on_model=on_model,
             on_repeat=on_repeat,
+            executor=executor,
         )
+    if not results:  # every model failed: nothing to rank
+        return report_failed(err, results.failed, len(refs))
     first = results[0]
     header = report.run_header(
         data_source=data.source,
@@ -397,7 +530,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         if args.store:
             err.print(f"[dim]store:[/] {args.store}")
     _write_rows(results, args.json, args.csv, out)
-    return 0
+    return report_failed(err, results.failed, len(refs))
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:

@@ -46,7 +46,7 @@ def add_commands(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     search.add_argument("space", choices=SPACES)
-    add_data(search)
+    add_data(search, batch_size=None)
     add_scoring(search, repeats=None, init=None)
     _add_reg_option(search)
     engine = search.add_argument_group("evolution")
@@ -105,7 +105,7 @@ def add_commands(
         help="accuracy column, may repeat (default: every other column)",
     )
     correlate.add_argument("--limit", type=int, metavar="N", help="score a seeded subset of N rows")
-    add_data(correlate)
+    add_data(correlate, batch_size=None)
     add_scoring(correlate, init=None)
     _add_reg_option(correlate)
     correlate.add_argument(
@@ -118,7 +118,14 @@ def add_commands(
         help="bootstrap resamples for the intervals (default: 1000)",
     )
     out = correlate.add_argument_group("output")
-    out.add_argument("--store", metavar="RUN.h5", help="scores and patterns of every architecture")
+    out.add_argument("--store", metavar="RUN.h5", help="scores of every architecture (HDF5)")
+    out.add_argument(
+        "--keep-patterns",
+        choices=("none", "first", "all"),
+        default="none",
+        help="pattern blocks kept in the store per architecture (default: none; 'first' costs "
+        "about 31 KB per DARTS cell and 0.6 MB per NAS-Bench-201 network at S=32)",
+    )
     out.add_argument("--resume", action="store_true")
     out.add_argument("--plot", metavar="PNG", help="scatter plots of score vs accuracy")
     out.add_argument("--csv", metavar="PATH", help="per-architecture scores and accuracies")
@@ -129,32 +136,52 @@ def add_commands(
 # --- per-space defaults --------------------------------------------------------------
 #: (population, cycles, mutation_times, repeats) chosen so a default search stays within the
 #: time budget on 2 CPU cores (DARTS < 10 min, NAS-Bench-201 < 5 min); see the README.
-SEARCH_DEFAULTS = {"darts": (50, 100, 5, 32), "nb201": (20, 30, 4, 2)}
+SEARCH_DEFAULTS = {"darts": (50, 100, 5, 32), "nb201": (40, 80, 4, 2)}
 
 
 def _settings(args: argparse.Namespace, space: Any, data: Any, repeats: int, **extra: Any) -> Any:
+    from dataclasses import replace
+
     from swapprobe.evaluate import ScoreSettings
 
-    mu, sigma = args.mu, args.sigma
-    if getattr(args, "reg", None) == "auto":
-        from swapprobe.regularisation import auto_regularisation
-
-        if mu is not None:
-            raise _usage("--reg auto chooses μ and σ itself; drop --mu/--sigma")
-        chosen = auto_regularisation(space, seed=args.seed, unit=args.size_unit)
-        mu, sigma = chosen.mu, chosen.sigma
-        args.reg_description = chosen.describe()
-    return ScoreSettings(
+    if getattr(args, "reg", None) == "auto" and args.mu is not None:
+        raise _usage("--reg auto chooses μ and σ itself; drop --mu/--sigma")
+    settings = ScoreSettings(
         batch_size=len(data.inputs),
         repeats=repeats,
         seed=args.seed,
         init=args.init or space.default_init,
         device=args.device,
-        mu=mu,
-        sigma=sigma,
+        mu=args.mu,
+        sigma=args.sigma,
         size_unit=args.size_unit or space.size_unit,
         **extra,
     )
+    if getattr(args, "reg", None) != "auto":
+        return settings
+    from rich.console import Console
+
+    from swapprobe.evaluate import Evaluator
+    from swapprobe.regularisation import DEFAULT_SAMPLES, auto_regularisation
+
+    Console(stderr=True).print(
+        f"[dim]--reg auto: scoring {DEFAULT_SAMPLES} random {space.name} architectures to "
+        "calibrate μ and σ …[/]"
+    )
+    import time
+
+    start = time.perf_counter()
+    plain = replace(settings, baselines=False, keep_patterns="none")
+    evaluator = Evaluator(data, plain)
+    chosen = auto_regularisation(
+        space,
+        lambda archs: [evaluator.evaluate_architecture(space, arch) for arch in archs],
+        seed=args.seed,
+        unit=settings.size_unit,
+    )
+    args.reg_seconds = time.perf_counter() - start
+    args.reg_description = f"{chosen.describe()} ({args.reg_seconds:.0f} s)"
+    return replace(settings, mu=chosen.mu, sigma=chosen.sigma)
 
 
 def _add_reg_option(parser: argparse.ArgumentParser) -> None:
@@ -169,7 +196,7 @@ def _add_reg_option(parser: argparse.ArgumentParser) -> None:
 def _cmd_search(args: argparse.Namespace) -> int:
     from rich.progress import TextColumn
 
-    from swapprobe.cli import _load_data, consoles, progress_bar
+    from swapprobe.cli import _load_data, consoles, open_executor, progress_bar, report_failed
     from swapprobe.evolution import EvolutionConfig
     from swapprobe.search import run_search
     from swapprobe.searchspaces import get_space
@@ -195,6 +222,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         from swapprobe.store import check_writable
 
         check_writable(args.store)
+    args.batch_size = args.batch_size or space.default_batch_size
     data = _load_data(args)
     settings = _settings(
         args, space, data, args.repeats or repeats, baselines=False, keep_patterns="none"
@@ -216,10 +244,18 @@ def _cmd_search(args: argparse.Namespace) -> int:
         def on_cycle(report: Any) -> None:
             bar.update(task, completed=report.cycle, best=f"{report.best.fitness:,.1f}")
 
-        outcome = run_search(
-            space, data, settings, config, store=args.store, resume=args.resume, on_cycle=on_cycle
-        )
-    _print_search(out, space, outcome, settings)
+        with open_executor(args) as executor:
+            outcome = run_search(
+                space,
+                data,
+                settings,
+                config,
+                store=args.store,
+                resume=args.resume,
+                on_cycle=on_cycle,
+                executor=executor,
+            )
+    _print_search(out, space, outcome, settings, getattr(args, "reg_seconds", 0.0))
     if args.table:
         from swapprobe.correlate import lookup
 
@@ -232,12 +268,19 @@ def _cmd_search(args: argparse.Namespace) -> int:
             )
     if args.out:
         Path(args.out).write_text(
-            json.dumps(_outcome_json(space, outcome, settings), indent=2) + "\n"
+            json.dumps(
+                {
+                    **_outcome_json(space, outcome, settings),
+                    "calibration_seconds": getattr(args, "reg_seconds", 0.0),
+                },
+                indent=2,
+            )
+            + "\n"
         )
     if args.export:
         _export(space, outcome.best_arch, args.export)
         err.print(f"[dim]exported evaluation network to[/] {args.export}")
-    return 0
+    return report_failed(err, outcome.failed, len(outcome.results) + len(outcome.failed))
 
 
 def _outcome_json(space: Any, outcome: Any, settings: Any) -> dict[str, Any]:
@@ -263,7 +306,9 @@ def _outcome_json(space: Any, outcome: Any, settings: Any) -> dict[str, Any]:
     }
 
 
-def _print_search(out: Any, space: Any, outcome: Any, settings: Any) -> None:
+def _print_search(
+    out: Any, space: Any, outcome: Any, settings: Any, calibration: float = 0.0
+) -> None:
     from rich.panel import Panel
     from rich.table import Table
 
@@ -286,7 +331,12 @@ def _print_search(out: Any, space: Any, outcome: Any, settings: Any) -> None:
         "evaluations",
         f"{outcome.search.evaluations:,} scored, {outcome.search.cache_hits:,} cache hits",
     )
-    grid.add_row("wall time", f"{outcome.wall_seconds:.1f} s (every export and session included)")
+    total = outcome.wall_seconds + calibration
+    grid.add_row(
+        "wall time",
+        f"{total:.1f} s (every export and session included"
+        + (f"; {calibration:.1f} s of it --reg auto calibration)" if calibration else ")"),
+    )
     drawing = getattr(space, "draw_cell", None)
     if callable(drawing):
         grid.add_row("cell", drawing(outcome.best_arch))
@@ -308,7 +358,7 @@ def _cmd_correlate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from swapprobe import report
-    from swapprobe.cli import _load_data, consoles, progress_bar
+    from swapprobe.cli import _load_data, consoles, open_executor, progress_bar, report_failed
     from swapprobe.correlate import (
         METRICS,
         correlate,
@@ -325,11 +375,12 @@ def _cmd_correlate(args: argparse.Namespace) -> int:
         raise _usage("--resume needs --store")
     space = get_space(args.space)
     truth = read_table(args.table, arch_col=args.arch_col, acc_cols=args.acc_col)
+    args.batch_size = args.batch_size or space.default_batch_size
     data = _load_data(args)
-    settings = _settings(args, space, data, args.repeats, keep_patterns="first")
+    settings = _settings(args, space, data, args.repeats, keep_patterns=args.keep_patterns)
     if getattr(args, "reg_description", None):
         err.print(f"[dim]--reg auto:[/] {args.reg_description}")
-    with progress_bar(err) as bar:
+    with open_executor(args) as executor, progress_bar(err) as bar:
         task = bar.add_task("architectures", total=len(truth.archs))
 
         def on_arch(done: int, total: int) -> None:
@@ -345,7 +396,11 @@ def _cmd_correlate(args: argparse.Namespace) -> int:
             store=args.store,
             resume=args.resume,
             on_arch=on_arch,
+            executor=executor,
         )
+    failed = results.failed
+    if not results:  # every architecture failed: nothing to correlate
+        return report_failed(err, failed, len(failed))
     sweeps = {}
     if args.sweep:
         theta = np.array([r.theta for r in results])
@@ -424,7 +479,7 @@ def _cmd_correlate(args: argparse.Namespace) -> int:
             )
             + "\n"
         )
-    return 0
+    return report_failed(err, failed, len(results) + len(failed))
 
 
 def _write_table_csv(

@@ -87,11 +87,11 @@ def ranking_table(results: Sequence[Result], *, title: str | None = "SWAP rankin
     table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column("#", justify="right", style="dim")
     table.add_column("model", overflow="ellipsis", no_wrap=True, max_width=48)
-    table.add_column("SWAP", justify="right", style="bold cyan")
+    table.add_column("SWAP", justify="right", style="bold cyan", no_wrap=True)
     if show_reg:
-        table.add_column("reg. SWAP", justify="right", style="bold green")
-    table.add_column("params", justify="right")
-    table.add_column("V", justify="right")
+        table.add_column("reg. SWAP", justify="right", style="bold green", no_wrap=True)
+    table.add_column("params", justify="right", no_wrap=True)
+    table.add_column("V", justify="right", no_wrap=True)
     table.add_column("S", justify="right")
     table.add_column("sat.", justify="right")
     if show_baselines:

@@ -20,6 +20,7 @@ from swapprobe.data import Batch
 from swapprobe.errors import UnknownArchitectureError
 from swapprobe.evaluate import Evaluator, Result, ScoreSettings
 from swapprobe.evolution import CycleReport, Evolution, EvolutionConfig, SearchResult
+from swapprobe.executors import Executor, LocalExecutor, ResultList, TaskOutcome, arch_task
 from swapprobe.searchspaces.base import SearchSpace
 
 __all__ = ["SearchOutcome", "fitness_of", "run_search", "score_table"]
@@ -46,6 +47,8 @@ class SearchOutcome:
     wall_seconds: float
     config: EvolutionConfig
     results: dict[str, Result] = field(default_factory=dict)
+    #: architectures that failed twice on the executor (their fitness was -inf)
+    failed: list[TaskOutcome] = field(default_factory=list)
 
 
 def _open_store(path: str | Path | None, settings: dict[str, Any], resume: bool) -> Any:
@@ -68,12 +71,17 @@ def run_search(
     on_cycle: Callable[[CycleReport], None] | None = None,
     evaluate_batch: Callable[[Evaluator, SearchSpace, Sequence[Hashable]], list[Result]]
     | None = None,
+    executor: Executor | None = None,
 ) -> SearchOutcome:
     """Algorithm 1 of SWAP-NAS over ``space``; every scoring goes through the Evaluator.
 
     With ``store``, every scored architecture is written as it is scored and the engine state
     after every cycle, so ``resume=True`` continues a killed search to the same result as an
     uninterrupted run with the same seed.
+
+    With ``executor`` (see :mod:`swapprobe.executors`), each batch the engine asks for (the
+    initial population, a cycle's crossover children, its mutants) is scored in parallel; an
+    architecture that fails twice gets fitness -inf and is listed in ``failed``.
     """
     from swapprobe.api import record_to_result, result_to_record
 
@@ -93,7 +101,10 @@ def run_search(
     }
     handle = _open_store(store, store_settings, resume)
     results: dict[str, Result] = {}
+    failed: list[TaskOutcome] = []
     batch_eval = evaluate_batch or _evaluate_in_process
+    if evaluate_batch is None and executor is not None:
+        batch_eval = _executor_batch(executor, failed)
 
     def fitness(archs: Sequence[Hashable]) -> list[float]:
         todo = []
@@ -109,7 +120,8 @@ def run_search(
             results[result.key] = result
             if handle is not None:
                 handle.write(result_to_record(result))
-        return [fitness_of(results[f"{space.name}:{space.format(a)}"]) for a in archs]
+        keys = [f"{space.name}:{space.format(a)}" for a in archs]
+        return [fitness_of(results[k]) if k in results else float("-inf") for k in keys]
 
     def checkpoint(state: dict[str, Any]) -> None:
         if handle is not None:
@@ -140,6 +152,7 @@ def run_search(
         wall_seconds=time.perf_counter() - start,
         config=config,
         results=results,
+        failed=failed,
     )
 
 
@@ -147,6 +160,26 @@ def _evaluate_in_process(
     evaluator: Evaluator, space: SearchSpace, archs: Sequence[Hashable]
 ) -> list[Result]:
     return [evaluator.evaluate_architecture(space, arch) for arch in archs]
+
+
+def _executor_batch(
+    executor: Executor, failed: list[TaskOutcome]
+) -> Callable[[Evaluator, SearchSpace, Sequence[Hashable]], list[Result]]:
+    """An ``evaluate_batch`` that maps a batch over ``executor``; failures go to ``failed``."""
+
+    def evaluate(
+        evaluator: Evaluator, space: SearchSpace, archs: Sequence[Hashable]
+    ) -> list[Result]:
+        tasks = [arch_task(i, space, arch) for i, arch in enumerate(archs)]
+        results = []
+        for outcome in executor.map(evaluator, tasks):
+            if outcome.result is None:
+                failed.append(outcome)
+            else:
+                results.append(outcome.result)
+        return results
+
+    return evaluate
 
 
 def score_table(
@@ -160,12 +193,15 @@ def score_table(
     store: str | Path | None = None,
     resume: bool = False,
     on_arch: Callable[[int, int], None] | None = None,
-) -> tuple[list[Result], dict[str, np.ndarray], list[int]]:
+    executor: Executor | None = None,
+) -> tuple[ResultList, dict[str, np.ndarray], list[int]]:
     """Score the architectures of a ground-truth table (all, or a seeded subset of ``limit``).
 
-    Results stream to the store one by one (nothing but scores stays in memory: patterns are
-    dropped after writing). Returns the results, the matching accuracy columns and the row
-    indices used.
+    Results stream to the store one by one, in row order (nothing but scores stays in memory:
+    patterns are dropped after writing). Returns the results, the matching accuracy columns
+    and the row indices used. With ``executor`` the architectures run there; a row that fails
+    twice is left out of all three and listed in the results' ``failed``. Without one, they
+    run here and the first error propagates.
     """
     from swapprobe.api import record_to_result, result_to_record
 
@@ -176,29 +212,45 @@ def score_table(
     store_settings = {**settings.store_settings(data), "space": space.name, "table": "correlate"}
     handle = _open_store(store, store_settings, resume)
     evaluator = Evaluator(data, settings)
-    results: list[Result] = []
-    seen: dict[str, Result] = {}
-    try:
-        for done, arch in enumerate(archs, 1):
-            key = f"{space.name}:{space.format(arch)}"
-            if key in seen:  # a repeated row is scored once
-                result = replace(seen[key])
-            elif handle is not None and handle.has(key):
-                result = record_to_result(handle.read(key, patterns=False), settings)
-            else:
-                result = evaluator.evaluate_architecture(space, arch)
-                if handle is not None:
-                    handle.write(result_to_record(result))
-            result.patterns = {}
-            seen.setdefault(key, result)
-            results.append(result)
+    runner = executor if executor is not None else LocalExecutor(report_failures=False)
+    slots: list[Result | None] = [None] * len(archs)
+    positions: dict[str, list[int]] = {}  # a repeated row is scored once
+    for index, arch in enumerate(archs):
+        positions.setdefault(f"{space.name}:{space.format(arch)}", []).append(index)
+    failed: list[TaskOutcome] = []
+    done = 0
+
+    def settle(key: str, result: Result | None) -> None:
+        nonlocal done
+        for n, index in enumerate(positions[key]):
+            slots[index] = result if n == 0 or result is None else replace(result)
+            done += 1
             if on_arch is not None:
                 on_arch(done, len(archs))
+
+    try:
+        tasks = []
+        for key, where in positions.items():
+            if handle is not None and handle.has(key):
+                settle(key, record_to_result(handle.read(key, patterns=False), settings))
+            else:
+                tasks.append(arch_task(where[0], space, archs[where[0]]))
+        for outcome in runner.map(evaluator, tasks):
+            result = outcome.result
+            if result is None:
+                failed.append(outcome)
+            else:
+                if handle is not None:
+                    handle.write(result_to_record(result))
+                result.patterns = {}
+            settle(outcome.key, result)
     finally:
         if handle is not None:
             handle.close()
-    accuracies = {name: values[rows] for name, values in truth.accuracies.items()}
-    return results, accuracies, [int(i) for i in rows]
+    kept = [i for i, result in enumerate(slots) if result is not None]
+    used = [int(rows[i]) for i in kept]
+    accuracies = {name: values[used] for name, values in truth.accuracies.items()}
+    return ResultList([slots[i] for i in kept], failed), accuracies, used  # type: ignore[misc]
 
 
 def _parse_row(space: SearchSpace, truth: GroundTruth, index: int) -> Hashable:

@@ -40,6 +40,8 @@ class SearchSpace(ABC):
     input_shape: ClassVar[tuple[int, int, int]] = (3, 32, 32)
     #: the init scheme that correlates best with accuracy on this space (measured; README)
     default_init: ClassVar[str] = "gaussian"
+    #: S used by ``search``/``correlate`` unless ``-S`` is given
+    default_batch_size: ClassVar[int] = 16
 
     # --- values -----------------------------------------------------------------------
     @abstractmethod

@@ -360,6 +360,9 @@ class Nb201Space(SearchSpace):
 
     name: ClassVar[str] = "nb201"
     size_unit: ClassVar[SizeUnit] = "M"
+    default_batch_size: ClassVar[int] = 32  # the NAS-Bench-201 setting measured in the README
+    # kaiming correlates better here: Spearman 0.817 vs 0.810 for gaussian (README, dev table)
+    default_init: ClassVar[str] = "kaiming"
     input_shape: ClassVar[tuple[int, int, int]] = (3, 32, 32)
 
     def __init__(self, num_classes: int = 10, channels: int = 16, cells_per_stage: int = 5) -> None:

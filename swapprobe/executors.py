@@ -1,0 +1,553 @@
+"""Where evaluations run: in this process, in a process pool, or on a Ray cluster.
+
+Every executor runs the same :class:`~swapprobe.evaluate.Evaluator`; they differ only in where.
+A :class:`Task` is the small description of one model a worker needs to rebuild it (an
+architecture's text and its space, an ONNX path, or, from Python, a picklable in-memory
+model), so the data batch and the settings travel once per worker, not once per model.
+
+Workers compute scores and packed patterns and send back a :class:`Result`; only the driver
+writes the HDF5 store, in task order, so a store is the same whichever executor filled it.
+
+A task that raises, or whose worker process dies, is retried once; a second failure becomes a
+per-model failed :class:`TaskOutcome` (name and one-line error) while every other model's
+result is kept. Weights are drawn from ``(seed, repeat, tensor name)`` alone (and with
+``init="keep"`` architectures are built under a torch seed derived from seed and architecture),
+so the same seed gives the same scores on every executor.
+
+The pool uses the ``spawn`` start method: a script that creates one must guard its entry
+point with ``if __name__ == "__main__":``, as for any ``multiprocessing`` code.
+
+>>> from swapprobe.executors import get_executor                     # doctest: +SKIP
+>>> with get_executor("pool", workers=4) as executor:                # doctest: +SKIP
+...     results = score_many(refs, data, settings, executor=executor)
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zlib
+from collections import deque
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from swapprobe.errors import SettingsError, SwapprobeError
+
+if TYPE_CHECKING:
+    from swapprobe.data import Batch
+    from swapprobe.evaluate import Evaluator, Result, ScoreSettings
+    from swapprobe.models import ModelRef
+    from swapprobe.searchspaces.base import SearchSpace
+
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "LocalExecutor",
+    "PoolExecutor",
+    "RayExecutor",
+    "ResultList",
+    "Task",
+    "TaskOutcome",
+    "arch_task",
+    "describe_error",
+    "get_executor",
+    "run_task",
+    "task_for",
+]
+
+EXECUTORS = ("local", "pool", "ray")
+#: how often a failed task is tried again before it is reported as failed
+RETRIES = 1
+RAY_MISSING = "executor ray needs Ray: pip install 'swapprobe[ray]'"
+
+TaskKind = Literal["arch", "file", "object", "pickled"]
+
+
+# --- what travels ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Task:
+    """One model to score, described so that a worker process can rebuild it.
+
+    ``payload`` is ``(space, architecture text)`` for ``arch``, a path string for
+    ``file``, and the model itself (an ``onnx.ModelProto`` or ``torch.nn.Module``) for
+    ``object``; ``pickled`` is an ``object`` as pickle bytes, the form it reaches a pool in.
+    """
+
+    index: int
+    name: str
+    key: str
+    kind: TaskKind
+    payload: Any
+
+
+@dataclass
+class TaskOutcome:
+    """What became of one task: its result, or the one-line error of its last attempt."""
+
+    index: int
+    name: str
+    key: str
+    result: Result | None = None
+    error: str | None = None
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+
+class ResultList(list["Result"]):
+    """The results that were computed, in input order, plus the models that failed.
+
+    A plain list of :class:`Result` (so existing callers keep working) with ``failed``: one
+    :class:`TaskOutcome` per model that failed twice, in input order.
+    """
+
+    def __init__(self, results: Sequence[Result] = (), failed: Sequence[TaskOutcome] = ()):
+        super().__init__(results)
+        self.failed: list[TaskOutcome] = list(failed)
+
+
+def task_for(index: int, ref: ModelRef) -> Task:
+    """The task of a resolved model reference."""
+    if ref.space is not None:
+        return arch_task(index, ref.space, ref.arch)
+    model = ref.load()
+    if isinstance(model, (str, Path)):
+        return Task(index, ref.name, ref.key, "file", str(model))
+    return Task(index, ref.name, ref.key, "object", model)
+
+
+def arch_task(index: int, space: SearchSpace, arch: Hashable) -> Task:
+    """An architecture travels as its canonical text beside its space object: the space is a
+    few bytes of configuration (a name alone would lose e.g. NAS-Bench-201's channel count)
+    and an architecture value may be any hashable the space chose."""
+    from swapprobe.models import short_name
+
+    text = space.format(arch)
+    return Task(index, short_name(space, arch), f"{space.name}:{text}", "arch", (space, text))
+
+
+def run_task(evaluator: Evaluator, task: Task) -> Result:
+    """Score one task with ``evaluator``: the one pipeline, wherever it runs."""
+    if task.kind == "arch":
+        space, text = task.payload
+        arch = space.parse(text)
+        if evaluator.settings.init != "keep":
+            return evaluator.evaluate_architecture(space, arch)
+        # ``keep`` scores the weights the network is built with: seed torch from the seed and
+        # the architecture, so they are the same in every process and in every order.
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(zlib.crc32(task.key.encode()) ^ evaluator.settings.seed)
+            return evaluator.evaluate_architecture(space, arch)
+    if task.kind == "file":
+        model: Any = Path(task.payload)
+    elif task.kind == "pickled":
+        model = pickle.loads(task.payload)
+    else:
+        model = task.payload
+    return evaluator.evaluate(model, name=task.name, key=task.key)
+
+
+def describe_error(error: BaseException) -> str:
+    """One line: a user error's own message, else the exception type and its first line."""
+    text = str(error).strip().splitlines()
+    first = text[0][:300] if text else ""
+    if isinstance(error, SwapprobeError) and first:
+        return first
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+# --- the protocol ------------------------------------------------------------------------
+class Executor(Protocol):
+    """Runs tasks through an Evaluator's data and settings; outcomes come in task order."""
+
+    name: str
+
+    def map(self, evaluator: Evaluator, tasks: Sequence[Task]) -> Iterator[TaskOutcome]:
+        """One outcome per task, in the order of ``tasks`` (so stores are written in order)."""
+        ...
+
+    def close(self) -> None:
+        """Release workers (idempotent)."""
+        ...
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+
+class _Closing:
+    """Context-manager behaviour shared by the executors."""
+
+    def close(self) -> None:  # pragma: no cover - overridden where there is something to close
+        return None
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class LocalExecutor(_Closing):
+    """In this process, one task after the other, with the Evaluator as given (its progress
+    callback and torch/ONNX Runtime thread defaults included).
+
+    Args:
+        report_failures: retry a failing task once and report it as a failed outcome (the
+            CLI's behaviour); ``False`` lets the first exception propagate at once, which is
+            what the Python API does when no executor is given.
+    """
+
+    name = "local"
+
+    def __init__(self, *, report_failures: bool = True) -> None:
+        self.report_failures = report_failures
+
+    def map(self, evaluator: Evaluator, tasks: Sequence[Task]) -> Iterator[TaskOutcome]:
+        for task in tasks:
+            if not self.report_failures:
+                yield TaskOutcome(task.index, task.name, task.key, run_task(evaluator, task))
+                continue
+            error = ""
+            for attempt in range(1, RETRIES + 2):
+                try:
+                    result = run_task(evaluator, task)
+                except Exception as failure:
+                    error = describe_error(failure)
+                    continue
+                yield TaskOutcome(task.index, task.name, task.key, result, attempts=attempt)
+                break
+            else:
+                yield TaskOutcome(
+                    task.index, task.name, task.key, error=error, attempts=RETRIES + 1
+                )
+
+    def close(self) -> None:
+        return None
+
+
+# --- worker side (pool and Ray) ----------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _configure_worker_threads() -> None:
+    """One intra-op thread for torch and onnxruntime, so N workers keep N cores busy rather
+    than N × cores threads competing for them."""
+    import torch
+
+    from swapprobe.capture import session
+
+    torch.set_num_threads(1)
+    session.SESSION_THREADS = 1
+
+
+def _init_pool_worker(data: Batch, settings: ScoreSettings) -> None:
+    """Pool initialiser: the batch and settings arrive once per worker process.
+
+    Ctrl-C is the driver's to handle (it ends the workers); a worker that took it too would
+    print a traceback of its own and break the pool.
+    """
+    import signal
+
+    from swapprobe.evaluate import Evaluator
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _configure_worker_threads()
+    _WORKER["evaluator"] = Evaluator(data, settings)
+
+
+def _pool_run(task: Task) -> tuple[bool, Any]:
+    """A pool task: ``(True, Result)`` or ``(False, one-line error)``.
+
+    Errors travel as text: an arbitrary exception may not unpickle in the driver.
+    """
+    try:
+        return True, run_task(_WORKER["evaluator"], task)
+    except Exception as error:
+        return False, describe_error(error)
+
+
+def _ray_run(context: tuple[Batch, ScoreSettings], task: Task) -> Result:
+    """A Ray task: the batch comes from the object store; the Evaluator is cached per worker."""
+    from swapprobe.evaluate import Evaluator
+
+    data, settings = context
+    key = (data.fingerprint, settings)
+    if _WORKER.get("ray_key") != key:
+        _configure_worker_threads()
+        _WORKER["ray_key"] = key
+        _WORKER["ray_evaluator"] = Evaluator(data, settings)
+    return run_task(_WORKER["ray_evaluator"], task)
+
+
+# --- process pool ------------------------------------------------------------------------
+class PoolExecutor(_Closing):
+    """A process pool on this machine (``spawn``: onnxruntime and torch do not survive fork).
+
+    Each worker is initialised once with the batch and settings; only :class:`Task` s travel.
+    At most ``workers`` tasks are in flight, so when a worker dies the tasks it may have taken
+    down are known: they are retried one at a time in a fresh pool, which pins a second death
+    on the task that caused it and lets the others finish. In-memory models (``object``
+    tasks) are pickled to the workers; their classes must be importable there.
+
+    Args:
+        workers: worker processes (default: ``os.cpu_count()``).
+    """
+
+    name = "pool"
+
+    def __init__(self, workers: int | None = None) -> None:
+        if workers is None:
+            workers = os.cpu_count() or 1
+        if workers < 1:
+            raise SettingsError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+        self._pool: Any = None
+        self._context: tuple[str, ScoreSettings] | None = None
+        self.restarts = 0  # pools replaced after a worker died
+
+    def _ensure_pool(self, evaluator: Evaluator) -> Any:
+        context = (evaluator.data.fingerprint, evaluator.settings)
+        if self._pool is None or self._context != context:
+            self._shutdown()
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_pool_worker,
+                initargs=(evaluator.data, evaluator.settings),
+            )
+            self._context = context
+        return self._pool
+
+    def _shutdown(self, *, kill: bool = False) -> None:
+        if self._pool is not None:
+            if kill:  # interrupted: do not wait for models still running
+                for process in list(getattr(self._pool, "_processes", {}).values()):
+                    process.terminate()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+            self._context = None
+
+    def map(self, evaluator: Evaluator, tasks: Sequence[Task]) -> Iterator[TaskOutcome]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        attempts = [0] * len(tasks)
+        outcomes: dict[int, TaskOutcome] = {}
+        sendable: list[Task] = []
+        for position, task in enumerate(tasks):
+            try:
+                sendable.append(_sendable(task))
+            except Exception as error:
+                sendable.append(task)
+                outcomes[position] = TaskOutcome(
+                    task.index,
+                    task.name,
+                    task.key,
+                    error=f"cannot be sent to a worker process ({describe_error(error)}); "
+                    "score it with the local executor",
+                    attempts=0,
+                )
+        pending: deque[int] = deque(p for p in range(len(tasks)) if p not in outcomes)
+        suspects: deque[int] = deque()  # in flight when a worker died: retried one at a time
+        in_flight: dict[Any, int] = {}
+        next_out = 0
+
+        def failed(position: int, error: str) -> None:
+            attempts[position] += 1
+            if attempts[position] <= RETRIES:
+                return
+            task = tasks[position]
+            outcomes[position] = TaskOutcome(
+                task.index, task.name, task.key, error=error, attempts=attempts[position]
+            )
+
+        def settle(future: Any, position: int) -> bool:
+            """Record one finished future; True when its worker died."""
+            try:
+                ok, value = future.result()
+            except BrokenProcessPool:
+                failed(position, "worker process died")
+                if position not in outcomes:
+                    suspects.append(position)
+                return True
+            except Exception as error:  # e.g. a model that cannot be pickled
+                failed(position, describe_error(error))
+                if position not in outcomes:
+                    pending.appendleft(position)
+                return False
+            if ok:
+                task = tasks[position]
+                attempts[position] += 1
+                outcomes[position] = TaskOutcome(
+                    task.index, task.name, task.key, value, attempts=attempts[position]
+                )
+            else:
+                failed(position, value)
+                if position not in outcomes:
+                    pending.appendleft(position)
+            return False
+
+        while next_out < len(tasks):
+            pool = self._ensure_pool(evaluator)
+            if suspects:
+                if not in_flight:
+                    position = suspects.popleft()
+                    in_flight[pool.submit(_pool_run, sendable[position])] = position
+            else:
+                while pending and len(in_flight) < self.workers:
+                    position = pending.popleft()
+                    in_flight[pool.submit(_pool_run, sendable[position])] = position
+            if in_flight:
+                finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                broken = False
+                for future in finished:
+                    broken |= settle(future, in_flight.pop(future))
+                if broken:
+                    # Every other future of the dead pool fails (or finished) right away.
+                    rest, _ = wait(list(in_flight))
+                    for future in rest:
+                        settle(future, in_flight.pop(future))
+                    self._shutdown()
+                    self.restarts += 1
+            while next_out in outcomes:
+                yield outcomes.pop(next_out)
+                next_out += 1
+
+    def close(self) -> None:
+        self._shutdown()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._shutdown(kill=error is not None)
+
+
+def _sendable(task: Task) -> Task:
+    """In-memory models are pickled here, so a model that cannot travel fails in the driver
+    with its reason, and one that cannot be rebuilt fails inside the task (a worker that
+    cannot unpickle its call would die instead)."""
+    if task.kind != "object":
+        return task
+    return replace(task, kind="pickled", payload=pickle.dumps(task.payload))
+
+
+# --- Ray ---------------------------------------------------------------------------------
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise SettingsError(RAY_MISSING) from None
+    return ray
+
+
+class RayExecutor(_Closing):
+    """Tasks on a Ray cluster: the batch is put in the object store once per settings, each
+    model is one remote task (one CPU) that Ray retries once if it raises or its worker dies.
+
+    Args:
+        address: a cluster to join (``ray://HEAD:10001`` or ``HEAD:6379``; ``auto`` for the
+            cluster this machine belongs to). An already initialised Ray is used as it is;
+            else ``None`` means ``$RAY_ADDRESS``, else a local instance with this machine's
+            cores. Workers must have swapprobe (and its versions) installed.
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None) -> None:
+        ray = _import_ray()
+        self._ray = ray
+        self._owns = False
+        if not ray.is_initialized():
+            import logging
+
+            options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+            if address is None and not os.environ.get("RAY_ADDRESS"):
+                options["include_dashboard"] = False
+            try:
+                ray.init(address=address, **options)
+            except (ConnectionError, ValueError, RuntimeError) as error:
+                raise SettingsError(
+                    f"cannot reach the Ray cluster at {address or 'RAY_ADDRESS'}: "
+                    f"{describe_error(error)}"
+                ) from None
+            self._owns = True
+        self._remote = ray.remote(_ray_run).options(
+            num_cpus=1, max_retries=RETRIES, retry_exceptions=True
+        )
+        self._context_ref: Any = None
+        self._context: tuple[str, ScoreSettings] | None = None
+
+    def map(self, evaluator: Evaluator, tasks: Sequence[Task]) -> Iterator[TaskOutcome]:
+        context = (evaluator.data.fingerprint, evaluator.settings)
+        if self._context != context:
+            self._context_ref = self._ray.put((evaluator.data, evaluator.settings))
+            self._context = context
+        refs = [self._remote.remote(self._context_ref, task) for task in tasks]
+        for task, ref in zip(tasks, refs, strict=True):
+            try:
+                result = self._ray.get(ref)
+            except self._ray.exceptions.RayError as error:
+                cause = getattr(error, "cause", None)
+                yield TaskOutcome(
+                    task.index,
+                    task.name,
+                    task.key,
+                    error=describe_error(cause if isinstance(cause, BaseException) else error),
+                    attempts=RETRIES + 1,
+                )
+                continue
+            yield TaskOutcome(task.index, task.name, task.key, result)
+
+    def close(self) -> None:
+        self._context_ref = None
+        self._context = None
+        if self._owns and self._ray.is_initialized():
+            self._ray.shutdown()
+            self._owns = False
+
+
+def get_executor(
+    name: str = "local", workers: int | None = None, address: str | None = None
+) -> Executor:
+    """An executor by name: ``local``, ``pool`` (``workers`` processes) or ``ray``
+    (``address`` of a cluster, else a local instance).
+
+    Raises:
+        SettingsError: an unknown name, ``workers`` < 1, an address for a non-Ray executor,
+            or Ray not installed.
+    """
+    if name not in EXECUTORS:
+        raise SettingsError(f"unknown executor {name!r}: use {', '.join(EXECUTORS)}")
+    if workers is not None and workers < 1:
+        raise SettingsError(f"workers must be at least 1, got {workers}")
+    if address is not None and name != "ray":
+        raise SettingsError("an address is only used by the ray executor (--executor ray)")
+    if name == "pool":
+        return PoolExecutor(workers)
+    if name == "ray":
+        return RayExecutor(address)
+    return LocalExecutor()
