@@ -68,7 +68,9 @@ _SCORE = textwrap.dedent(
     from swapprobe.capture.session import PatternSession
     from swapprobe.metrics import swap
     x = np.random.default_rng(0).standard_normal((64, 3, 224, 224)).astype(np.float32)
-    session = PatternSession(load_model(sys.argv[1]), batch_size=64, sample_shape=(3, 224, 224))
+    budget = int(sys.argv[2]) * 2**20 if len(sys.argv) > 2 else None
+    session = PatternSession(load_model(sys.argv[1]), batch_size=64, sample_shape=(3, 224, 224),
+                             max_pattern_bytes=budget)
     t = time.perf_counter(); m = session.run(x, seed=0, repeat=0); score = swap(m)
     t = time.perf_counter() - t
     print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
