@@ -34,7 +34,7 @@ examples:
   swapprobe score resnet.onnx vgg.onnx --data cifar10 --repeats 8 --store run.h5 --json run.json
   swapprobe score model.onnx --data ./images --input-size 224 224 --mu 1.5 --sigma 1.5 --size-unit M
   swapprobe score darts:random:200 --executor pool --workers 4 --store run.h5
-  swapprobe score darts:random:2000 --executor ray --address ray://head:10001 --store run.h5
+  swapprobe score darts:random:2000 --executor ray --address auto --store run.h5
 """
 
 
