@@ -110,7 +110,7 @@ def score_many(
     this process.
     """
     from swapprobe.executors import LocalExecutor, ResultList, task_for
-    from swapprobe.store import PatternStore, check_writable
+    from swapprobe.store import open_for_run
 
     refs: list[ModelRef] = []
     for model in models:  # specs and ready references may be mixed
@@ -120,12 +120,9 @@ def score_many(
     handle = None
     created = False
     if store is not None:
-        check_writable(store)
         wanted = settings.store_settings(data)
         created = not resume or not Path(store).exists()
-        handle = (
-            PatternStore.resume(store, wanted) if resume else PatternStore.create(store, wanted)
-        )
+        handle = open_for_run(store, wanted, resume=resume)
     evaluator = Evaluator(data, settings, on_repeat=on_repeat)
     runner = executor if executor is not None else LocalExecutor(report_failures=False)
     slots: list[Result | None] = [None] * len(refs)

@@ -54,10 +54,9 @@ class SearchOutcome:
 def _open_store(path: str | Path | None, settings: dict[str, Any], resume: bool) -> Any:
     if path is None:
         return None
-    from swapprobe.store import PatternStore, check_writable
+    from swapprobe.store import open_for_run
 
-    check_writable(path)
-    return PatternStore.resume(path, settings) if resume else PatternStore.create(path, settings)
+    return open_for_run(path, settings, resume=resume)
 
 
 def run_search(

@@ -73,6 +73,7 @@ __all__ = [
     "check_writable",
     "estimate_bytes",
     "group_name",
+    "open_for_run",
 ]
 
 FORMAT = "swapprobe-store"
@@ -192,6 +193,13 @@ def estimate_bytes(units: int, samples: int, kept_repeats: int) -> int:
             f"kept_repeats={kept_repeats}; counts must be >= 0 and samples >= 1"
         )
     return kept_repeats * units * words_for(samples) * 8 + _RECORD_OVERHEAD
+
+
+def open_for_run(
+    path: str | os.PathLike[str], settings: Mapping[str, Any], *, resume: bool
+) -> PatternStore:
+    """The store a run writes to: a new one, or (``resume``) one made with equal settings."""
+    return PatternStore.resume(path, settings) if resume else PatternStore.create(path, settings)
 
 
 def check_writable(path: str | os.PathLike[str]) -> None:
