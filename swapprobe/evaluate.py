@@ -51,7 +51,7 @@ class ScoreSettings:
     per_layer: bool = False
     keep_patterns: Literal["none", "first", "all"] = "first"
     input_name: str | None = None
-    #: bound on the BOOL pattern bytes of one forward pass; above it layers are read in groups
+    #: bound on the pattern bytes one forward pass returns; above it layers are read in groups
     max_pattern_bytes: int | None = None
 
     def __post_init__(self) -> None:

@@ -27,7 +27,7 @@ __all__ = [
     "batchnorm_on_batch_statistics",
     "expose_patterns",
     "find_activations",
-    "join_half_words",
+    "join_sample_groups",
     "load_model",
     "model_digest",
     "model_input",
@@ -233,12 +233,14 @@ def expose_patterns(
 
     By default the output is ``Greater(tensor, 0)`` (BOOL, the activation's shape) and the host
     packs the bits. With ``packed_samples=S`` the packing happens in the graph instead, so that
-    only bits leave the execution provider (the CUDA path): sample ``s`` contributes
-    ``2^(s % 32)`` to half-word ``s // 32`` of its unit, summed in int64 — the bits are
-    disjoint, so the sum is an exact bitwise OR. Half-words (not 64-bit words) keep every sum
-    below 2^32: a sum reaching int64's sign bit came out wrong in onnxruntime's CPU ReduceSum.
-    The output is int64 ``(V_layer, 2W)``; :func:`join_half_words` makes the words of
-    :func:`~swapprobe.patterns.pack_sample_bits` from it, bit for bit.
+    only bits leave the execution provider (the CUDA path) and no layer's booleans are ever
+    returned whole (large models on any device): the 0/1 pattern, cast to float and viewed as
+    ``(S, V_layer)``, is multiplied by a ``(G, S)`` matrix whose row ``g`` weighs sample
+    ``16g + i`` by ``2^i``. Each output entry is a sum of distinct powers of two below 2^16,
+    exact in float32 whatever the summation order (and with TF32 inputs, where 0, 1 and powers
+    of two are exact). The output is float32 ``(G, V_layer)`` with G = ⌈S/16⌉ sample groups;
+    :func:`join_sample_groups` makes the words of :func:`~swapprobe.patterns.pack_sample_bits`
+    from it, bit for bit. The transient cost per layer is one float copy of its pattern.
     """
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -247,101 +249,80 @@ def expose_patterns(
     graph.initializer.append(numpy_helper.from_array(np.zeros((), np.float32), zero_name))
     if packed_samples is not None:
         _add_packing_constants(graph, packed_samples)
-    opset = _opset(out)
     names = []
+    readers: dict[str, list[onnx.NodeProto]] = {}  # tensor → the pattern nodes that read it
     for index, activation in enumerate(activations):
         output = f"{activation.name}{PATTERN_SUFFIX}"
         node_name = f"swapprobe_pattern_{index}"
         bits = output if packed_samples is None else f"{output}__bits"
-        graph.node.append(
+        nodes = [
             helper.make_node("Greater", [activation.tensor, zero_name], [bits], name=node_name)
-        )
+        ]
         if packed_samples is None:
             graph.output.append(helper.make_tensor_value_info(output, TensorProto.BOOL, None))
         else:
-            graph.node.extend(_packing_nodes(bits, output, packed_samples, node_name, opset))
-            graph.output.append(helper.make_tensor_value_info(output, TensorProto.INT64, None))
+            nodes += _packing_nodes(bits, output, node_name)
+            graph.output.append(helper.make_tensor_value_info(output, TensorProto.FLOAT, None))
+        readers.setdefault(activation.tensor, []).extend(nodes)
         names.append(output)
+    # Each pattern right after the node that makes its tensor: onnxruntime runs nodes in this
+    # order, and patterns appended at the end would keep every activation's floats alive until
+    # then (ResNet-50 at S = 64: 2.4 GB instead of one layer at a time).
+    ordered: list[onnx.NodeProto] = []
+    for node in graph.node:
+        ordered.append(node)
+        for tensor in node.output:
+            ordered.extend(readers.pop(tensor, []))
+    for nodes in readers.values():  # graph inputs (or initializers) read directly
+        ordered[:0] = nodes
+    del graph.node[:]
+    graph.node.extend(ordered)
     out.producer_name = "swapprobe"
     return out, names
 
 
+#: samples per float32 group of the in-graph packing (sums stay below 2^16, exact in float32)
+GROUP_BITS = 16
+
+
 def _add_packing_constants(graph: onnx.GraphProto, samples: int) -> None:
-    halves = 2 * (-(-samples // 64))
-    # (H, 32, 1): half-word h holds samples 32h..32h+31 with weights 2^0..2^31; padding samples
-    # weigh 0. Sums stay below 2^32, far from int64's sign bit, whatever the kernel's order.
-    weights = np.zeros((halves * 32,), dtype=np.int64)
-    weights[:samples] = np.left_shift(1, np.arange(samples) % 32)
+    groups = -(-samples // GROUP_BITS)
+    weights = np.zeros((groups, samples), dtype=np.float32)
+    sample = np.arange(samples)
+    weights[sample // GROUP_BITS, sample] = np.exp2(sample % GROUP_BITS)
     graph.initializer.extend(
         [
-            numpy_helper.from_array(weights.reshape(halves, 32, 1), "swapprobe__bit_weights"),
+            numpy_helper.from_array(weights, "swapprobe__group_weights"),
             numpy_helper.from_array(np.asarray([samples, -1], np.int64), "swapprobe__flat"),
-            numpy_helper.from_array(np.asarray([halves, 32, -1], np.int64), "swapprobe__split"),
-            numpy_helper.from_array(np.asarray([1], np.int64), "swapprobe__axis1"),
         ]
     )
-    if halves * 32 != samples:
-        pads = np.asarray([0, 0, halves * 32 - samples, 0], np.int64)
-        graph.initializer.append(numpy_helper.from_array(pads, "swapprobe__pad"))
 
 
-def _packing_nodes(
-    bits: str, output: str, samples: int, name: str, opset: int
-) -> list[onnx.NodeProto]:
-    """(S, …) BOOL → (V, 2W) int64 half-words (32 samples each), inside the graph."""
-    halves = 2 * (-(-samples // 64))
-    nodes = [
+def _packing_nodes(bits: str, output: str, name: str) -> list[onnx.NodeProto]:
+    """(S, …) BOOL → (G, V) float32 sample groups, inside the graph."""
+    return [
+        helper.make_node("Cast", [bits], [f"{output}__f"], to=TensorProto.FLOAT, name=name + "_c"),
         helper.make_node(
-            "Cast", [bits], [f"{output}__i64"], to=TensorProto.INT64, name=name + "_c"
+            "Reshape", [f"{output}__f", "swapprobe__flat"], [f"{output}__sv"], name=name + "_r"
         ),
         helper.make_node(
-            "Reshape", [f"{output}__i64", "swapprobe__flat"], [f"{output}__sv"], name=name + "_r"
+            "MatMul", ["swapprobe__group_weights", f"{output}__sv"], [output], name=name + "_m"
         ),
     ]
-    flat = f"{output}__sv"
-    if halves * 32 != samples:
-        nodes.append(
-            helper.make_node("Pad", [flat, "swapprobe__pad"], [f"{output}__pad"], name=name + "_p")
-        )
-        flat = f"{output}__pad"
-    reduce = (
-        helper.make_node(
-            "ReduceSum",
-            [f"{output}__wt", "swapprobe__axis1"],
-            [f"{output}__hv"],
-            keepdims=0,
-            name=name + "_s",
-        )
-        if opset >= 13
-        else helper.make_node(
-            "ReduceSum",
-            [f"{output}__wt"],
-            [f"{output}__hv"],
-            axes=[1],
-            keepdims=0,
-            name=name + "_s",
-        )
-    )
-    nodes += [
-        helper.make_node(
-            "Reshape", [flat, "swapprobe__split"], [f"{output}__h32v"], name=name + "_w"
-        ),
-        helper.make_node(
-            "Mul",
-            [f"{output}__h32v", "swapprobe__bit_weights"],
-            [f"{output}__wt"],
-            name=name + "_m",
-        ),
-        reduce,
-        helper.make_node("Transpose", [f"{output}__hv"], [output], perm=[1, 0], name=name + "_t"),
-    ]
-    return nodes
 
 
-def join_half_words(halves: np.ndarray) -> np.ndarray:
-    """(V, 2W) int64 half-words from the graph → (V, W) uint64 words (low half first)."""
-    as_unsigned = halves.astype(np.uint64, copy=False)
-    return as_unsigned[:, 0::2] | (as_unsigned[:, 1::2] << np.uint64(32))
+def join_sample_groups(groups: np.ndarray) -> np.ndarray:
+    """(G, V) float32 sample groups from the graph → (V, W) uint64 words (sample s → bit s % 64
+    of word s // 64, as :func:`~swapprobe.patterns.pack_sample_bits`)."""
+    per_word = 64 // GROUP_BITS
+    count, units = groups.shape
+    values = np.zeros((-(-count // per_word) * per_word, units), dtype=np.uint64)
+    values[:count] = groups
+    values = values.reshape(-1, per_word, units)
+    words = values[:, 0].copy()
+    for part in range(1, per_word):
+        words |= values[:, part] << np.uint64(GROUP_BITS * part)
+    return np.ascontiguousarray(words.T)
 
 
 # --- batch size ----------------------------------------------------------------------
