@@ -14,8 +14,11 @@ result is kept. Weights are drawn from ``(seed, repeat, tensor name)`` alone (an
 ``init="keep"`` architectures are built under a torch seed derived from seed and architecture),
 so the same seed gives the same scores on every executor.
 
-The pool uses the ``spawn`` start method: a script that creates one must guard its entry
-point with ``if __name__ == "__main__":``, as for any ``multiprocessing`` code.
+The pool starts its workers from a ``forkserver`` that has imported torch, onnx and swapprobe
+once (``spawn`` where there is none, e.g. Windows): every worker then starts in milliseconds
+instead of importing torch for a second or more. A script that creates a pool must guard its
+entry point with ``if __name__ == "__main__":``, as for any ``multiprocessing`` code; without it
+the workers die while starting, and the pool says so instead of waiting forever.
 
 >>> from swapprobe.executors import get_executor                     # doctest: +SKIP
 >>> with get_executor("pool", workers=4) as executor:                # doctest: +SKIP
@@ -298,8 +301,47 @@ def _ray_run(context: tuple[Batch, ScoreSettings], task: Task) -> Result:
 
 
 # --- process pool ------------------------------------------------------------------------
+#: what the forkserver imports once, so that forked workers start with it loaded. Not
+#: onnxruntime: its import starts a thread, and a process with threads should not fork.
+WORKER_PRELOAD = (
+    "torch",
+    "torch.onnx",
+    "onnx",
+    "swapprobe.evaluate",
+    "swapprobe.capture.export",
+    "swapprobe.searchspaces.darts",
+    "swapprobe.searchspaces.nb201",
+)
+
+
+_START_FAILED = (
+    "pool worker processes could not start ({detail}); their error is printed above. From a "
+    'script, put the code that scores under `if __name__ == "__main__":`'
+)
+
+
+def _worker_context() -> Any:
+    """``forkserver`` with :data:`WORKER_PRELOAD` where the platform has it, else ``spawn``.
+
+    Never plain ``fork``: the driver may hold onnxruntime sessions and threads (progress bars,
+    thread pools) that a forked child would inherit half-copied. The forkserver is a fresh
+    single-threaded process, started once per driver and started now, so it imports while the
+    driver goes on with its own work.
+    """
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(WORKER_PRELOAD))
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+    return context
+
+
 class PoolExecutor(_Closing):
-    """A process pool on this machine (``spawn``: onnxruntime and torch do not survive fork).
+    """A process pool on this machine (see :func:`_worker_context` for how workers start).
 
     Each worker is initialised once with the batch and settings; only :class:`Task` s travel.
     At most ``workers`` tasks are in flight, so when a worker dies the tasks it may have taken
@@ -321,23 +363,42 @@ class PoolExecutor(_Closing):
         self.workers = workers
         self._pool: Any = None
         self._context: tuple[str, ScoreSettings] | None = None
+        self._mp_context = _worker_context()  # the forkserver starts importing now
         self.restarts = 0  # pools replaced after a worker died
 
     def _ensure_pool(self, evaluator: Evaluator) -> Any:
         context = (evaluator.data.fingerprint, evaluator.settings)
         if self._pool is None or self._context != context:
             self._shutdown()
-            import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=self._mp_context,
                 initializer=_init_pool_worker,
                 initargs=(evaluator.data, evaluator.settings),
             )
             self._context = context
         return self._pool
+
+    def _submit(self, pool: Any, task: Task) -> Any:
+        try:
+            return pool.submit(_pool_run, task)
+        except OSError as error:  # the forkserver or a worker ended while starting
+            self._shutdown(kill=True)
+            raise SwapprobeError(_START_FAILED.format(detail=describe_error(error))) from None
+
+    def _dead_at_start(self) -> int | None:
+        """Exit code of a worker that has ended (negative: killed by that signal), else None.
+
+        A worker that dies while starting (typically: a script without a ``__main__`` guard
+        re-runs itself in the worker) can leave ``concurrent.futures`` waiting forever.
+        """
+        processes = getattr(self._pool, "_processes", None) or {}
+        for process in list(processes.values()):
+            if process.exitcode is not None:
+                return int(process.exitcode)
+        return None
 
     def _shutdown(self, *, kill: bool = False) -> None:
         if self._pool is not None:
@@ -413,13 +474,19 @@ class PoolExecutor(_Closing):
             if suspects:
                 if not in_flight:
                     position = suspects.popleft()
-                    in_flight[pool.submit(_pool_run, sendable[position])] = position
+                    in_flight[self._submit(pool, sendable[position])] = position
             else:
                 while pending and len(in_flight) < self.workers:
                     position = pending.popleft()
-                    in_flight[pool.submit(_pool_run, sendable[position])] = position
+                    in_flight[self._submit(pool, sendable[position])] = position
             if in_flight:
-                finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                finished, _ = wait(list(in_flight), timeout=5.0, return_when=FIRST_COMPLETED)
+                if not finished:
+                    code = self._dead_at_start()
+                    if code is not None and code > 0 and not any(attempts):
+                        self._shutdown(kill=True)
+                        raise SwapprobeError(_START_FAILED.format(detail=f"exit code {code}"))
+                    continue
                 broken = False
                 for future in finished:
                     broken |= settle(future, in_flight.pop(future))
