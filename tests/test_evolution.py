@@ -383,3 +383,13 @@ def _cache(state: dict[str, Any]) -> list[Any]:
     from swapprobe.evolution import Individual
 
     return [Individual(e["text"], float(e["fitness"]), e["born"]) for e in state["cache"]]
+
+
+def test_mutants_are_new_architectures_while_the_space_has_any() -> None:
+    """A mutant scored before is drawn again (further away once the parent's one-bit
+    neighbours are used up), so every mutant batch asks for architectures never scored.
+    With crossover off, the only repeats could come from mutants."""
+    config = EvolutionConfig(population=8, cycles=60, mutation_times=4, seed=5, crossover_prob=0)
+    result, _, fitness = _search(config, length=10)  # 1024 architectures, 248 asked for
+    assert len(fitness.texts) == len(set(fitness.texts)) == 8 + 60 * 4
+    assert result.cache_hits == 0
