@@ -174,6 +174,14 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def start_executor_early(args: argparse.Namespace) -> None:
+    """Pool workers start importing torch now, beside this process's own start-up."""
+    if args.executor == "pool":
+        from swapprobe.executors import start_pool_workers_early
+
+        start_pool_workers_early()
+
+
 def open_executor(args: argparse.Namespace) -> Any:
     """The executor the command line asks for (a context manager that releases workers)."""
     from swapprobe.executors import get_executor
@@ -450,6 +458,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     out, err = consoles()
     if args.store:
         check_writable(args.store)  # fail before any work
+    start_executor_early(args)
     refs = resolve_models(args.models, seed=args.seed)
     data = _load_data(args)
     settings = ScoreSettings(

@@ -181,6 +181,7 @@ def _settings(args: argparse.Namespace, space: Any, data: Any, repeats: int, **e
     )
     args.reg_seconds = time.perf_counter() - start
     args.reg_description = f"{chosen.describe()} ({args.reg_seconds:.0f} s)"
+    args.reg_scored = chosen.scored
     return replace(settings, mu=chosen.mu, sigma=chosen.sigma)
 
 
@@ -196,7 +197,14 @@ def _add_reg_option(parser: argparse.ArgumentParser) -> None:
 def _cmd_search(args: argparse.Namespace) -> int:
     from rich.progress import TextColumn
 
-    from swapprobe.cli import _load_data, consoles, open_executor, progress_bar, report_failed
+    from swapprobe.cli import (
+        _load_data,
+        consoles,
+        open_executor,
+        progress_bar,
+        report_failed,
+        start_executor_early,
+    )
     from swapprobe.evolution import EvolutionConfig
     from swapprobe.search import run_search
     from swapprobe.searchspaces import get_space
@@ -204,6 +212,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     out, err = consoles()
     if args.resume and not args.store:
         raise _usage("--resume needs --store")
+    start_executor_early(args)
     space = get_space(args.space)
     population, cycles, mutation_times, repeats = SEARCH_DEFAULTS[args.space]
     config = EvolutionConfig(
@@ -254,6 +263,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
                 resume=args.resume,
                 on_cycle=on_cycle,
                 executor=executor,
+                prescored=getattr(args, "reg_scored", ()),
             )
     _print_search(out, space, outcome, settings, getattr(args, "reg_seconds", 0.0))
     if args.table:
@@ -358,7 +368,14 @@ def _cmd_correlate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from swapprobe import report
-    from swapprobe.cli import _load_data, consoles, open_executor, progress_bar, report_failed
+    from swapprobe.cli import (
+        _load_data,
+        consoles,
+        open_executor,
+        progress_bar,
+        report_failed,
+        start_executor_early,
+    )
     from swapprobe.correlate import (
         METRICS,
         correlate,
@@ -373,6 +390,7 @@ def _cmd_correlate(args: argparse.Namespace) -> int:
     out, err = consoles()
     if args.resume and not args.store:
         raise _usage("--resume needs --store")
+    start_executor_early(args)
     space = get_space(args.space)
     truth = read_table(args.table, arch_col=args.arch_col, acc_cols=args.acc_col)
     args.batch_size = args.batch_size or space.default_batch_size

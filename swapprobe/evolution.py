@@ -200,6 +200,8 @@ class Evolution:
     ``fitness`` scores a batch of architectures; ``on_cycle`` gets a :class:`CycleReport`
     for progress display; ``checkpoint`` gets :meth:`state` after the initial population and
     after every cycle, so that a killed search can go on with ``run(state=...)``.
+    ``initial`` architectures (distinct ones, up to P) take the first places of the initial
+    population; random samples fill the rest.
     """
 
     def __init__(
@@ -210,10 +212,12 @@ class Evolution:
         *,
         on_cycle: Callable[[CycleReport], None] | None = None,
         checkpoint: Callable[[dict[str, Any]], None] | None = None,
+        initial: Sequence[Hashable] = (),
     ) -> None:
         self._space = space
         self._fitness = fitness
         self._config = config
+        self._initial = list(initial)
         self._on_cycle = on_cycle
         self._checkpoint = checkpoint
         self._reset()
@@ -245,7 +249,12 @@ class Evolution:
         # Steps 1-6, with the scorings gathered into one batch.
         archs: list[Hashable] = []
         seen: set[str] = set()
-        for _ in range(self._config.population):
+        for arch in self._initial:  # given members first (e.g. already scored random ones)
+            text = self._space.format(arch)
+            if text not in seen and len(archs) < self._config.population:
+                seen.add(text)
+                archs.append(arch)
+        for _ in range(self._config.population - len(archs)):
             arch = self._space.sample(self._rng)
             text = self._space.format(arch)
             tries = 1

@@ -58,6 +58,7 @@ __all__ = [
     "describe_error",
     "get_executor",
     "run_task",
+    "start_pool_workers_early",
     "task_for",
 ]
 
@@ -338,6 +339,12 @@ def _worker_context() -> Any:
 
     forkserver.ensure_running()
     return context
+
+
+def start_pool_workers_early() -> None:
+    """Start the worker forkserver now, so its imports overlap the caller's own start-up
+    (the command line calls this before it loads models and data)."""
+    _worker_context()
 
 
 class PoolExecutor(_Closing):

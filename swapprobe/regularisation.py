@@ -21,7 +21,7 @@ Measured (``swapprobe correlate ... --reg auto``): see the README.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,8 @@ class AutoRegularisation:
     samples: int
     plain_size_rho: float
     target: float
+    #: the calibration's (architecture, Result) pairs: a search starts from them
+    scored: tuple[tuple[Any, Any], ...] = field(default=(), repr=False, compare=False)
 
     def describe(self) -> str:
         return (
@@ -119,4 +121,5 @@ def auto_regularisation(
     swap = [result.swap for result in results]
     theta = [parameters_in_unit(result.param_count, unit) for result in results]  # type: ignore[arg-type]
     mu, sigma, plain = calibrate(swap, theta, target=target)
-    return AutoRegularisation(mu, sigma, unit, samples, plain, target)
+    scored = tuple(zip(archs, results, strict=True))
+    return AutoRegularisation(mu, sigma, unit, samples, plain, target, scored)

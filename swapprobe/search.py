@@ -71,8 +71,13 @@ def run_search(
     evaluate_batch: Callable[[Evaluator, SearchSpace, Sequence[Hashable]], list[Result]]
     | None = None,
     executor: Executor | None = None,
+    prescored: Sequence[tuple[Hashable, Result]] = (),
 ) -> SearchOutcome:
     """Algorithm 1 of SWAP-NAS over ``space``; every scoring goes through the Evaluator.
+
+    ``prescored`` are random architectures already scored with these settings (the ones
+    ``--reg auto`` calibrated on): they are never scored again, and the P fittest of them
+    form the initial population in place of P fresh random samples (a fresh search only).
 
     With ``store``, every scored architecture is written as it is scored and the engine state
     after every cycle, so ``resume=True`` continues a killed search to the same result as an
@@ -100,6 +105,13 @@ def run_search(
     }
     handle = _open_store(store, store_settings, resume)
     results: dict[str, Result] = {}
+    for arch, result in prescored:
+        key = f"{space.name}:{space.format(arch)}"
+        results[key] = result.with_regularisation(settings.mu, settings.sigma, settings.size_unit)
+        if handle is not None and not handle.has(key):
+            handle.write(result_to_record(results[key]))
+    ranked = sorted(prescored, key=lambda pair: fitness_of(results[pair[1].key]), reverse=True)
+    initial = [arch for arch, _ in ranked]
     failed: list[TaskOutcome] = []
     batch_eval = evaluate_batch or _evaluate_in_process
     if evaluate_batch is None and executor is not None:
@@ -128,7 +140,9 @@ def run_search(
 
     try:
         state = handle.read_state(STATE_NAME) if (handle is not None and resume) else None
-        engine = Evolution(space, fitness, config, on_cycle=on_cycle, checkpoint=checkpoint)
+        engine = Evolution(
+            space, fitness, config, on_cycle=on_cycle, checkpoint=checkpoint, initial=initial
+        )
         outcome = engine.run(state=state)
         best_arch = space.parse(outcome.best.text)
         best_key = f"{space.name}:{outcome.best.text}"

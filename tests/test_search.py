@@ -431,3 +431,29 @@ def test_scoring_is_deterministic(data: Batch) -> None:
     np.testing.assert_array_equal(first.swap_per_repeat, second.swap_per_repeat)
     assert first.param_count == second.param_count == space.scoring_param_count(arch)
     assert first.key == f"darts:{space.format(arch)}"
+
+
+def test_prescored_architectures_start_the_search_and_are_not_scored_again(
+    data: Batch, scorer: Scorer
+) -> None:
+    """What ``--reg auto`` hands over: random architectures scored with plain SWAP. The P
+    fittest under the search's μ, σ (hand-computed) form the initial population, and none
+    of them reaches the scorer again."""
+    space = get_space("nb201")
+    settings = REGULARISED["nb201"]
+    rng = np.random.default_rng(4)
+    archs = list({space.format(a): a for a in (space.sample(rng) for _ in range(10))}.values())
+    evaluator = Evaluator(data, PLAIN)
+    prescored = [(a, evaluator.evaluate_architecture(space, a)) for a in archs]
+    scorer.reset()
+    config = EvolutionConfig(population=4, cycles=2, mutation_times=2, crossover_prob=0)
+    reports: list[CycleReport] = []
+    outcome = run_search(
+        space, data, settings, config, prescored=prescored, on_cycle=reports.append
+    )
+    given = {f"nb201:{space.format(a)}" for a in archs}
+    assert not given & set(scorer.calls)
+    fittest = sorted((hand_fitness(r, settings) for _, r in prescored), reverse=True)[:4]
+    assert sorted(reports[0].population_fitness, reverse=True) == pytest.approx(fittest)
+    assert len(scorer.calls) == config.cycles * config.mutation_times
+    assert outcome.search.best.fitness >= fittest[0]
