@@ -24,25 +24,23 @@ import itertools
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
-import torch.nn as nn
 
 from swapprobe.errors import DataError, SettingsError, UnknownArchitectureError
 from swapprobe.searchspaces.base import SearchSpace, register_space
 
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+    from swapprobe.searchspaces.darts_networks import ScoringNetwork
+
 __all__ = [
     "DARTS_OPS",
     "DARTS_V2",
-    "Cell",
     "DartsSpace",
-    "EvaluationNetworkCIFAR",
-    "EvaluationNetworkImageNet",
-    "FactorizedReduce",
     "Genotype",
-    "ScoringNetwork",
     "draw_cell",
     "evaluation_param_count",
     "format_genotype",
@@ -74,6 +72,16 @@ _STEPS = 4  # intermediate nodes per cell
 _EDGES = 2 * _STEPS  # two incoming edges per node
 _STATES = _STEPS + 2  # two cell inputs + the intermediate nodes
 _DEFAULT_CONCAT: tuple[int, ...] = (2, 3, 4, 5)
+_KERNEL = {"sep_conv_3x3": 3, "sep_conv_5x5": 5, "dil_conv_3x3": 3, "dil_conv_5x5": 5}
+_SCORING_C = 3  # the authors' Network(C=3, num_classes=10, layers=1, genotype)
+_SCORING_CLASSES = 10
+
+
+def _reduction_positions(layers: int) -> frozenset[int]:
+    """Indices of the reduction cells among ``layers`` (at 1/3 and 2/3, as DARTS)."""
+    return frozenset({layers // 3, 2 * layers // 3})
+
+
 _FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 _MAX_TEXT = 4096  # a genotype is ~500 characters; longer text is refused before parsing
 
@@ -442,283 +450,6 @@ DARTS_V2 = Genotype(
     reduce_concat=(2, 3, 4, 5),
 )  # fmt: skip
 
-# --- building blocks ----------------------------------------------------------------------
-# Every ReLU is its own non-inplace nn.ReLU module: the scorer hooks nn.ReLU outputs and the
-# ONNX capture reads Relu nodes, so a functional or in-place ReLU would hide units.
-# forward() methods only branch on construction-time settings, so tracing sees one graph.
-
-
-class Zero(nn.Module):
-    """``none``: zeros of the output shape; no units, no parameters."""
-
-    def __init__(self, stride: int) -> None:
-        super().__init__()
-        self.stride = stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride == 1:
-            return x.mul(0.0)
-        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
-
-
-class ReLUConvBN(nn.Sequential):
-    """ReLU → k×k conv (no bias) → BN: cell preprocessing (1×1)."""
-
-    def __init__(self, c_in: int, c_out: int, kernel: int = 1, stride: int = 1) -> None:
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
-            nn.BatchNorm2d(c_out, affine=True),
-        )
-
-
-class FactorizedReduce(nn.Module):
-    """Halve the resolution without losing every other pixel: two shifted 1×1 stride-2 convs.
-
-    The second conv sees the input shifted by one pixel (padded right/bottom, first row and
-    column dropped), which also keeps the output size right for odd input sizes.
-    """
-
-    def __init__(self, c_in: int, c_out: int) -> None:
-        super().__init__()
-        self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
-        self.conv_2 = nn.Conv2d(c_in, c_out - c_out // 2, 1, stride=2, padding=0, bias=False)
-        self.pad = nn.ConstantPad2d((0, 1, 0, 1), 0.0)
-        self.bn = nn.BatchNorm2d(c_out, affine=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
-        shifted = self.pad(x)[:, :, 1:, 1:]
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
-
-
-class SepConv(nn.Sequential):
-    """``sep_conv_k×k``: the depthwise-separable block, applied twice (stride on the first)."""
-
-    def __init__(self, c: int, kernel: int, stride: int) -> None:
-        pad = kernel // 2
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c, c, kernel, stride=stride, padding=pad, groups=c, bias=False),
-            nn.Conv2d(c, c, 1, bias=False),
-            nn.BatchNorm2d(c, affine=True),
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c, c, kernel, stride=1, padding=pad, groups=c, bias=False),
-            nn.Conv2d(c, c, 1, bias=False),
-            nn.BatchNorm2d(c, affine=True),
-        )
-
-
-class DilConv(nn.Sequential):
-    """``dil_conv_k×k``: ReLU, depthwise k×k conv with dilation 2, 1×1 conv, BN."""
-
-    def __init__(self, c: int, kernel: int, stride: int) -> None:
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(
-                c, c, kernel, stride=stride, padding=kernel - 1, dilation=2, groups=c, bias=False
-            ),
-            nn.Conv2d(c, c, 1, bias=False),
-            nn.BatchNorm2d(c, affine=True),
-        )
-
-
-_KERNEL = {"sep_conv_3x3": 3, "sep_conv_5x5": 5, "dil_conv_3x3": 3, "dil_conv_5x5": 5}
-
-
-def _make_op(op: str, c: int, stride: int) -> nn.Module:
-    """One edge's module, C channels in and out, as in SPEC.md's op table."""
-    if op == "none":
-        return Zero(stride)
-    if op == "skip_connect":
-        return nn.Identity() if stride == 1 else FactorizedReduce(c, c)
-    if op == "max_pool_3x3":
-        return nn.MaxPool2d(3, stride=stride, padding=1)
-    if op == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
-    if op.startswith("sep_conv"):
-        return SepConv(c, _KERNEL[op], stride)
-    return DilConv(c, _KERNEL[op], stride)
-
-
-class Cell(nn.Module):
-    """A DARTS cell: preprocess both inputs to C channels, 4 summing nodes, concat.
-
-    In a reduction cell the edges from the cell inputs (states 0 and 1) have stride 2. Input 0
-    comes from two cells back; after a reduction cell it has twice the resolution of input 1,
-    so it is preprocessed by a :class:`FactorizedReduce` instead of ReLU-conv-BN.
-    """
-
-    def __init__(
-        self,
-        edges: CellEdges,
-        concat: tuple[int, ...],
-        c_prev_prev: int,
-        c_prev: int,
-        c: int,
-        *,
-        reduction: bool,
-        reduction_prev: bool,
-    ) -> None:
-        super().__init__()
-        self.reduction = reduction
-        self.preprocess0: nn.Module = (
-            FactorizedReduce(c_prev_prev, c) if reduction_prev else ReLUConvBN(c_prev_prev, c)
-        )
-        self.preprocess1 = ReLUConvBN(c_prev, c)
-        self.ops = nn.ModuleList(
-            _make_op(op, c, 2 if reduction and index < 2 else 1) for op, index in edges
-        )
-        self.indices: tuple[int, ...] = tuple(index for _, index in edges)
-        self.concat = concat
-        self.multiplier = len(concat)
-
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
-        states = [self.preprocess0(s0), self.preprocess1(s1)]
-        for node in range(_STEPS):
-            a, b = 2 * node, 2 * node + 1
-            states.append(
-                self.ops[a](states[self.indices[a]]) + self.ops[b](states[self.indices[b]])
-            )
-        return torch.cat([states[i] for i in self.concat], dim=1)
-
-
-# --- networks -----------------------------------------------------------------------------
-
-_SCORING_C = 3  # the authors' Network(C=3, num_classes=10, layers=1, genotype)
-_SCORING_CLASSES = 10
-
-
-class ScoringNetwork(nn.Module):
-    """The network SWAP-NAS scores a DARTS genotype on: one reduction cell, nothing else.
-
-    No stem: the image feeds both cell inputs, so both preprocessing ReLUs see the raw
-    normalised image (2 × 3072 shared units). The cell is the genotype's *reduction* cell (C
-    doubles from 3 to 6). ``forward`` returns the globally pooled features (N, 4·6); the
-    classifier exists only because its parameters count in Θ, exactly as the reference.
-    """
-
-    def __init__(self, genotype: Genotype) -> None:
-        super().__init__()
-        c_in, c = _SCORING_C, 2 * _SCORING_C
-        self.cell = Cell(
-            genotype.reduce,
-            genotype.reduce_concat,
-            c_in,
-            c_in,
-            c,
-            reduction=True,
-            reduction_prev=False,
-        )
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(self.cell.multiplier * c, _SCORING_CLASSES)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.global_pooling(self.cell(x, x)).flatten(1)
-
-
-def _reduction_positions(layers: int) -> frozenset[int]:
-    return frozenset({layers // 3, 2 * layers // 3})
-
-
-class EvaluationNetworkCIFAR(nn.Module):
-    """The DARTS CIFAR evaluation network (no auxiliary head, no drop-path).
-
-    Stem 3×3 conv to 3·C channels + BN, then ``layers`` cells, reduction cells (channels
-    doubled) at ``layers // 3`` and ``2 * layers // 3``, global average pooling, classifier.
-    """
-
-    def __init__(
-        self, genotype: Genotype, *, num_classes: int = 10, layers: int = 20, channels: int = 36
-    ) -> None:
-        super().__init__()
-        c_curr = 3 * channels
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
-        )
-        c_prev_prev, c_prev, c_curr = c_curr, c_curr, channels
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        for i in range(layers):
-            reduction = i in _reduction_positions(layers)
-            if reduction:
-                c_curr *= 2
-            cell = _cell_for(genotype, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
-            self.cells.append(cell)
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_prev, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s0 = s1 = self.stem(x)
-        for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1)
-        return self.classifier(self.global_pooling(s1).flatten(1))
-
-
-class EvaluationNetworkImageNet(nn.Module):
-    """The DARTS ImageNet (mobile setting) evaluation network, for 224×224 inputs.
-
-    Two stems bring the image to 1/4 and 1/8 resolution (so the first cell's input 0 is
-    factorised-reduced); then cells as in the CIFAR network, 7×7 average pooling, classifier.
-    """
-
-    def __init__(
-        self, genotype: Genotype, *, num_classes: int = 1000, layers: int = 14, channels: int = 48
-    ) -> None:
-        super().__init__()
-        c = channels
-        self.stem0 = nn.Sequential(
-            nn.Conv2d(3, c // 2, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(c // 2),
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(c),
-        )
-        self.stem1 = nn.Sequential(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(c),
-        )
-        c_prev_prev, c_prev, c_curr = c, c, c
-        self.cells = nn.ModuleList()
-        reduction_prev = True
-        for i in range(layers):
-            reduction = i in _reduction_positions(layers)
-            if reduction:
-                c_curr *= 2
-            cell = _cell_for(genotype, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
-            self.cells.append(cell)
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
-        self.global_pooling = nn.AvgPool2d(7)
-        self.classifier = nn.Linear(c_prev, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s0 = self.stem0(x)
-        s1 = self.stem1(s0)
-        for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1)
-        return self.classifier(self.global_pooling(s1).flatten(1))
-
-
-def _cell_for(
-    genotype: Genotype, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool
-) -> Cell:
-    which: CellName = "reduce" if reduction else "normal"
-    return Cell(
-        genotype.cell(which),
-        genotype.concat(which),
-        c_pp,
-        c_p,
-        c,
-        reduction=reduction,
-        reduction_prev=reduction_prev,
-    )
-
-
 # --- parameter counts without building ----------------------------------------------------
 # Searches ask Θ once per architecture; building modules costs milliseconds, arithmetic
 # microseconds. The tests check every formula against sum(p.numel()) of the built network.
@@ -933,6 +664,8 @@ class DartsSpace(SearchSpace):
     # --- networks -------------------------------------------------------------------------
     def build_scoring_network(self, arch: Hashable) -> ScoringNetwork:
         """The one-reduction-cell network of the reference (see :class:`ScoringNetwork`)."""
+        from swapprobe.searchspaces.darts_networks import ScoringNetwork
+
         return ScoringNetwork(_as_genotype(arch))
 
     def build_evaluation_network(
@@ -948,6 +681,11 @@ class DartsSpace(SearchSpace):
         Raises:
             SettingsError: unknown ``dataset`` or impossible ``layers``/``channels``.
         """
+        from swapprobe.searchspaces.darts_networks import (
+            EvaluationNetworkCIFAR,
+            EvaluationNetworkImageNet,
+        )
+
         genotype = _as_genotype(arch)
         settings = _dataset_settings(dataset, layers, channels)
         if dataset == "imagenet":
@@ -977,3 +715,27 @@ class DartsSpace(SearchSpace):
 # --- registration -------------------------------------------------------------------------
 
 register_space(DartsSpace)
+
+
+_NETWORK_NAMES = frozenset(
+    [
+        "Cell",
+        "DilConv",
+        "EvaluationNetworkCIFAR",
+        "EvaluationNetworkImageNet",
+        "FactorizedReduce",
+        "ReLUConvBN",
+        "ScoringNetwork",
+        "SepConv",
+        "Zero",
+    ]
+)
+
+
+def __getattr__(name: str) -> object:
+    """The torch modules still import from here (``darts.ScoringNetwork``), loaded on use."""
+    if name in _NETWORK_NAMES:
+        from swapprobe.searchspaces import darts_networks
+
+        return getattr(darts_networks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,14 +22,15 @@ import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
-import torch.nn as nn
 
 from swapprobe.errors import DataError, SettingsError, UnknownArchitectureError
 from swapprobe.searchspaces.base import SearchSpace, SizeUnit, register_space
+
+if TYPE_CHECKING:
+    from swapprobe.searchspaces.nb201_networks import Nb201Network
 
 __all__ = [
     "NB201_DATASET_CLASSES",
@@ -37,12 +38,7 @@ __all__ = [
     "NB201_NUM_ARCHS",
     "NB201_OPS",
     "Nb201Arch",
-    "Nb201Cell",
-    "Nb201Network",
     "Nb201Space",
-    "ReLUConvBN",
-    "ResidualReduction",
-    "Zero",
     "load_table",
 ]
 
@@ -195,131 +191,6 @@ class Nb201Arch:
         return tuple(_OP_CODE[op] for op in self.ops)
 
 
-# --- building blocks -------------------------------------------------------------------------
-class Zero(nn.Module):
-    """The ``none`` op: an all-zero tensor of the input's shape.
-
-    ``x.mul(0.)`` rather than ``torch.zeros_like`` so the graph keeps its data dependence (the
-    exported ONNX graph stays connected and the op adds no activation units).
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mul(0.0)
-
-
-class ReLUConvBN(nn.Sequential):
-    """ReLU, k×k conv (no bias), BN: the benchmark's ``nor_conv`` and its reduction-block halves.
-
-    The ReLU is an ``nn.ReLU`` module and not in place: SWAP reads activations through ReLU
-    outputs, and an in-place ReLU would also overwrite a node tensor that other edges read.
-    """
-
-    def __init__(
-        self, c_in: int, c_out: int, kernel_size: int, stride: int = 1, padding: int = 0
-    ) -> None:
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=False),
-            nn.BatchNorm2d(c_out, affine=True, track_running_stats=True),
-        )
-
-
-def _make_op(op: str, channels: int) -> nn.Module:
-    """One cell edge; every op keeps the channel count and the spatial size."""
-    if op == "none":
-        return Zero()
-    if op == "skip_connect":
-        return nn.Identity()
-    if op == "nor_conv_1x1":
-        return ReLUConvBN(channels, channels, 1, padding=0)
-    if op == "nor_conv_3x3":
-        return ReLUConvBN(channels, channels, 3, padding=1)
-    if op == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
-    raise UnknownArchitectureError(f"unknown NAS-Bench-201 op {op!r}")  # guarded by Nb201Arch
-
-
-class ResidualReduction(nn.Module):
-    """The block between stages: halves the resolution, doubles the channels, with a shortcut.
-
-    Main path ReLU-Conv3×3(stride 2)-BN, ReLU-Conv3×3-BN; shortcut 2×2 average pooling (stride 2)
-    then a 1×1 conv without bias or BN, as SPEC.md fixes (that detail is what makes the
-    all-``nor_conv_3x3`` network exactly 1,531,546 parameters).
-    """
-
-    def __init__(self, c_in: int, c_out: int) -> None:
-        super().__init__()
-        self.conv_a = ReLUConvBN(c_in, c_out, 3, stride=2, padding=1)
-        self.conv_b = ReLUConvBN(c_out, c_out, 3, stride=1, padding=1)
-        self.shortcut = nn.Sequential(
-            nn.AvgPool2d(kernel_size=2, stride=2, padding=0),
-            nn.Conv2d(c_in, c_out, kernel_size=1, stride=1, padding=0, bias=False),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv_b(self.conv_a(x)) + self.shortcut(x)
-
-
-class Nb201Cell(nn.Module):
-    """One searched cell: node j = sum of op(node i) over its incoming edges; output node 3.
-
-    The loop runs over the fixed edge table, never over tensor values, so tracing (ONNX export
-    with ``dynamo=False``) records the same graph for every input.
-    """
-
-    def __init__(self, arch: Nb201Arch, channels: int) -> None:
-        super().__init__()
-        self.arch = arch
-        self.edges = nn.ModuleList(_make_op(op, channels) for op in arch.ops)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nodes = [x]
-        for node in range(1, _NUM_NODES):
-            outs = [self.edges[e](nodes[NB201_EDGES[e][1]]) for e in _NODE_EDGES[node]]
-            total = outs[0]
-            for out in outs[1:]:
-                total = total + out
-            nodes.append(total)
-        return nodes[-1]
-
-
-class Nb201Network(nn.Module):
-    """The NAS-Bench-201 macro skeleton around one cell; ``forward`` returns logits.
-
-    Stem (3×3 conv, BN) → ``cells_per_stage`` cells at C → reduction → cells at 2C → reduction
-    → cells at 4C → BN, ReLU → global average pooling → linear classifier.
-    """
-
-    def __init__(
-        self,
-        arch: Nb201Arch,
-        num_classes: int = 10,
-        channels: int = 16,
-        cells_per_stage: int = 5,
-    ) -> None:
-        super().__init__()
-        self.arch = arch
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, channels, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
-        )
-        layers: list[nn.Module] = []
-        c = channels
-        for stage in range(3):
-            if stage > 0:
-                layers.append(ResidualReduction(c, 2 * c))
-                c *= 2
-            layers.extend(Nb201Cell(arch, c) for _ in range(cells_per_stage))
-        self.cells = nn.Sequential(*layers)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=False))
-        self.global_pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.lastact(self.cells(self.stem(x)))
-        return self.classifier(torch.flatten(self.global_pool(x), 1))
-
-
 # --- parameter counts ------------------------------------------------------------------------
 def _edge_params(op: str, c: int) -> int:
     """Parameters of one edge at width c: conv weight plus BN weight and bias."""
@@ -437,12 +308,16 @@ class Nb201Space(SearchSpace):
 
     # networks ----------------------------------------------------------------------------
     def build_scoring_network(self, arch: Nb201Arch | str) -> Nb201Network:
+        from swapprobe.searchspaces.nb201_networks import Nb201Network
+
         return Nb201Network(_coerce(arch), self.num_classes, self.channels, self.cells_per_stage)
 
     def build_evaluation_network(
         self, arch: Nb201Arch | str, dataset: str = "cifar10"
     ) -> Nb201Network:
         """The benchmark network with the dataset's classifier (10 / 100 / 120 classes)."""
+        from swapprobe.searchspaces.nb201_networks import Nb201Network
+
         return Nb201Network(
             _coerce(arch), _dataset_classes(dataset), self.channels, self.cells_per_stage
         )
@@ -534,3 +409,15 @@ def load_table(
                     ) from None
             rows.append((arch, values))
     return rows
+
+
+_NETWORK_NAMES = frozenset(["Nb201Cell", "Nb201Network", "ReLUConvBN", "ResidualReduction", "Zero"])
+
+
+def __getattr__(name: str) -> object:
+    """The torch modules still import from here (``nb201.Nb201Network``), loaded on use."""
+    if name in _NETWORK_NAMES:
+        from swapprobe.searchspaces import nb201_networks
+
+        return getattr(nb201_networks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
