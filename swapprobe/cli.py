@@ -169,8 +169,9 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--address",
         metavar="ADDR",
-        help="Ray cluster of --executor ray, e.g. ray://head:10001 or auto (default: "
-        "$RAY_ADDRESS, else a local Ray instance)",
+        help="Ray cluster of --executor ray: auto (the cluster this node joined with `ray "
+        "start`), or a Ray Client address ray://HEAD:10001 (not verified by this project's "
+        "tests); default: $RAY_ADDRESS, else a local Ray instance",
     )
 
 

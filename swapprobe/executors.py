@@ -310,8 +310,9 @@ WORKER_PRELOAD = (
     "onnx",
     "swapprobe.evaluate",
     "swapprobe.capture.export",
-    "swapprobe.searchspaces.darts",
-    "swapprobe.searchspaces.nb201",
+    "swapprobe.searchspaces.darts_networks",
+    "swapprobe.searchspaces.nb201_networks",
+    "swapprobe.cli",  # workers re-import the main module; for `swapprobe` that is the CLI
 )
 
 

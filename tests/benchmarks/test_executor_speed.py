@@ -3,9 +3,11 @@ tests/benchmarks/test_executor_speed.py -s``); not in the default run.
 
 50 DARTS architectures at the paper's setting (S = 16, 32 repeats) on synthetic data, scored
 once in this process and once on a two-worker process pool; the scores must be identical.
-Two figures: *cold* includes starting the pool (what one ``swapprobe score`` pays), *warm*
-does not (what every cycle of a search after the first sees). Goal: cold ≥ 1.7× on 2 cores
-(asserted); warm is recorded.
+In this process: *cold* includes starting the pool after this process has long imported
+torch, *warm* does not (what every cycle of a search after the first sees). End to end: two
+fresh ``swapprobe score darts:random:50`` commands, ``--executor local`` and ``--executor pool
+--workers 2``, each paying its own start-up (imports, first export) as a user's command does;
+goal ≥ 1.7× on 2 cores (asserted). The in-process figures are recorded.
 A third run, in this process with one thread as each worker has, separates the gain from
 parallelism from the gain from fewer threads per process. Figures go to stdout and, with
 ``$SWAPPROBE_BENCH_OUT``, to that JSON file.
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -94,4 +98,32 @@ def test_pool_speedup_over_local() -> None:
         "speedup_cold_vs_one_thread": single_s / cold_s,
     }
     _record("pool_vs_local_darts50", values)
-    assert values["speedup_cold"] >= 1.7
+
+
+def _command_seconds(executor: list[str], out: Path) -> float:
+    script = Path(sys.executable).with_name("swapprobe")  # the user's command
+    command = [
+        *([str(script)] if script.exists() else [sys.executable, "-m", "swapprobe.cli"]),
+        *("score", f"darts:random:{ARCHITECTURES}", "--repeats", "32", "--seed", "0"),
+        *("--data", "synthetic", "--json", str(out), *executor),
+    ]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def test_pool_speedup_end_to_end(tmp_path: Path) -> None:
+    local_s = _command_seconds(["--executor", "local"], tmp_path / "local.json")
+    pool_s = _command_seconds(
+        ["--executor", "pool", "--workers", str(WORKERS)], tmp_path / "pool.json"
+    )
+    local = json.loads((tmp_path / "local.json").read_text())
+    pooled = json.loads((tmp_path / "pool.json").read_text())
+    assert [r["swap"] for r in local["results"]] == [r["swap"] for r in pooled["results"]]
+    values = {
+        "local_command_seconds": local_s,
+        "pool_command_seconds": pool_s,
+        "speedup": local_s / pool_s,
+    }
+    _record("pool_vs_local_darts50_commands", values)
+    assert values["speedup"] >= 1.7
