@@ -8,6 +8,7 @@ nor onnxruntime.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -113,7 +114,11 @@ def _add_data_options(
 
 
 def _add_scoring_options(
-    parser: argparse.ArgumentParser, *, repeats: int | None = 32, init: str | None = "gaussian"
+    parser: argparse.ArgumentParser,
+    *,
+    repeats: int | None = 32,
+    init: str | None = "gaussian",
+    executor: str = "local",
 ) -> None:
     group = parser.add_argument_group("scoring")
     group.add_argument(
@@ -148,17 +153,18 @@ def _add_scoring_options(
         help="unit of Θ, μ, σ: K = thousands, M = millions of parameters "
         "(default: M; search spaces use their own: darts K, nb201 M)",
     )
-    _add_executor_options(parser)
+    _add_executor_options(parser, executor)
 
 
-def _add_executor_options(parser: argparse.ArgumentParser) -> None:
+def _add_executor_options(parser: argparse.ArgumentParser, default: str) -> None:
     group = parser.add_argument_group("execution")
     group.add_argument(
         "--executor",
-        choices=("local", "pool", "ray"),
-        default="local",
-        help="local: in this process (default); pool: --workers processes on this machine; "
-        "ray: a Ray cluster (pip install 'swapprobe[ray]'). Same seed, same scores on each",
+        choices=("auto", "local", "pool", "ray"),
+        default=default,
+        help="local: in this process; pool: --workers processes on this machine; ray: a Ray "
+        "cluster (pip install 'swapprobe[ray]'); auto: pool when this machine has several "
+        f"cores, else local (default: {default}). Same seed, same scores on each",
     )
     group.add_argument(
         "--workers",
@@ -175,9 +181,16 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def executor_name(args: argparse.Namespace) -> str:
+    """``--executor`` with ``auto`` made concrete (pool on a machine with several cores)."""
+    if args.executor == "auto":
+        return "pool" if (os.cpu_count() or 1) > 1 else "local"
+    return str(args.executor)
+
+
 def start_executor_early(args: argparse.Namespace) -> None:
     """Pool workers start importing torch now, beside this process's own start-up."""
-    if args.executor == "pool":
+    if executor_name(args) == "pool":
         from swapprobe.executors import start_pool_workers_early
 
         start_pool_workers_early()
@@ -187,7 +200,7 @@ def open_executor(args: argparse.Namespace) -> Any:
     """The executor the command line asks for (a context manager that releases workers)."""
     from swapprobe.executors import get_executor
 
-    return get_executor(args.executor, workers=args.workers, address=args.address)
+    return get_executor(executor_name(args), workers=args.workers, address=args.address)
 
 
 def report_failed(err: Any, failed: Sequence[Any], total: int) -> int:
@@ -481,7 +494,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     with open_executor(args) as executor, progress_bar(err) as bar:
         models_task = bar.add_task("models", total=len(refs))
         # repeats are only seen for models scored in this process
-        local = args.executor == "local"
+        local = executor_name(args) == "local"
         repeat_task = bar.add_task("repeats", total=args.repeats) if local else None
 
         def on_repeat(done: int, total: int) -> None:

@@ -47,7 +47,7 @@ def add_commands(
     )
     search.add_argument("space", choices=SPACES)
     add_data(search, batch_size=None)
-    add_scoring(search, repeats=None, init=None)
+    add_scoring(search, repeats=None, init=None, executor="auto")
     _add_reg_option(search)
     engine = search.add_argument_group("evolution")
     engine.add_argument(
@@ -106,7 +106,7 @@ def add_commands(
     )
     correlate.add_argument("--limit", type=int, metavar="N", help="score a seeded subset of N rows")
     add_data(correlate, batch_size=None)
-    add_scoring(correlate, init=None)
+    add_scoring(correlate, init=None, executor="auto")
     _add_reg_option(correlate)
     correlate.add_argument(
         "--sweep", action="store_true", help="sweep μ=σ over the size range and report the best"
@@ -134,12 +134,20 @@ def add_commands(
 
 
 # --- per-space defaults --------------------------------------------------------------
-#: (population, cycles, mutation_times, repeats) chosen so a default search stays within the
-#: time budget on 2 CPU cores (DARTS < 10 min, NAS-Bench-201 < 5 min); see the README.
-SEARCH_DEFAULTS = {"darts": (50, 100, 5, 32), "nb201": (40, 80, 4, 2)}
+#: (population, cycles, mutation_times, repeats) chosen so a default search (executor auto:
+#: one pool worker per core) stays within the time budget on 2 CPU cores (DARTS < 10 min,
+#: NAS-Bench-201 < 5 min with --reg auto's calibration); see the README.
+SEARCH_DEFAULTS = {"darts": (50, 100, 5, 32), "nb201": (40, 120, 4, 2)}
 
 
-def _settings(args: argparse.Namespace, space: Any, data: Any, repeats: int, **extra: Any) -> Any:
+def _settings(
+    args: argparse.Namespace,
+    space: Any,
+    data: Any,
+    repeats: int,
+    executor: Any = None,
+    **extra: Any,
+) -> Any:
     from dataclasses import replace
 
     from swapprobe.evaluate import ScoreSettings
@@ -173,12 +181,23 @@ def _settings(args: argparse.Namespace, space: Any, data: Any, repeats: int, **e
     start = time.perf_counter()
     plain = replace(settings, baselines=False, keep_patterns="none")
     evaluator = Evaluator(data, plain)
-    chosen = auto_regularisation(
-        space,
-        lambda archs: [evaluator.evaluate_architecture(space, arch) for arch in archs],
-        seed=args.seed,
-        unit=settings.size_unit,
-    )
+
+    def score(archs: list[Any]) -> list[Any]:
+        """The calibration's scorings, on the command's executor when it has one."""
+        if executor is None:
+            return [evaluator.evaluate_architecture(space, arch) for arch in archs]
+        from swapprobe.errors import SwapprobeError
+        from swapprobe.executors import arch_task
+
+        tasks = [arch_task(i, space, arch) for i, arch in enumerate(archs)]
+        results = []
+        for outcome in executor.map(evaluator, tasks):
+            if outcome.result is None:
+                raise SwapprobeError(f"--reg auto: {outcome.name}: {outcome.error}")
+            results.append(outcome.result)
+        return results
+
+    chosen = auto_regularisation(space, score, seed=args.seed, unit=settings.size_unit)
     args.reg_seconds = time.perf_counter() - start
     args.reg_description = f"{chosen.describe()} ({args.reg_seconds:.0f} s)"
     args.reg_scored = chosen.scored
@@ -233,27 +252,33 @@ def _cmd_search(args: argparse.Namespace) -> int:
         check_writable(args.store)
     args.batch_size = args.batch_size or space.default_batch_size
     data = _load_data(args)
-    settings = _settings(
-        args, space, data, args.repeats or repeats, baselines=False, keep_patterns="none"
-    )
-    unit = settings.size_unit
-    reg = getattr(args, "reg_description", None) or (
-        f"μ={settings.mu:g} σ={settings.sigma:g} (Θ in {unit})"
-        if settings.mu
-        else "none (plain SWAP)"
-    )
-    err.print(
-        f"[dim]search[/] {args.space}  P={config.population} C={config.cycles} "
-        f"mutants={config.mutation_times}  S={settings.batch_size} repeats="
-        f"{settings.repeats}  regularisation {reg}  data {data.source}"
-    )
-    with progress_bar(err, extra_columns=[TextColumn("best {task.fields[best]}")]) as bar:
-        task = bar.add_task("cycles", total=config.cycles, best="—")
+    with open_executor(args) as executor:
+        settings = _settings(
+            args,
+            space,
+            data,
+            args.repeats or repeats,
+            executor,
+            baselines=False,
+            keep_patterns="none",
+        )
+        unit = settings.size_unit
+        reg = getattr(args, "reg_description", None) or (
+            f"μ={settings.mu:g} σ={settings.sigma:g} (Θ in {unit})"
+            if settings.mu
+            else "none (plain SWAP)"
+        )
+        err.print(
+            f"[dim]search[/] {args.space}  P={config.population} C={config.cycles} "
+            f"mutants={config.mutation_times}  S={settings.batch_size} repeats="
+            f"{settings.repeats}  regularisation {reg}  data {data.source}"
+        )
+        with progress_bar(err, extra_columns=[TextColumn("best {task.fields[best]}")]) as bar:
+            task = bar.add_task("cycles", total=config.cycles, best="—")
 
-        def on_cycle(report: Any) -> None:
-            bar.update(task, completed=report.cycle, best=f"{report.best.fitness:,.1f}")
+            def on_cycle(report: Any) -> None:
+                bar.update(task, completed=report.cycle, best=f"{report.best.fitness:,.1f}")
 
-        with open_executor(args) as executor:
             outcome = run_search(
                 space,
                 data,
@@ -395,27 +420,30 @@ def _cmd_correlate(args: argparse.Namespace) -> int:
     truth = read_table(args.table, arch_col=args.arch_col, acc_cols=args.acc_col)
     args.batch_size = args.batch_size or space.default_batch_size
     data = _load_data(args)
-    settings = _settings(args, space, data, args.repeats, keep_patterns=args.keep_patterns)
-    if getattr(args, "reg_description", None):
-        err.print(f"[dim]--reg auto:[/] {args.reg_description}")
-    with open_executor(args) as executor, progress_bar(err) as bar:
-        task = bar.add_task("architectures", total=len(truth.archs))
-
-        def on_arch(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        results, accuracies, rows = score_table(
-            space,
-            truth,
-            data,
-            settings,
-            limit=args.limit,
-            seed=args.seed,
-            store=args.store,
-            resume=args.resume,
-            on_arch=on_arch,
-            executor=executor,
+    with open_executor(args) as executor:
+        settings = _settings(
+            args, space, data, args.repeats, executor, keep_patterns=args.keep_patterns
         )
+        if getattr(args, "reg_description", None):
+            err.print(f"[dim]--reg auto:[/] {args.reg_description}")
+        with progress_bar(err) as bar:
+            task = bar.add_task("architectures", total=len(truth.archs))
+
+            def on_arch(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            results, accuracies, rows = score_table(
+                space,
+                truth,
+                data,
+                settings,
+                limit=args.limit,
+                seed=args.seed,
+                store=args.store,
+                resume=args.resume,
+                on_arch=on_arch,
+                executor=executor,
+            )
     failed = results.failed
     if not results:  # every architecture failed: nothing to correlate
         return report_failed(err, failed, len(failed))

@@ -390,8 +390,14 @@ class PoolExecutor(_Closing):
         return self._pool
 
     def _submit(self, pool: Any, task: Task) -> Any:
+        """A future, or None when the pool broke (a worker died) before this task was sent:
+        the task never ran, so it is sent again to the next pool at no cost to its tries."""
+        from concurrent.futures.process import BrokenProcessPool
+
         try:
             return pool.submit(_pool_run, task)
+        except BrokenProcessPool:
+            return None
         except OSError as error:  # the forkserver or a worker ended while starting
             self._shutdown(kill=True)
             raise SwapprobeError(_START_FAILED.format(detail=describe_error(error))) from None
@@ -482,11 +488,23 @@ class PoolExecutor(_Closing):
             if suspects:
                 if not in_flight:
                     position = suspects.popleft()
-                    in_flight[self._submit(pool, sendable[position])] = position
+                    future = self._submit(pool, sendable[position])
+                    if future is None:
+                        suspects.appendleft(position)
+                    else:
+                        in_flight[future] = position
             else:
                 while pending and len(in_flight) < self.workers:
                     position = pending.popleft()
-                    in_flight[self._submit(pool, sendable[position])] = position
+                    future = self._submit(pool, sendable[position])
+                    if future is None:
+                        pending.appendleft(position)
+                        break
+                    in_flight[future] = position
+            if not in_flight and getattr(pool, "_broken", False):
+                self._shutdown()  # broke with nothing of ours in flight: start afresh
+                self.restarts += 1
+                continue
             if in_flight:
                 finished, _ = wait(list(in_flight), timeout=5.0, return_when=FIRST_COMPLETED)
                 if not finished:

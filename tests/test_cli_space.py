@@ -282,3 +282,56 @@ def test_bad_architecture_in_table_names_the_line(
     assert len(lines) == 1, err
     assert "bad.csv:4" in lines[0] and "conv_7x7" in lines[0]
     assert not store.exists()  # failed before creating anything
+
+
+def test_search_and_correlate_default_to_a_pool_on_several_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    from swapprobe.cli import build_parser, executor_name
+
+    parser = build_parser()
+    search = parser.parse_args(["search", "nb201"])
+    correlate = parser.parse_args(["correlate", "nb201", "--table", "t.csv"])
+    score = parser.parse_args(["score", "model.onnx"])
+    assert search.executor == correlate.executor == "auto"
+    assert score.executor == "local"  # user models may not travel to workers
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert executor_name(search) == executor_name(correlate) == "pool"
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert executor_name(search) == "local"
+    assert executor_name(parser.parse_args(["search", "nb201", "--executor", "local"])) == "local"
+
+
+def test_reg_auto_calibrates_on_the_executor_and_hands_its_scores_on() -> None:
+    """The 100 calibration scorings go through the command's executor, in order, and come
+    back as (architecture, Result) pairs for the search's initial population."""
+    from swapprobe.cli import build_parser
+    from swapprobe.cli_space import _settings
+    from swapprobe.data import load_batch
+    from swapprobe.executors import LocalExecutor
+    from swapprobe.regularisation import DEFAULT_SAMPLES
+
+    class Recording(LocalExecutor):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tasks: list = []
+
+        def map(self, evaluator, tasks):  # type: ignore[no-untyped-def]
+            self.tasks.extend(tasks)
+            return super().map(evaluator, tasks)
+
+    args = build_parser().parse_args(
+        ["search", "darts", "--reg", "auto", "-S", "16", "--repeats", "1"]
+    )
+    space = get_space("darts")
+    data = load_batch("synthetic", batch_size=16)
+    executor = Recording()
+    settings = _settings(args, space, data, 1, executor, baselines=False, keep_patterns="none")
+    assert len(executor.tasks) == DEFAULT_SAMPLES
+    assert settings.mu is not None and settings.sigma is not None
+    scored = args.reg_scored
+    assert len(scored) == DEFAULT_SAMPLES
+    for task, (arch, result) in zip(executor.tasks, scored, strict=True):
+        assert result.key == task.key == f"darts:{space.format(arch)}"
