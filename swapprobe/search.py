@@ -105,13 +105,14 @@ def run_search(
     }
     handle = _open_store(store, store_settings, resume)
     results: dict[str, Result] = {}
+    given: list[tuple[float, Hashable]] = []
     for arch, result in prescored:
         key = f"{space.name}:{space.format(arch)}"
         results[key] = result.with_regularisation(settings.mu, settings.sigma, settings.size_unit)
         if handle is not None and not handle.has(key):
             handle.write(result_to_record(results[key]))
-    ranked = sorted(prescored, key=lambda pair: fitness_of(results[pair[1].key]), reverse=True)
-    initial = [arch for arch, _ in ranked]
+        given.append((fitness_of(results[key]), arch))
+    initial = [arch for _, arch in sorted(given, key=lambda pair: pair[0], reverse=True)]
     failed: list[TaskOutcome] = []
     batch_eval = evaluate_batch or _evaluate_in_process
     if evaluate_batch is None and executor is not None:

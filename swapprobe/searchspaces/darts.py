@@ -717,25 +717,10 @@ class DartsSpace(SearchSpace):
 register_space(DartsSpace)
 
 
-_NETWORK_NAMES = frozenset(
-    [
-        "Cell",
-        "DilConv",
-        "EvaluationNetworkCIFAR",
-        "EvaluationNetworkImageNet",
-        "FactorizedReduce",
-        "ReLUConvBN",
-        "ScoringNetwork",
-        "SepConv",
-        "Zero",
-    ]
-)
-
-
 def __getattr__(name: str) -> object:
     """The torch modules still import from here (``darts.ScoringNetwork``), loaded on use."""
-    if name in _NETWORK_NAMES:
-        from swapprobe.searchspaces import darts_networks
+    from swapprobe.searchspaces import darts_networks
 
+    if not name.startswith("_") and name in darts_networks.__all__:
         return getattr(darts_networks, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

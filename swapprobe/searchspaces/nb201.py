@@ -411,13 +411,10 @@ def load_table(
     return rows
 
 
-_NETWORK_NAMES = frozenset(["Nb201Cell", "Nb201Network", "ReLUConvBN", "ResidualReduction", "Zero"])
-
-
 def __getattr__(name: str) -> object:
     """The torch modules still import from here (``nb201.Nb201Network``), loaded on use."""
-    if name in _NETWORK_NAMES:
-        from swapprobe.searchspaces import nb201_networks
+    from swapprobe.searchspaces import nb201_networks
 
+    if not name.startswith("_") and name in nb201_networks.__all__:
         return getattr(nb201_networks, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

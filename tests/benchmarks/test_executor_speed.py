@@ -32,21 +32,12 @@ from swapprobe.data import load_batch
 from swapprobe.evaluate import ScoreSettings
 from swapprobe.executors import LocalExecutor, PoolExecutor
 from swapprobe.models import resolve_models
+from tests.benchmarks.recording import record
 
 pytestmark = pytest.mark.benchmark
 
 ARCHITECTURES = 50
 WORKERS = 2
-
-
-def _record(name: str, values: dict[str, float]) -> None:
-    print(f"\n[{name}] " + "  ".join(f"{k}={v:.4g}" for k, v in values.items()))
-    target = os.environ.get("SWAPPROBE_BENCH_OUT")
-    if target:
-        path = Path(target)
-        data = json.loads(path.read_text()) if path.exists() else {}
-        data[name] = values
-        path.write_text(json.dumps(data, indent=2))
 
 
 def test_pool_speedup_over_local() -> None:
@@ -97,7 +88,7 @@ def test_pool_speedup_over_local() -> None:
         "speedup_warm": local_s / warm_s,
         "speedup_cold_vs_one_thread": single_s / cold_s,
     }
-    _record("pool_vs_local_darts50", values)
+    record("pool_vs_local_darts50", values)
 
 
 def _command_seconds(executor: list[str], out: Path) -> float:
@@ -125,5 +116,5 @@ def test_pool_speedup_end_to_end(tmp_path: Path) -> None:
         "pool_command_seconds": pool_s,
         "speedup": local_s / pool_s,
     }
-    _record("pool_vs_local_darts50_commands", values)
+    record("pool_vs_local_darts50_commands", values)
     assert values["speedup"] >= 1.7

@@ -16,13 +16,13 @@ written unless that variable is set):
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.benchmarks.recording import record
 
 pytestmark = pytest.mark.benchmark
 
@@ -49,16 +49,6 @@ def _best_of(fn, repeats: int = 20) -> float:  # type: ignore[no-untyped-def]
         fn()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
-
-
-def _record(name: str, values: dict[str, float]) -> None:
-    print(f"\n[{name}] " + "  ".join(f"{k}={v:.4g}" for k, v in values.items()))
-    target = os.environ.get("SWAPPROBE_BENCH_OUT")
-    if target:
-        path = Path(target)
-        data = json.loads(path.read_text()) if path.exists() else {}
-        data[name] = values
-        path.write_text(json.dumps(data, indent=2))
 
 
 def _oracle_swap(module: nn.Module, inputs: torch.Tensor) -> int:
@@ -143,7 +133,7 @@ def test_scoring_vs_plain_forward_and_oracle() -> None:
         "ratio_with_baselines_vs_plain": full_time / plain_time,
         "ratio_vs_oracle": swap_time / oracle_time,
     }
-    _record("conv_net_S32", values)
+    record("conv_net_S32", values)
     assert values["ratio_vs_oracle"] <= 0.1
 
 
@@ -162,7 +152,7 @@ def test_darts_architectures_per_second(shared_data: Path) -> None:
     for arch in archs:
         evaluator.evaluate_architecture(space, arch)
     per_arch = (time.perf_counter() - start) / len(archs)
-    _record(
+    record(
         "darts_paper_setting",
         {"seconds_per_architecture": per_arch, "architectures_per_second": 1 / per_arch},
     )
