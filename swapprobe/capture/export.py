@@ -1,5 +1,8 @@
 """torch.nn.Module → ONNX, with BatchNorm kept as a node (never folded into convolutions).
 
+Search-space networks write their own graph (:mod:`swapprobe.capture.emit`); everything else
+is traced.
+
 Uses the TorchScript exporter (``dynamo=False``, set explicitly): it keeps parameter names
 (``layer1.0.conv1.weight``), which the torch backend relies on to draw the same weights, keeps
 BatchNormalization nodes with ``do_constant_folding=False``, and is about 15× faster than the
@@ -12,11 +15,12 @@ import contextlib
 import io
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import onnx
 
+from swapprobe.capture.emit import EmitError, can_emit, emit_module
 from swapprobe.errors import ExportError
 
 if TYPE_CHECKING:
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_OPSET",
     "INPUT_NAME",
+    "ExportMethod",
     "export_module",
     "inference_mode",
     "keep_duplicate_activations",
@@ -88,14 +93,35 @@ def inference_mode(module: nn.Module) -> Iterator[nn.Module]:
             sub.training = flags.get(name, sub.training)
 
 
+ExportMethod = Literal["auto", "trace", "emit"]
+
+
 def export_module(
-    module: nn.Module, sample: np.ndarray, *, opset: int = DEFAULT_OPSET
+    module: nn.Module,
+    sample: np.ndarray,
+    *,
+    opset: int = DEFAULT_OPSET,
+    method: ExportMethod = "auto",
 ) -> onnx.ModelProto:
-    """Export ``module`` traced on ``sample`` (a batch, first axis dynamic).
+    """Export ``module`` for batches shaped like ``sample`` (first axis dynamic).
+
+    ``method``: ``trace`` runs the TorchScript exporter on ``sample``; ``emit`` writes the
+    graph from the modules (:mod:`swapprobe.capture.emit`, the search spaces' networks, ~100×
+    faster); ``auto`` emits when the module supports it and traces otherwise.
 
     Raises:
         ExportError: when tracing or export fails (message names the torch error).
     """
+    if method == "emit" or (method == "auto" and can_emit(module)):
+        try:
+            return emit_module(module, np.shape(sample)[1:], input_name=INPUT_NAME, opset=opset)
+        except EmitError as error:
+            if method == "emit":
+                raise ExportError(f"cannot emit {type(module).__name__}: {error}") from None
+    return _trace(module, sample, opset=opset)
+
+
+def _trace(module: nn.Module, sample: np.ndarray, *, opset: int) -> onnx.ModelProto:
     import torch
 
     example = torch.as_tensor(np.ascontiguousarray(sample[:2] if len(sample) > 1 else sample))

@@ -8,6 +8,9 @@ a second faster.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -21,6 +24,9 @@ from swapprobe.searchspaces.darts import (
     Genotype,
     _reduction_positions,
 )
+
+if TYPE_CHECKING:
+    from swapprobe.capture.emit import GraphEmitter
 
 __all__ = [
     "Cell",
@@ -51,6 +57,11 @@ class Zero(nn.Module):
         if self.stride == 1:
             return x.mul(0.0)
         return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+    def emit_onnx(self, g: GraphEmitter, x: str) -> str:
+        if self.stride != 1:
+            x = g.slice(x, starts=[0, 0], axes=[2, 3], steps=[self.stride, self.stride])
+        return g.zeros_like(x)
 
 
 class ReLUConvBN(nn.Sequential):
@@ -83,6 +94,13 @@ class FactorizedReduce(nn.Module):
         x = self.relu(x)
         shifted = self.pad(x)[:, :, 1:, 1:]
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+
+    def emit_onnx(self, g: GraphEmitter, x: str) -> str:
+        x = g(self.relu, x)
+        pads = g.constant(np.array([0, 0, 0, 0, 0, 0, 1, 1], np.int64))  # right/bottom by 1
+        padded = g.node("Pad", [x, pads], mode="constant")
+        shifted = g.slice(padded, starts=[1, 1], axes=[2, 3], steps=[1, 1])
+        return g(self.bn, g.concat([g(self.conv_1, x), g(self.conv_2, shifted)]))
 
 
 class SepConv(nn.Sequential):
@@ -172,6 +190,16 @@ class Cell(nn.Module):
             )
         return torch.cat([states[i] for i in self.concat], dim=1)
 
+    def emit_onnx(self, g: GraphEmitter, s0: str, s1: str) -> str:
+        """:meth:`forward` as ONNX nodes, same order (see :mod:`swapprobe.capture.emit`)."""
+        states = [g(self.preprocess0, s0), g(self.preprocess1, s1)]
+        for node in range(_STEPS):
+            a, b = 2 * node, 2 * node + 1
+            out_a = g(self.ops[a], states[self.indices[a]])
+            out_b = g(self.ops[b], states[self.indices[b]])
+            states.append(g.add(out_a, out_b))
+        return g.concat([states[i] for i in self.concat])
+
 
 # --- networks -----------------------------------------------------------------------------
 
@@ -202,6 +230,10 @@ class ScoringNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.global_pooling(self.cell(x, x)).flatten(1)
+
+    def emit_onnx(self, g: GraphEmitter, x: str) -> str:
+        """:meth:`forward` written as ONNX nodes, so scoring need not trace it."""
+        return g.flatten(g(self.global_pooling, g(self.cell, x, x)))
 
 
 class EvaluationNetworkCIFAR(nn.Module):

@@ -4,11 +4,16 @@ import torch)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn as nn
 
 from swapprobe.errors import UnknownArchitectureError
 from swapprobe.searchspaces.nb201 import _NODE_EDGES, _NUM_NODES, NB201_EDGES, Nb201Arch
+
+if TYPE_CHECKING:
+    from swapprobe.capture.emit import GraphEmitter
 
 __all__ = ["Nb201Cell", "Nb201Network", "ReLUConvBN", "ResidualReduction", "Zero"]
 
@@ -23,6 +28,9 @@ class Zero(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.mul(0.0)
+
+    def emit_onnx(self, g: GraphEmitter, x: str) -> str:
+        return g.zeros_like(x)
 
 
 class ReLUConvBN(nn.Sequential):
@@ -77,6 +85,10 @@ class ResidualReduction(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_b(self.conv_a(x)) + self.shortcut(x)
 
+    def emit_onnx(self, g: GraphEmitter, x: str) -> str:
+        main = g(self.conv_b, g(self.conv_a, x))
+        return g.add(main, g(self.shortcut, x))
+
 
 class Nb201Cell(nn.Module):
     """One searched cell: node j = sum of op(node i) over its incoming edges; output node 3.
@@ -97,6 +109,17 @@ class Nb201Cell(nn.Module):
             total = outs[0]
             for out in outs[1:]:
                 total = total + out
+            nodes.append(total)
+        return nodes[-1]
+
+    def emit_onnx(self, g: GraphEmitter, x: str) -> str:
+        """:meth:`forward` as ONNX nodes, same order (see :mod:`swapprobe.capture.emit`)."""
+        nodes = [x]
+        for node in range(1, _NUM_NODES):
+            outs = [g(self.edges[e], nodes[NB201_EDGES[e][1]]) for e in _NODE_EDGES[node]]
+            total = outs[0]
+            for out in outs[1:]:
+                total = g.add(total, out)
             nodes.append(total)
         return nodes[-1]
 
@@ -136,3 +159,8 @@ class Nb201Network(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.lastact(self.cells(self.stem(x)))
         return self.classifier(torch.flatten(self.global_pool(x), 1))
+
+    def emit_onnx(self, g: GraphEmitter, x: str) -> str:
+        """:meth:`forward` written as ONNX nodes, so scoring need not trace it."""
+        x = g(self.lastact, g(self.cells, g(self.stem, x)))
+        return g(self.classifier, g.flatten(g(self.global_pool, x)))
