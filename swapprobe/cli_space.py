@@ -25,6 +25,17 @@ examples:
   swapprobe search darts --store run.h5 --resume          # continue a killed search
 """
 
+
+def _search_epilog() -> str:
+    """The epilog with each space's defaults, read from :data:`SEARCH_DEFAULTS`."""
+    lines = [
+        f"  {space:<6} P={p} C={c} mutants={m} repeats={r} S={SPACE_BATCH_SIZES[space]}"
+        for space, (p, c, m, r) in SEARCH_DEFAULTS.items()
+    ]
+    defaults = "per-space defaults (chosen to fit 2 CPU cores, see the README):\n"
+    return defaults + "\n".join(lines) + "\n\n" + SEARCH_EPILOG
+
+
 CORRELATE_EPILOG = """\
 The table is a CSV: an architecture column and one or more accuracy columns. Without a header,
 column 1 is the architecture and column 2 the accuracy (the authors' DARTS table).
@@ -42,7 +53,7 @@ def add_commands(
         "search",
         help="SWAP-NAS evolutionary search over a built-in space",
         description="Evolutionary search (SWAP-NAS, Algorithm 1) with SWAP as fitness.",
-        epilog=SEARCH_EPILOG,
+        epilog=_search_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     search.add_argument("space", choices=SPACES)
@@ -137,7 +148,9 @@ def add_commands(
 #: (population, cycles, mutation_times, repeats) chosen so a default search (executor auto:
 #: one pool worker per core) stays within the time budget on 2 CPU cores (DARTS < 10 min,
 #: NAS-Bench-201 < 5 min with --reg auto's calibration); see the README.
-SEARCH_DEFAULTS = {"darts": (50, 100, 5, 32), "nb201": (40, 120, 4, 2)}
+SEARCH_DEFAULTS = {"darts": (50, 100, 5, 32), "nb201": (40, 200, 4, 2)}
+#: the spaces' default S (their ``default_batch_size``), for the help text without importing them
+SPACE_BATCH_SIZES = {"darts": 16, "nb201": 32}
 
 
 def _settings(

@@ -118,21 +118,23 @@ class ResultList(list["Result"]):
 def task_for(index: int, ref: ModelRef) -> Task:
     """The task of a resolved model reference."""
     if ref.space is not None:
-        return arch_task(index, ref.space, ref.arch)
+        return arch_task(index, ref.space, ref.arch, name=ref.name)
     model = ref.load()
     if isinstance(model, (str, Path)):
         return Task(index, ref.name, ref.key, "file", str(model))
     return Task(index, ref.name, ref.key, "object", model)
 
 
-def arch_task(index: int, space: SearchSpace, arch: Hashable) -> Task:
+def arch_task(index: int, space: SearchSpace, arch: Hashable, name: str | None = None) -> Task:
     """An architecture travels as its canonical text beside its space object: the space is a
     few bytes of configuration (a name alone would lose e.g. NAS-Bench-201's channel count)
-    and an architecture value may be any hashable the space chose."""
+    and an architecture value may be any hashable the space chose. ``name`` labels it in
+    reports (default: the space's short name, an index or a hash)."""
     from swapprobe.models import short_name
 
     text = space.format(arch)
-    return Task(index, short_name(space, arch), f"{space.name}:{text}", "arch", (space, text))
+    label = name or short_name(space, arch)
+    return Task(index, label, f"{space.name}:{text}", "arch", (space, text))
 
 
 def run_task(evaluator: Evaluator, task: Task) -> Result:
@@ -141,14 +143,17 @@ def run_task(evaluator: Evaluator, task: Task) -> Result:
         space, text = task.payload
         arch = space.parse(text)
         if evaluator.settings.init != "keep":
-            return evaluator.evaluate_architecture(space, arch)
-        # ``keep`` scores the weights the network is built with: seed torch from the seed and
-        # the architecture, so they are the same in every process and in every order.
-        import torch
+            result = evaluator.evaluate_architecture(space, arch)
+        else:
+            # ``keep`` scores the weights the network is built with: seed torch from the seed
+            # and the architecture, so they are the same in every process and in every order.
+            import torch
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(zlib.crc32(task.key.encode()) ^ evaluator.settings.seed)
-            return evaluator.evaluate_architecture(space, arch)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(zlib.crc32(task.key.encode()) ^ evaluator.settings.seed)
+                result = evaluator.evaluate_architecture(space, arch)
+        result.name = task.name
+        return result
     if task.kind == "file":
         model: Any = Path(task.payload)
     elif task.kind == "pickled":

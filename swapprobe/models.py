@@ -78,21 +78,26 @@ def _resolve(spec: Any, seed: int) -> list[ModelRef]:
             count = _random_count(rest)
             rng = np.random.default_rng(seed)
             return [_arch_ref(space, space.sample(rng)) for _ in range(count)]
-        return [_arch_ref(space, _named_or_parsed(space, rest))]
+        arch, named = _named_or_parsed(space, rest)
+        return [_arch_ref(space, arch, name=f"{space.name}:{rest}" if named else None)]
     raise ModelLoadError(
         f"model file not found: {text} (a model is an .onnx file, SPACE:ARCH, SPACE:random:N "
         "or FILE.py:FUNCTION)"
     )
 
 
-def _named_or_parsed(space: Any, text: str) -> Hashable:
-    """``DARTS_V2``-style names are module constants of the space's file; else parse the text."""
+def _named_or_parsed(space: Any, text: str) -> tuple[Hashable, bool]:
+    """``DARTS_V2``-style names are module constants of the space's file; else parse the text.
+
+    Returns the architecture and whether ``text`` was such a name (it then names the model in
+    reports, rather than a hash of the architecture).
+    """
     if text.isidentifier():
         module = sys.modules.get(type(space).__module__)
         named = getattr(module, text, None)
         if named is not None:
-            return space.parse(space.format(named))
-    return space.parse(text)
+            return space.parse(space.format(named)), True
+    return space.parse(text), False
 
 
 def _random_count(rest: str) -> int:
@@ -115,10 +120,10 @@ def _file_ref(path: Path) -> ModelRef:
     return ModelRef(name=path.name, key=f"sha256:{digest}", load=lambda: path)
 
 
-def _arch_ref(space: Any, arch: Hashable) -> ModelRef:
+def _arch_ref(space: Any, arch: Hashable, name: str | None = None) -> ModelRef:
     text = space.format(arch)
     return ModelRef(
-        name=short_name(space, arch),
+        name=name or short_name(space, arch),
         key=f"{space.name}:{text}",
         load=lambda: arch,
         space=space,

@@ -225,7 +225,11 @@ def score_table(
     archs = [_parse_row(space, truth, i) for i in rows]  # fail early on a bad row
     store_settings = {**settings.store_settings(data), "space": space.name, "table": "correlate"}
     handle = _open_store(store, store_settings, resume)
-    evaluator = Evaluator(data, settings)
+    # Without a store the patterns would be dropped on arrival: do not make workers send them
+    # (a NAS-Bench-201 network's first repeat is 12 MB of packed bits at S = 32).
+    evaluator = Evaluator(
+        data, settings if handle is not None else replace(settings, keep_patterns="none")
+    )
     runner = executor if executor is not None else LocalExecutor(report_failures=False)
     slots: list[Result | None] = [None] * len(archs)
     positions: dict[str, list[int]] = {}  # a repeated row is scored once

@@ -249,6 +249,8 @@ def test_search_space_models_on_default_synthetic_data(
     assert {r["size_unit"] for r in nb201} == {"M"}
     (v2,) = darts
     assert v2["size_unit"] == "K"
+    assert v2["name"] == "darts:DARTS_V2"  # a named architecture keeps its name in reports
+    assert all(r["name"].startswith("nb201#") for r in nb201)
     # DARTS_V2's reduction cell has only pooling and stride-1 skips after the two preprocessing
     # ReLUs on the raw image (SPEC): V = 2 × 3072, and those patterns are the input's signs,
     # the same for every re-initialisation.

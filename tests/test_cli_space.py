@@ -335,3 +335,16 @@ def test_reg_auto_calibrates_on_the_executor_and_hands_its_scores_on() -> None:
     assert len(scored) == DEFAULT_SAMPLES
     for task, (arch, result) in zip(executor.tasks, scored, strict=True):
         assert result.key == task.key == f"darts:{space.format(arch)}"
+
+
+def test_search_help_lists_each_space_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    from swapprobe.cli_space import SEARCH_DEFAULTS, SPACE_BATCH_SIZES
+
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    text = capsys.readouterr().out
+    for name, (population, cycles, mutants, repeats) in SEARCH_DEFAULTS.items():
+        # the help's S is a copy (so --help imports no space); it must be the space's own
+        assert SPACE_BATCH_SIZES[name] == get_space(name).default_batch_size
+        line = f"{name:<6} P={population} C={cycles} mutants={mutants} repeats={repeats}"
+        assert f"{line} S={SPACE_BATCH_SIZES[name]}" in text
