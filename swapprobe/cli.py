@@ -125,7 +125,9 @@ def _add_scoring_options(
         "--repeats",
         type=_positive_int,
         default=repeats,
-        help="re-initialisations averaged over (default: %(default)s, as the paper)",
+        help="re-initialisations averaged over (default: %(default)s, as the paper)"
+        if repeats is not None
+        else "re-initialisations averaged over (default: the space's, listed below)",
     )
     group.add_argument(
         "--seed", type=int, default=0, help="seeds data picks and weights (default: 0)"
@@ -135,8 +137,12 @@ def _add_scoring_options(
         choices=("gaussian", "kaiming", "keep"),
         default=init,
         help="gaussian: N(0,1) weights as the reference; kaiming: PyTorch's default "
-        "scheme; keep: score the weights as given (default: %(default)s; for search "
-        "spaces the space's measured best)",
+        "scheme; keep: score the weights as given "
+        + (
+            "(default: %(default)s; for search spaces the space's measured best)"
+            if init is not None
+            else "(default: the space's measured best, listed below)"
+        ),
     )
     group.add_argument(
         "--device",

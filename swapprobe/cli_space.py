@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,21 @@ examples:
 def _search_epilog() -> str:
     """The epilog with each space's defaults, read from :data:`SEARCH_DEFAULTS`."""
     lines = [
-        f"  {space:<6} P={p} C={c} mutants={m} repeats={r} S={SPACE_BATCH_SIZES[space]}"
+        f"  {space:<6} P={p} C={c} mutants={m} repeats={r} S={SPACE_BATCH_SIZES[space]} "
+        f"init={SPACE_INITS[space]}"
         for space, (p, c, m, r) in SEARCH_DEFAULTS.items()
     ]
     defaults = "per-space defaults (chosen to fit 2 CPU cores, see the README):\n"
     return defaults + "\n".join(lines) + "\n\n" + SEARCH_EPILOG
+
+
+def _correlate_epilog() -> str:
+    """The epilog with each space's scoring defaults (the same as a search's)."""
+    lines = [
+        f"  {space:<6} repeats={r} S={SPACE_BATCH_SIZES[space]} init={SPACE_INITS[space]}"
+        for space, (_p, _c, _m, r) in SEARCH_DEFAULTS.items()
+    ]
+    return "per-space defaults:\n" + "\n".join(lines) + "\n\n" + CORRELATE_EPILOG
 
 
 CORRELATE_EPILOG = """\
@@ -103,7 +114,7 @@ def add_commands(
         help="rank correlation of scores with a ground-truth table",
         description="Score every architecture of a table and report Spearman/Kendall "
         "correlations with bootstrap 95 % intervals.",
-        epilog=CORRELATE_EPILOG,
+        epilog=_correlate_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     correlate.add_argument("space", choices=SPACES)
@@ -117,7 +128,7 @@ def add_commands(
     )
     correlate.add_argument("--limit", type=int, metavar="N", help="score a seeded subset of N rows")
     add_data(correlate, batch_size=None)
-    add_scoring(correlate, init=None, executor="auto")
+    add_scoring(correlate, repeats=None, init=None, executor="auto")
     _add_reg_option(correlate)
     correlate.add_argument(
         "--sweep", action="store_true", help="sweep μ=σ over the size range and report the best"
@@ -149,8 +160,10 @@ def add_commands(
 #: one pool worker per core) stays within the time budget on 2 CPU cores (DARTS < 10 min,
 #: NAS-Bench-201 < 5 min with --reg auto's calibration); see the README.
 SEARCH_DEFAULTS = {"darts": (50, 100, 5, 32), "nb201": (40, 200, 4, 2)}
-#: the spaces' default S (their ``default_batch_size``), for the help text without importing them
+#: the spaces' default S and init (``default_batch_size``, ``default_init``), for the help
+#: text without importing the spaces (a test keeps them equal)
 SPACE_BATCH_SIZES = {"darts": 16, "nb201": 32}
+SPACE_INITS = {"darts": "gaussian", "nb201": "kaiming"}
 
 
 def _settings(
@@ -189,8 +202,6 @@ def _settings(
         f"[dim]--reg auto: scoring {DEFAULT_SAMPLES} random {space.name} architectures to "
         "calibrate μ and σ …[/]"
     )
-    import time
-
     start = time.perf_counter()
     plain = replace(settings, baselines=False, keep_patterns="none")
     evaluator = Evaluator(data, plain)
@@ -434,9 +445,8 @@ def _cmd_correlate(args: argparse.Namespace) -> int:
     args.batch_size = args.batch_size or space.default_batch_size
     data = _load_data(args)
     with open_executor(args) as executor:
-        settings = _settings(
-            args, space, data, args.repeats, executor, keep_patterns=args.keep_patterns
-        )
+        repeats = args.repeats or SEARCH_DEFAULTS[args.space][3]
+        settings = _settings(args, space, data, repeats, executor, keep_patterns=args.keep_patterns)
         if getattr(args, "reg_description", None):
             err.print(f"[dim]--reg auto:[/] {args.reg_description}")
         with progress_bar(err) as bar:
@@ -445,6 +455,7 @@ def _cmd_correlate(args: argparse.Namespace) -> int:
             def on_arch(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
+            started = time.perf_counter()
             results, accuracies, rows = score_table(
                 space,
                 truth,
@@ -457,6 +468,7 @@ def _cmd_correlate(args: argparse.Namespace) -> int:
                 on_arch=on_arch,
                 executor=executor,
             )
+            wall = time.perf_counter() - started
     failed = results.failed
     if not results:  # every architecture failed: nothing to correlate
         return report_failed(err, failed, len(failed))
@@ -511,8 +523,8 @@ def _cmd_correlate(args: argparse.Namespace) -> int:
         out.print(f"best μ=σ for {target}: {value:g} ({settings.size_unit})  Spearman {rho:.3f}")
     seconds = sum(r.seconds for r in results)
     out.print(
-        f"[dim]scoring time {seconds:.1f} s, {seconds / max(len(results), 1):.3f} s per "
-        "architecture[/]"
+        f"[dim]scoring: {wall:.1f} s wall; {seconds:.1f} s of evaluation in total, "
+        f"{seconds / max(len(results), 1):.3f} s per architecture[/]"
     )
     if args.plot:
         first = next(iter(accuracies))

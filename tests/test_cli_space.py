@@ -338,13 +338,21 @@ def test_reg_auto_calibrates_on_the_executor_and_hands_its_scores_on() -> None:
 
 
 def test_search_help_lists_each_space_defaults(capsys: pytest.CaptureFixture[str]) -> None:
-    from swapprobe.cli_space import SEARCH_DEFAULTS, SPACE_BATCH_SIZES
+    from swapprobe.cli_space import SEARCH_DEFAULTS, SPACE_BATCH_SIZES, SPACE_INITS
 
     with pytest.raises(SystemExit):
         main(["search", "--help"])
-    text = capsys.readouterr().out
+    search_help = capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["correlate", "--help"])
+    correlate_help = capsys.readouterr().out
     for name, (population, cycles, mutants, repeats) in SEARCH_DEFAULTS.items():
-        # the help's S is a copy (so --help imports no space); it must be the space's own
-        assert SPACE_BATCH_SIZES[name] == get_space(name).default_batch_size
-        line = f"{name:<6} P={population} C={cycles} mutants={mutants} repeats={repeats}"
-        assert f"{line} S={SPACE_BATCH_SIZES[name]}" in text
+        # the help's S and init are copies (so --help imports no space); they must be the
+        # space's own
+        space = get_space(name)
+        assert SPACE_BATCH_SIZES[name] == space.default_batch_size
+        assert SPACE_INITS[name] == space.default_init
+        scoring = f"repeats={repeats} S={space.default_batch_size} init={space.default_init}"
+        engine = f"{name:<6} P={population} C={cycles} mutants={mutants}"
+        assert f"{engine} {scoring}" in search_help
+        assert f"{name:<6} {scoring}" in correlate_help
