@@ -154,3 +154,26 @@ def test_unsupported_layers_fall_back_to_tracing_or_say_why(images: np.ndarray) 
 )
 def test_scope_names_follow_the_exporter(qualified: str, scope: str) -> None:
     assert _unqualified(qualified) == scope
+
+
+class _Tied(nn.Module):
+    """Two convolutions sharing one weight tensor, each followed by a ReLU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_a = nn.Conv2d(3, 3, 3, padding=1, bias=False)
+        self.relu_a = nn.ReLU()
+        self.conv_b = nn.Conv2d(3, 3, 3, padding=1, bias=False)
+        self.conv_b.weight = self.conv_a.weight
+        self.relu_b = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu_b(self.conv_b(self.relu_a(self.conv_a(x))))
+
+    def emit_onnx(self, g: GraphEmitter, x: str) -> str:
+        return g(self.relu_b, g(self.conv_b, g(self.relu_a, g(self.conv_a, x))))
+
+
+def test_tied_weights_stay_one_initializer(images: np.ndarray) -> None:
+    emitted = _assert_same_as_traced(_Tied(), images)
+    assert [t.name for t in emitted.graph.initializer] == ["conv_a.weight"]

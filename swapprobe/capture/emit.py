@@ -21,6 +21,7 @@ written by :class:`GraphEmitter` itself; an unsupported layer raises :class:`Emi
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -73,7 +74,7 @@ class GraphEmitter:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self._names_by_module = {id(m): name for name, m in root.named_modules()}
-        self._initialized: set[str] = set()
+        self._initialized: dict[int, str] = {}  # id(tensor) → initializer name
         self._scopes: list[str] = []
         self._counts: Counter[tuple[str, str]] = Counter()
 
@@ -129,12 +130,17 @@ class GraphEmitter:
         return self.node("Flatten", [x], axis=1)
 
     def parameter(self, module: nn.Module, attribute: str) -> str:
-        """The initializer for ``module.<attribute>`` (a parameter or buffer), added once."""
+        """The initializer for ``module.<attribute>`` (a parameter or buffer), added once.
+
+        A tensor shared by two modules (tied weights) is one initializer under its first
+        name, as the exporter keeps it: re-drawn weights stay tied.
+        """
+        tensor = getattr(module, attribute)
+        if id(tensor) in self._initialized:
+            return self._initialized[id(tensor)]
         name = f"{self._names_by_module[id(module)]}.{attribute}".lstrip(".")
-        if name not in self._initialized:
-            tensor = getattr(module, attribute).detach().cpu().numpy()
-            self.initializers.append(numpy_helper.from_array(tensor, name))
-            self._initialized.add(name)
+        self.initializers.append(numpy_helper.from_array(tensor.detach().cpu().numpy(), name))
+        self._initialized[id(tensor)] = name
         return name
 
     # --- modules ------------------------------------------------------------------------
@@ -153,7 +159,7 @@ class GraphEmitter:
                     x = self(child, x)
                 return x
             (x,) = inputs
-            writer = _LAYER_WRITERS.get(type(module))
+            writer = _layer_writers().get(type(module))
             if writer is None:
                 raise EmitError(f"no ONNX writer for {type(module).__name__}")
             return writer(self, module, x)
@@ -277,7 +283,10 @@ def _linear(g: GraphEmitter, module: Any, x: str) -> str:
     return g.node("Gemm", inputs, alpha=1.0, beta=1.0, transB=1)
 
 
+@functools.cache
 def _layer_writers() -> dict[type, Any]:
+    """The writer of each plain layer type (built on first use: importing this module needs
+    no torch)."""
     import torch.nn as nn
 
     return {
@@ -289,15 +298,3 @@ def _layer_writers() -> dict[type, Any]:
         nn.AdaptiveAvgPool2d: _adaptive_avgpool2d,
         nn.Linear: _linear,
     }
-
-
-class _LazyWriters(dict):  # type: ignore[type-arg]
-    """The writer table, filled on first use so that importing this module needs no torch."""
-
-    def get(self, key: Any, default: Any = None) -> Any:  # type: ignore[override]
-        if not self:
-            self.update(_layer_writers())
-        return super().get(key, default)
-
-
-_LAYER_WRITERS = _LazyWriters()
