@@ -106,7 +106,7 @@ def export_module(
     """Export ``module`` for batches shaped like ``sample`` (first axis dynamic).
 
     ``method``: ``trace`` runs the TorchScript exporter on ``sample``; ``emit`` writes the
-    graph from the modules (:mod:`swapprobe.capture.emit`, the search spaces' networks, ~100×
+    graph from the modules (:mod:`swapprobe.capture.emit`, the search spaces' networks, 25–30×
     faster); ``auto`` emits when the module supports it and traces otherwise.
 
     Raises:
