@@ -107,6 +107,11 @@ def add_commands(
         help="write the found architecture's evaluation-size network as ONNX",
     )
     out.add_argument("--out", metavar="GENOTYPE.json", help="write the found architecture as JSON")
+    out.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="best fitness against architectures scored, and fitness against size Θ",
+    )
     search.set_defaults(handler=_cmd_search)
 
     correlate = commands.add_parser(
@@ -336,6 +341,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
             )
             + "\n"
         )
+    if args.plot:
+        from swapprobe.search import search_plot
+
+        err.print(f"[dim]plot:[/] {search_plot(outcome, args.plot)}")
     if args.export:
         _export(space, outcome.best_arch, args.export)
         err.print(f"[dim]exported evaluation network to[/] {args.export}")

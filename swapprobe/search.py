@@ -7,6 +7,7 @@ scored architecture and a checkpoint per cycle in the HDF5 store, and resumes fr
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,7 @@ from swapprobe.evolution import CycleReport, Evolution, EvolutionConfig, SearchR
 from swapprobe.executors import Executor, LocalExecutor, ResultList, TaskOutcome, arch_task
 from swapprobe.searchspaces.base import SearchSpace
 
-__all__ = ["SearchOutcome", "fitness_of", "run_search", "score_table"]
+__all__ = ["SearchOutcome", "fitness_of", "run_search", "score_table", "search_plot"]
 
 STATE_NAME = "search"
 
@@ -277,3 +278,45 @@ def _parse_row(space: SearchSpace, truth: GroundTruth, index: int) -> Hashable:
     except UnknownArchitectureError as error:
         line = truth.lines[index] if truth.lines else index + 1
         raise UnknownArchitectureError(f"{truth.path or 'table'}:{line}: {error}") from None
+
+
+def search_plot(outcome: SearchOutcome, path: str | Path) -> Path:
+    """A PNG of a search: how the best fitness grew with the architectures scored, and every
+    scored architecture's fitness against its size Θ with the found one starred and μ marked
+    (where regularisation steers the search, as in the paper's Fig. 5)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = outcome.search.history
+    scored = [r for r in outcome.results.values() if math.isfinite(fitness_of(r))]
+    best = outcome.best
+    fig, (grow, size) = plt.subplots(1, 2, figsize=(10, 3.8))
+    grow.step([h.evaluations for h in history], [h.best_fitness for h in history], where="post")
+    grow.set_xlabel("architectures scored")
+    grow.set_ylabel("best fitness so far")
+    grow.set_title(f"{outcome.space}: {len(history) - 1} cycles", fontsize=10)
+    size.scatter(
+        [r.theta for r in scored],
+        [fitness_of(r) for r in scored],
+        s=6,
+        alpha=0.5,
+        linewidths=0,
+        label=f"scored ({len(scored)})",
+    )
+    size.scatter(
+        [best.theta], [fitness_of(best)], marker="*", s=160, color="C3", label="found", zorder=3
+    )
+    if best.mu is not None:
+        size.axvline(best.mu, color="0.4", linestyle="--", linewidth=1, label=f"μ = {best.mu:.3g}")
+    size.set_xlabel(f"Θ (parameters, {best.size_unit})")
+    size.set_ylabel("regularised SWAP" if best.mu is not None else "SWAP")
+    size.legend(fontsize=8, loc="lower right")
+    for ax in (grow, size):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

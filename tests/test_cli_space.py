@@ -128,7 +128,7 @@ def test_search_nb201(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_search_darts_regularised(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out_json, best_onnx = tmp_path / "darts.json", tmp_path / "best.onnx"
+    out_json, best_onnx, plot = tmp_path / "darts.json", tmp_path / "best.onnx", tmp_path / "s.png"
     code, out, err = run(
         capsys,
         "search",
@@ -144,6 +144,8 @@ def test_search_darts_regularised(tmp_path: Path, capsys: pytest.CaptureFixture[
         out_json,
         "--export",
         best_onnx,
+        "--plot",
+        plot,
     )
     assert code == 0, err
     assert "best architecture — darts" in out and "reg. SWAP" in out
@@ -160,6 +162,9 @@ def test_search_darts_regularised(tmp_path: Path, capsys: pytest.CaptureFixture[
     check_export(best_onnx, "darts", found)
     # the paper's evaluation size (20 cells, C = 36): SWAP-NAS-A/B/C have 3.06-4.3 M
     assert 1e6 < found["evaluation_params"] < 6e6
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot: {plot}" in err.replace(
+        "\n", ""
+    )
 
 
 def test_search_resume_from_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
