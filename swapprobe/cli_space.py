@@ -27,24 +27,29 @@ examples:
 """
 
 
+def _space_defaults(*, engine: bool) -> str:
+    """One line per space from :data:`SEARCH_DEFAULTS` (the engine's P, C, mutants if asked)."""
+    lines = []
+    for space, (population, cycles, mutants, repeats) in SEARCH_DEFAULTS.items():
+        evolution = f" P={population} C={cycles} mutants={mutants}" if engine else ""
+        lines.append(
+            f"  {space:<6}{evolution} repeats={repeats} S={SPACE_BATCH_SIZES[space]} "
+            f"init={SPACE_INITS[space]}"
+        )
+    return "\n".join(lines)
+
+
 def _search_epilog() -> str:
-    """The epilog with each space's defaults, read from :data:`SEARCH_DEFAULTS`."""
-    lines = [
-        f"  {space:<6} P={p} C={c} mutants={m} repeats={r} S={SPACE_BATCH_SIZES[space]} "
-        f"init={SPACE_INITS[space]}"
-        for space, (p, c, m, r) in SEARCH_DEFAULTS.items()
-    ]
-    defaults = "per-space defaults (chosen to fit 2 CPU cores, see the README):\n"
-    return defaults + "\n".join(lines) + "\n\n" + SEARCH_EPILOG
+    return (
+        "per-space defaults (chosen to fit 2 CPU cores, see the README):\n"
+        + _space_defaults(engine=True)
+        + "\n\n"
+        + SEARCH_EPILOG
+    )
 
 
 def _correlate_epilog() -> str:
-    """The epilog with each space's scoring defaults (the same as a search's)."""
-    lines = [
-        f"  {space:<6} repeats={r} S={SPACE_BATCH_SIZES[space]} init={SPACE_INITS[space]}"
-        for space, (_p, _c, _m, r) in SEARCH_DEFAULTS.items()
-    ]
-    return "per-space defaults:\n" + "\n".join(lines) + "\n\n" + CORRELATE_EPILOG
+    return "per-space defaults:\n" + _space_defaults(engine=False) + "\n\n" + CORRELATE_EPILOG
 
 
 CORRELATE_EPILOG = """\

@@ -251,17 +251,9 @@ class EvaluationNetworkCIFAR(nn.Module):
         self.stem = nn.Sequential(
             nn.Conv2d(3, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
         )
-        c_prev_prev, c_prev, c_curr = c_curr, c_curr, channels
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        for i in range(layers):
-            reduction = i in _reduction_positions(layers)
-            if reduction:
-                c_curr *= 2
-            cell = _cell_for(genotype, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
-            self.cells.append(cell)
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
+        self.cells, c_prev = _cell_stack(
+            genotype, layers, c_curr, c_curr, channels, reduction_prev=False
+        )
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
 
@@ -296,17 +288,7 @@ class EvaluationNetworkImageNet(nn.Module):
             nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(c),
         )
-        c_prev_prev, c_prev, c_curr = c, c, c
-        self.cells = nn.ModuleList()
-        reduction_prev = True
-        for i in range(layers):
-            reduction = i in _reduction_positions(layers)
-            if reduction:
-                c_curr *= 2
-            cell = _cell_for(genotype, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
-            self.cells.append(cell)
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
+        self.cells, c_prev = _cell_stack(genotype, layers, c, c, c, reduction_prev=True)
         self.global_pooling = nn.AvgPool2d(7)
         self.classifier = nn.Linear(c_prev, num_classes)
 
@@ -316,6 +298,23 @@ class EvaluationNetworkImageNet(nn.Module):
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1)
         return self.classifier(self.global_pooling(s1).flatten(1))
+
+
+def _cell_stack(
+    genotype: Genotype, layers: int, c_pp: int, c_p: int, c: int, *, reduction_prev: bool
+) -> tuple[nn.ModuleList, int]:
+    """The evaluation networks' ``layers`` cells, reduction cells (channels doubled) at a third
+    and two thirds of the depth; returns them and the last cell's output channels."""
+    cells = nn.ModuleList()
+    for i in range(layers):
+        reduction = i in _reduction_positions(layers)
+        if reduction:
+            c *= 2
+        cell = _cell_for(genotype, c_pp, c_p, c, reduction, reduction_prev)
+        cells.append(cell)
+        reduction_prev = reduction
+        c_pp, c_p = c_p, cell.multiplier * c
+    return cells, c_p
 
 
 def _cell_for(
