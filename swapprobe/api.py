@@ -1,4 +1,5 @@
-"""The Python entry points: ``score`` one model, ``score_many`` with a store, ``rescore``.
+"""The Python entry points: ``score`` one model, ``score_many`` with a store, ``rescore``,
+and ``layer_swaps`` read from a store.
 
 The CLI is a thin layer over these functions; everything it does is one call here.
 """
@@ -6,23 +7,30 @@ The CLI is a thin layer over these functions; everything it does is one call her
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from swapprobe.data import Batch, load_batch
-from swapprobe.evaluate import Evaluator, Result, ScoreSettings
-from swapprobe.models import ModelRef, resolve_models
-from swapprobe.patterns import PatternMatrix
+from swapprobe.evaluate import Evaluator
+from swapprobe.models import ModelRef, resolve_models, resolve_one
+from swapprobe.results import Result, ScoreSettings
+from swapprobe.runs import record_to_result, result_to_record, run_refs, run_store
 
 if TYPE_CHECKING:
     from swapprobe.executors import Executor, ResultList
 
-__all__ = ["record_to_result", "rescore", "result_to_record", "score", "score_many"]
+__all__ = [
+    "layer_swaps",
+    "record_to_result",
+    "rescore",
+    "result_to_record",
+    "score",
+    "score_many",
+    "stored_results",
+]
 
 
 def _batch(
@@ -53,7 +61,8 @@ def score(
     input_name: str | None = None,
     **data_options: Any,
 ) -> Result:
-    """Score one model: an ONNX path/proto, a ``torch.nn.Module`` or a ``SPACE:ARCH`` string.
+    """Score one model: an ONNX path/proto, a ``torch.nn.Module``, a ``SPACE:ARCH`` string or
+    ``(space, arch)`` (a space object or name; an architecture value or its text).
 
     ``data`` is a dataset name (``synthetic``, ``cifar10``, ``cifar100``), a path, a ready
     :class:`~swapprobe.data.Batch`, or an array used exactly as given (then S = len(array)).
@@ -75,15 +84,7 @@ def score(
         per_layer=per_layer,  # type: ignore[arg-type]
         input_name=input_name,
     )
-    (ref,) = resolve_models([model], seed=seed)[:1]
-    return evaluate_ref(Evaluator(batch, settings), ref)
-
-
-def evaluate_ref(evaluator: Evaluator, ref: ModelRef) -> Result:
-    """Score a resolved model reference with an Evaluator (the executors call this too)."""
-    if ref.space is not None:
-        return evaluator.evaluate_architecture(ref.space, ref.arch)
-    return evaluator.evaluate(ref.load(), name=ref.name, key=ref.key)
+    return Evaluator(batch, settings).evaluate(resolve_one(model, seed=seed))
 
 
 def score_many(
@@ -104,144 +105,21 @@ def score_many(
     mismatching store fails at once and leaves existing files untouched.
 
     ``executor`` (see :mod:`swapprobe.executors`) says where models run; only this process
-    writes the store, in input order. With an executor a failing model is retried once and
-    then listed in the returned list's ``failed``, the others are kept; without one, models
-    run here and the first error propagates. ``on_repeat`` is only called for models scored in
-    this process.
+    writes the store, in input order. With an executor a failing model is listed in the
+    returned list's ``failed`` and the others are kept; without one, models run here and the
+    first error propagates. ``on_repeat`` is only called for models scored in this process.
     """
-    from swapprobe.executors import LocalExecutor, ResultList, task_for
-    from swapprobe.store import open_for_run
-
     refs: list[ModelRef] = []
     for model in models:  # specs and ready references may be mixed
-        refs += (
-            [model] if isinstance(model, ModelRef) else resolve_models([model], seed=settings.seed)
+        refs += resolve_models([model], seed=settings.seed)
+    with run_store(store, settings.store_settings(data), resume=resume) as handle:
+        return run_refs(
+            refs,
+            Evaluator(data, settings, on_repeat=on_repeat),
+            executor=executor,
+            store=handle,
+            on_result=on_model,
         )
-    handle = None
-    created = False
-    if store is not None:
-        wanted = settings.store_settings(data)
-        created = not resume or not Path(store).exists()
-        handle = open_for_run(store, wanted, resume=resume)
-    evaluator = Evaluator(data, settings, on_repeat=on_repeat)
-    runner = executor if executor is not None else LocalExecutor(report_failures=False)
-    slots: list[Result | None] = [None] * len(refs)
-    failed = []
-    done = 0
-    try:
-        tasks = []
-        twins: dict[str, list[int]] = {}  # a model given twice is scored once
-        for index, ref in enumerate(refs):
-            if handle is not None and handle.has(ref.key):
-                slots[index] = record_to_result(handle.read(ref.key, patterns=False), settings)
-                done += 1
-                if on_model is not None:
-                    on_model(done, len(refs), ref, slots[index])  # type: ignore[arg-type]
-                continue
-            if ref.key not in twins:
-                tasks.append(task_for(index, ref))
-            twins.setdefault(ref.key, []).append(index)
-        for outcome in runner.map(evaluator, tasks):
-            same = twins[outcome.key]
-            if outcome.result is None:
-                failed.append(outcome)
-                done += len(same)
-                continue
-            result = outcome.result
-            if handle is not None:
-                t0 = time.perf_counter()
-                handle.write(result_to_record(result))
-                result.timings["store"] = time.perf_counter() - t0
-                result.patterns = {}  # they live in the store; keep memory flat
-            for i in same:
-                ref = refs[i]
-                slots[i] = result if i == outcome.index else replace(result, name=ref.name)
-                done += 1
-                if on_model is not None:
-                    on_model(done, len(refs), ref, slots[i])  # type: ignore[arg-type]
-    except BaseException:
-        # A store this run created and never wrote to is removed, so a retry is not refused.
-        if handle is not None:
-            empty = len(handle) == 0
-            handle.close()
-            handle = None
-            if created and empty and store is not None:
-                Path(store).unlink(missing_ok=True)
-        raise
-    finally:
-        if handle is not None:
-            empty = len(handle) == 0
-            handle.close()
-            if created and empty and store is not None:  # every model failed
-                Path(store).unlink(missing_ok=True)
-    return ResultList([r for r in slots if r is not None], failed)
-
-
-def result_to_record(result: Result) -> Any:
-    """The HDF5 record of a result (scores per repeat, kept patterns, metadata)."""
-    from swapprobe.store import ModelRecord
-
-    scores = {"swap": np.asarray(result.swap_per_repeat, dtype=np.float64)}
-    if result.standard_ap_per_repeat is not None:
-        scores["standard_ap"] = np.asarray(result.standard_ap_per_repeat, dtype=np.float64)
-    if result.nwot_per_repeat is not None:
-        scores["nwot"] = np.asarray(result.nwot_per_repeat, dtype=np.float64)
-    metadata = {
-        **result.metadata,
-        "param_count": int(result.param_count),
-        "units": int(result.units),
-        "samples": int(result.samples),
-        "size_unit": result.size_unit,
-        "seconds": float(result.seconds),
-        "timings": {k: float(v) for k, v in result.timings.items()},
-        "per_layer_swap": result.per_layer_swap,
-        "versions": _versions(),
-    }
-    return ModelRecord(
-        key=result.key,
-        name=result.name,
-        metadata=metadata,
-        scores=scores,
-        layers=tuple(result.layers),
-        patterns={repeat: matrix.words for repeat, matrix in result.patterns.items()},
-    )
-
-
-def record_to_result(
-    record: Any,
-    settings: ScoreSettings | None = None,
-    *,
-    mu: float | None = None,
-    sigma: float | None = None,
-) -> Result:
-    """Rebuild a :class:`Result` from a stored record (μ, σ from settings or arguments)."""
-    meta = dict(record.metadata)
-    samples = int(meta.get("samples", 0))
-    patterns = {
-        int(repeat): PatternMatrix(words, samples, record.layers)
-        for repeat, words in record.patterns.items()
-    }
-    if settings is not None:
-        mu, sigma = settings.mu, settings.sigma
-    return Result(
-        name=record.name,
-        key=record.key,
-        swap_per_repeat=np.asarray(record.scores["swap"]),
-        param_count=int(meta.get("param_count", 0)),
-        units=int(meta.get("units", 0)),
-        samples=samples,
-        size_unit=str(meta.get("size_unit", "M")),
-        mu=mu,
-        sigma=sigma,
-        standard_ap_per_repeat=record.scores.get("standard_ap"),
-        nwot_per_repeat=record.scores.get("nwot"),
-        seconds=float(meta.get("seconds", 0.0)),
-        timings=dict(meta.get("timings") or {}),
-        layers=tuple(record.layers),
-        patterns=patterns,
-        per_layer_swap=meta.get("per_layer_swap"),
-        metadata=meta,
-    )
 
 
 def rescore(
@@ -277,13 +155,32 @@ def rescore(
     return results
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+def layer_swaps(store: str | os.PathLike[str]) -> list[tuple[Result, dict[str, float] | None]]:
+    """SWAP per activation layer of every model in a store, from its kept patterns (mean over
+    the kept repeats); ``None`` for a model whose patterns were not kept."""
+    from swapprobe import metrics
+    from swapprobe.store import PatternStore
 
-    found = {}
-    for package in ("swapprobe", "onnx", "onnxruntime", "torch", "numpy"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            continue
+    found: list[tuple[Result, dict[str, float] | None]] = []
+    with PatternStore.open(Path(store)) as handle:
+        for record in handle.records(patterns=True):
+            result = record_to_result(record)
+            if not result.patterns:
+                found.append((result, None))
+                continue
+            matrices = [result.patterns[r] for r in sorted(result.patterns)]
+            per_layer = {
+                info.name: sum(metrics.swap(m.layer(info.name)) for m in matrices) / len(matrices)
+                for info in result.layers
+            }
+            result.patterns = {}
+            found.append((result, per_layer))
     return found
+
+
+def stored_results(store: str | os.PathLike[str]) -> list[Result]:
+    """The results a store holds, as scored (no patterns read)."""
+    from swapprobe.store import PatternStore
+
+    with PatternStore.open(Path(store)) as handle:
+        return [record_to_result(record) for record in handle.records(patterns=False)]

@@ -16,18 +16,22 @@ from typing import Any
 
 import numpy as np
 
+from swapprobe import metrics
 from swapprobe.errors import DataError
-from swapprobe.evaluate import Result
+from swapprobe.results import Result
 
 __all__ = [
     "Correlation",
+    "CorrelationReport",
     "GroundTruth",
     "Lookup",
     "correlate",
+    "correlation_report",
     "lookup",
     "metric_values",
     "read_table",
     "scatter_plot",
+    "sweep_grid",
     "sweep_regularisation",
 ]
 
@@ -214,10 +218,10 @@ def sweep_regularisation(
     swap = metric_values(results, "swap")
     units = {r.size_unit for r in results}
     unit = units.pop() if len(units) == 1 else "M"
-    theta = np.array([r.param_count for r in results], float) / (1e3 if unit == "K" else 1e6)
+    theta = metrics.parameters_in_unit(np.array([r.param_count for r in results], float), unit)
     out = []
     for value in values:
-        reg = swap * np.exp(-((theta - value) ** 2) / value)
+        reg = swap * metrics.regularisation_factor(theta, value, value)
         out.append((float(value), float(stats.spearmanr(reg, truth).statistic)))
     return out
 
@@ -265,3 +269,103 @@ _LABELS = {
     "standard_ap": "standard activation patterns",
     "params": "parameters",
 }
+
+
+@dataclass
+class CorrelationReport:
+    """What ``swapprobe correlate`` reports: every metric against every accuracy column, the
+    μ = σ sweeps, and the μ the regularised row used when none was given."""
+
+    results: list[Result]
+    accuracies: dict[str, np.ndarray]
+    #: table rows the results belong to (same order)
+    rows: list[int]
+    correlations: list[Correlation]
+    sweeps: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    #: μ = σ of the regularised row when chosen by the sweep (None: given, or no sweep)
+    chosen_mu: float | None = None
+    #: architectures that failed (executor outcomes), left out of everything above
+    failed: list[Any] = field(default_factory=list)
+    #: wall time of the scoring, and the ``--reg auto`` calibration when there was one
+    wall_seconds: float = 0.0
+    calibration: Any = None
+
+    def best_of_sweeps(self) -> dict[str, tuple[float, float]]:
+        """Per target: the μ = σ with the highest Spearman ρ, and that ρ."""
+        return {t: max(s, key=lambda pair: pair[1]) for t, s in self.sweeps.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "correlations": [vars(c) for c in self.correlations],
+            "sweeps": self.sweeps,
+            "chosen_mu": self.chosen_mu,
+            "calibration": None if self.calibration is None else self.calibration.describe(),
+            "failed": [{"name": f.name, "error": f.error} for f in self.failed],
+        }
+
+    def table_rows(self, truth: GroundTruth) -> list[dict[str, Any]]:
+        """One row per scored architecture: its text, accuracies and scores (the CSV)."""
+        out = []
+        for index, (row, result) in enumerate(zip(self.rows, self.results, strict=True)):
+            out.append(
+                {
+                    "arch": truth.archs[row],
+                    **{name: float(acc[index]) for name, acc in self.accuracies.items()},
+                    "swap": result.swap,
+                    "swap_std": result.swap_std,
+                    "reg_swap": result.reg_swap,
+                    "standard_ap": result.standard_ap,
+                    "nwot": result.nwot,
+                    "params": result.param_count,
+                    "units": result.units,
+                    "seconds": round(result.seconds, 4),
+                }
+            )
+        return out
+
+
+def sweep_grid(results: Sequence[Result]) -> list[float]:
+    """μ = σ values to sweep: 40 quantiles of the results' Θ, and 1.5× and 2× of each."""
+    theta = np.array([r.theta for r in results])
+    grid = np.unique(np.round(np.quantile(theta, np.linspace(0.05, 1.0, 40)), 4))
+    grid = np.concatenate([grid, grid * 1.5, grid * 2])
+    return sorted({float(v) for v in grid if v > 0})
+
+
+def correlation_report(
+    results: Sequence[Result],
+    accuracies: dict[str, np.ndarray],
+    rows: Sequence[int],
+    *,
+    sweep: bool = False,
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> CorrelationReport:
+    """Correlate every metric of ``results`` with every accuracy column.
+
+    With ``sweep``, μ = σ is swept over the size range per target; when the results carry no
+    μ/σ of their own, the regularised row then uses the first target's best sweep value (and
+    :attr:`CorrelationReport.chosen_mu` says which).
+    """
+    if bootstrap < 0:
+        raise DataError(f"bootstrap resamples must be 0 or more, got {bootstrap}")
+    results = list(results)
+    sweeps: dict[str, list[tuple[float, float]]] = {}
+    chosen = None
+    if sweep and results:
+        grid = sweep_grid(results)
+        for target, acc in accuracies.items():
+            sweeps[target] = sweep_regularisation(results, acc, grid)
+        if results[0].mu is None and sweeps:
+            chosen, _ = max(next(iter(sweeps.values())), key=lambda pair: pair[1])
+            results = [r.with_regularisation(chosen, chosen) for r in results]
+    correlations = []
+    for target, acc in accuracies.items():
+        for metric in METRICS:
+            values = metric_values(results, metric)
+            if not np.isfinite(values).any():
+                continue
+            correlations.append(
+                correlate(values, acc, metric=metric, target=target, bootstrap=bootstrap, seed=seed)
+            )
+    return CorrelationReport(results, accuracies, list(rows), correlations, sweeps, chosen)

@@ -8,11 +8,13 @@ model), so the data batch and the settings travel once per worker, not once per 
 Workers compute scores and packed patterns and send back a :class:`Result`; only the driver
 writes the HDF5 store, in task order, so a store is the same whichever executor filled it.
 
-A task that raises, or whose worker process dies, is retried once; a second failure becomes a
-per-model failed :class:`TaskOutcome` (name and one-line error) while every other model's
-result is kept. Weights are drawn from ``(seed, repeat, tensor name)`` alone (and with
-``init="keep"`` architectures are built under a torch seed derived from seed and architecture),
-so the same seed gives the same scores on every executor.
+A task that raises becomes a per-model failed :class:`TaskOutcome` (name and one-line error)
+at once, while every other model's result is kept: scoring is deterministic, so running it
+again would fail again. Only a task whose worker process died is retried once (a dead worker
+may be the machine's fault, not the model's). Weights are drawn from ``(seed, repeat, tensor
+name)`` alone, and architectures are built under a torch seed derived from the seed and the
+architecture (:func:`swapprobe.evaluate.torch_seed`), so the same seed gives the same scores on
+every executor.
 
 The pool starts its workers from a ``forkserver`` that has imported torch, onnx and swapprobe
 once (``spawn`` where there is none, e.g. Windows): every worker then starts in milliseconds
@@ -29,9 +31,8 @@ from __future__ import annotations
 
 import os
 import pickle
-import zlib
 from collections import deque
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -41,9 +42,9 @@ from swapprobe.errors import SettingsError, SwapprobeError
 
 if TYPE_CHECKING:
     from swapprobe.data import Batch
-    from swapprobe.evaluate import Evaluator, Result, ScoreSettings
+    from swapprobe.evaluate import Evaluator
     from swapprobe.models import ModelRef
-    from swapprobe.searchspaces.base import SearchSpace
+    from swapprobe.results import Result, ScoreSettings
 
 __all__ = [
     "EXECUTORS",
@@ -54,16 +55,16 @@ __all__ = [
     "ResultList",
     "Task",
     "TaskOutcome",
-    "arch_task",
     "describe_error",
     "get_executor",
+    "ref_for",
     "run_task",
     "start_pool_workers_early",
     "task_for",
 ]
 
 EXECUTORS = ("local", "pool", "ray")
-#: how often a failed task is tried again before it is reported as failed
+#: how often a task whose worker process died is tried again before it is reported as failed
 RETRIES = 1
 RAY_MISSING = "executor ray needs Ray: pip install 'swapprobe[ray]'"
 
@@ -116,51 +117,35 @@ class ResultList(list["Result"]):
 
 
 def task_for(index: int, ref: ModelRef) -> Task:
-    """The task of a resolved model reference."""
+    """The task of a resolved model reference. An architecture travels as its canonical text
+    beside its space object: the space is a few bytes of configuration (a name alone would lose
+    e.g. NAS-Bench-201's channel count) and an architecture value may be any hashable the space
+    chose."""
     if ref.space is not None:
-        return arch_task(index, ref.space, ref.arch, name=ref.name)
+        return Task(index, ref.name, ref.key, "arch", (ref.space, ref.space.format(ref.arch)))
     model = ref.load()
     if isinstance(model, (str, Path)):
         return Task(index, ref.name, ref.key, "file", str(model))
     return Task(index, ref.name, ref.key, "object", model)
 
 
-def arch_task(index: int, space: SearchSpace, arch: Hashable, name: str | None = None) -> Task:
-    """An architecture travels as its canonical text beside its space object: the space is a
-    few bytes of configuration (a name alone would lose e.g. NAS-Bench-201's channel count)
-    and an architecture value may be any hashable the space chose. ``name`` labels it in
-    reports (default: the space's short name, an index or a hash)."""
-    from swapprobe.models import short_name
+def ref_for(task: Task) -> ModelRef:
+    """The model reference a task describes, rebuilt where it runs (inverse of task_for)."""
+    from swapprobe.models import ModelRef, arch_ref
 
-    text = space.format(arch)
-    label = name or short_name(space, arch)
-    return Task(index, label, f"{space.name}:{text}", "arch", (space, text))
+    if task.kind == "arch":
+        space, text = task.payload
+        return arch_ref(space, space.parse(text), name=task.name)
+    if task.kind == "file":
+        path = Path(task.payload)
+        return ModelRef(task.name, task.key, lambda: path)
+    model = pickle.loads(task.payload) if task.kind == "pickled" else task.payload
+    return ModelRef(task.name, task.key, lambda: model)
 
 
 def run_task(evaluator: Evaluator, task: Task) -> Result:
     """Score one task with ``evaluator``: the one pipeline, wherever it runs."""
-    if task.kind == "arch":
-        space, text = task.payload
-        arch = space.parse(text)
-        if evaluator.settings.init != "keep":
-            result = evaluator.evaluate_architecture(space, arch)
-        else:
-            # ``keep`` scores the weights the network is built with: seed torch from the seed
-            # and the architecture, so they are the same in every process and in every order.
-            import torch
-
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(zlib.crc32(task.key.encode()) ^ evaluator.settings.seed)
-                result = evaluator.evaluate_architecture(space, arch)
-        result.name = task.name
-        return result
-    if task.kind == "file":
-        model: Any = Path(task.payload)
-    elif task.kind == "pickled":
-        model = pickle.loads(task.payload)
-    else:
-        model = task.payload
-    return evaluator.evaluate(model, name=task.name, key=task.key)
+    return evaluator.evaluate(ref_for(task))
 
 
 def describe_error(error: BaseException) -> str:
@@ -219,9 +204,10 @@ class LocalExecutor(_Closing):
     callback and torch/ONNX Runtime thread defaults included).
 
     Args:
-        report_failures: retry a failing task once and report it as a failed outcome (the
+        report_failures: a failing task becomes a failed outcome and the others go on (the
             CLI's behaviour); ``False`` lets the first exception propagate at once, which is
-            what the Python API does when no executor is given.
+            what the Python API does when no executor is given. Never retried: the same
+            model in the same process fails the same way.
     """
 
     name = "local"
@@ -234,19 +220,12 @@ class LocalExecutor(_Closing):
             if not self.report_failures:
                 yield TaskOutcome(task.index, task.name, task.key, run_task(evaluator, task))
                 continue
-            error = ""
-            for attempt in range(1, RETRIES + 2):
-                try:
-                    result = run_task(evaluator, task)
-                except Exception as failure:
-                    error = describe_error(failure)
-                    continue
-                yield TaskOutcome(task.index, task.name, task.key, result, attempts=attempt)
-                break
-            else:
-                yield TaskOutcome(
-                    task.index, task.name, task.key, error=error, attempts=RETRIES + 1
-                )
+            try:
+                result = run_task(evaluator, task)
+            except Exception as failure:
+                yield TaskOutcome(task.index, task.name, task.key, error=describe_error(failure))
+                continue
+            yield TaskOutcome(task.index, task.name, task.key, result)
 
     def close(self) -> None:
         return None
@@ -267,19 +246,44 @@ def _configure_worker_threads() -> None:
     session.SESSION_THREADS = 1
 
 
-def _init_pool_worker(data: Batch, settings: ScoreSettings) -> None:
+def _init_pool_worker(data: Batch, settings: ScoreSettings, driver: int) -> None:
     """Pool initialiser: the batch and settings arrive once per worker process.
 
     Ctrl-C is the driver's to handle (it ends the workers); a worker that took it too would
-    print a traceback of its own and break the pool.
+    print a traceback of its own and break the pool. A worker whose driver is gone (killed
+    with SIGKILL, which no handler sees) ends itself: see :func:`_die_with`.
     """
     import signal
 
     from swapprobe.evaluate import Evaluator
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with(driver)
     _configure_worker_threads()
     _WORKER["evaluator"] = Evaluator(data, settings)
+
+
+def _die_with(driver: int, every: float = 1.0) -> None:
+    """End this process within ``every`` seconds of process ``driver`` ending.
+
+    Pool workers are children of the forkserver, not of the driver, and hold their own end of
+    the task queue, so nothing tells them the driver died; without this a killed run leaves
+    its workers (hundreds of MB each, torch loaded) running forever.
+    """
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            try:
+                os.kill(driver, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # pragma: no cover - the pid was reused by another user
+                os._exit(1)
+
+    threading.Thread(target=watch, name="swapprobe-driver-watch", daemon=True).start()
 
 
 def _pool_run(task: Task) -> tuple[bool, Any]:
@@ -389,7 +393,7 @@ class PoolExecutor(_Closing):
                 max_workers=self.workers,
                 mp_context=self._mp_context,
                 initializer=_init_pool_worker,
-                initargs=(evaluator.data, evaluator.settings),
+                initargs=(evaluator.data, evaluator.settings, os.getpid()),
             )
             self._context = context
         return self._pool
@@ -453,9 +457,10 @@ class PoolExecutor(_Closing):
         in_flight: dict[Any, int] = {}
         next_out = 0
 
-        def failed(position: int, error: str) -> None:
+        def failed(position: int, error: str, *, retry: bool) -> None:
+            """A failed attempt; only a dead worker earns another try (RETRIES of them)."""
             attempts[position] += 1
-            if attempts[position] <= RETRIES:
+            if retry and attempts[position] <= RETRIES:
                 return
             task = tasks[position]
             outcomes[position] = TaskOutcome(
@@ -467,14 +472,12 @@ class PoolExecutor(_Closing):
             try:
                 ok, value = future.result()
             except BrokenProcessPool:
-                failed(position, "worker process died")
+                failed(position, "worker process died", retry=True)
                 if position not in outcomes:
                     suspects.append(position)
                 return True
-            except Exception as error:  # e.g. a model that cannot be pickled
-                failed(position, describe_error(error))
-                if position not in outcomes:
-                    pending.appendleft(position)
+            except Exception as error:  # e.g. a result that cannot be unpickled here
+                failed(position, describe_error(error), retry=False)
                 return False
             if ok:
                 task = tasks[position]
@@ -483,9 +486,7 @@ class PoolExecutor(_Closing):
                     task.index, task.name, task.key, value, attempts=attempts[position]
                 )
             else:
-                failed(position, value)
-                if position not in outcomes:
-                    pending.appendleft(position)
+                failed(position, value, retry=False)
             return False
 
         while next_out < len(tasks):
@@ -564,7 +565,8 @@ def _import_ray() -> Any:
 
 class RayExecutor(_Closing):
     """Tasks on a Ray cluster: the batch is put in the object store once per settings, each
-    model is one remote task (one CPU) that Ray retries once if it raises or its worker dies.
+    model is one remote task (one CPU) that Ray retries once if its worker dies (not when the
+    task raises: that would fail again).
 
     Args:
         address: a cluster to join (``ray://HEAD:10001`` or ``HEAD:6379``; ``auto`` for the
@@ -594,7 +596,7 @@ class RayExecutor(_Closing):
                 ) from None
             self._owns = True
         self._remote = ray.remote(_ray_run).options(
-            num_cpus=1, max_retries=RETRIES, retry_exceptions=True
+            num_cpus=1, max_retries=RETRIES, retry_exceptions=False
         )
         self._context_ref: Any = None
         self._context: tuple[str, ScoreSettings] | None = None
@@ -615,7 +617,6 @@ class RayExecutor(_Closing):
                     task.name,
                     task.key,
                     error=describe_error(cause if isinstance(cause, BaseException) else error),
-                    attempts=RETRIES + 1,
                 )
                 continue
             yield TaskOutcome(task.index, task.name, task.key, result)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -51,16 +51,21 @@ def saturation(swap_score: float, units: int, samples: int) -> float:
     return float(swap_score) / bound if bound else 0.0
 
 
-def parameters_in_unit(param_count: int, unit: SizeUnit) -> float:
-    """Θ expressed in the unit the regularisation is defined in (``"K"`` or ``"M"``)."""
+def parameters_in_unit(param_count: Any, unit: SizeUnit | str) -> Any:
+    """Θ expressed in the unit the regularisation is defined in (``"K"`` or ``"M"``); a count
+    or an array of counts."""
     try:
-        return param_count / SIZE_UNITS[unit]
+        scale = SIZE_UNITS[unit]
     except KeyError:
         raise SettingsError(f"unknown size unit {unit!r}: use K or M") from None
+    if np.ndim(param_count):
+        return np.asarray(param_count, dtype=float) / scale
+    return param_count / scale
 
 
-def regularisation_factor(theta: float, mu: float, sigma: float) -> float:
-    """f(Θ) = exp(−(Θ − μ)² / σ), with Θ, μ and σ in the same size unit.
+def regularisation_factor(theta: Any, mu: float, sigma: float) -> Any:
+    """f(Θ) = exp(−(Θ − μ)² / σ), with Θ, μ and σ in the same size unit (the one place the
+    formula lives). ``theta`` may be a number (a float comes back) or an array (an array).
 
     Raises:
         SettingsError: if μ or σ is not a positive finite number.
@@ -68,7 +73,9 @@ def regularisation_factor(theta: float, mu: float, sigma: float) -> float:
     for label, value in (("mu", mu), ("sigma", sigma)):
         if not (math.isfinite(value) and value > 0):
             raise SettingsError(f"{label} must be a positive number, got {value}")
-    return math.exp(-((theta - mu) ** 2) / sigma)
+    if np.ndim(theta):
+        return np.exp(-((np.asarray(theta, dtype=float) - mu) ** 2) / sigma)
+    return math.exp(-((float(theta) - mu) ** 2) / sigma)
 
 
 def regularised_swap(

@@ -1,18 +1,24 @@
-"""What a user may hand over as "a model", resolved to something the Evaluator scores.
+"""What a user may hand over as "a model", resolved to a :class:`ModelRef` the Evaluator scores.
 
+* ``SPACE:ARCH`` — an architecture of a registered search space in its text form
+  (``nb201:|nor_conv_3x3~0|+|...|``, ``darts:Genotype(...)``), ``SPACE:random:N`` for N seeded
+  random samples, ``SPACE:all`` for every architecture of an enumerable space (NAS-Bench-201's
+  15,625), a named architecture (``darts:DARTS_V2``), or a name the tool printed: ``nb201#8617``
+  (a space's index);
 * an ONNX file path (``resnet.onnx``);
-* ``SPACE:ARCH`` — an architecture of a built-in search space in its text form
-  (``nb201:|nor_conv_3x3~0|+|...|``, ``darts:Genotype(...)``), or ``SPACE:random:N`` for N
-  seeded random samples, ``SPACE:all`` for every architecture of an enumerable space
-  (NAS-Bench-201's 15,625), or ``darts:DARTS_V2``;
 * ``FILE.py:FUNCTION`` — a Python file and a function in it that returns a ``torch.nn.Module``;
-* from Python also a ``torch.nn.Module`` or an ``onnx.ModelProto``.
+* from Python also ``(space, arch)`` (a space object or its registered name; an architecture
+  value or its text), a ``torch.nn.Module`` or an ``onnx.ModelProto``.
+
+``SPACE:`` prefixes of registered spaces are tried before a spec is treated as a path: a DARTS
+genotype's text is longer than a file name may be.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 import sys
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
@@ -23,7 +29,18 @@ import numpy as np
 
 from swapprobe.errors import ModelLoadError, UnknownArchitectureError
 
-__all__ = ["ModelRef", "resolve_models"]
+__all__ = [
+    "ModelRef",
+    "arch_key",
+    "arch_ref",
+    "is_torch_module",
+    "module_digest",
+    "resolve_models",
+    "resolve_one",
+    "short_name",
+]
+
+_SPEC_FORMS = "an .onnx file, SPACE:ARCH, SPACE:random:N or FILE.py:FUNCTION"
 
 
 @dataclass(frozen=True)
@@ -37,11 +54,37 @@ class ModelRef:
     arch: Hashable | None = None
 
 
+def arch_key(space: Any, arch: Hashable) -> str:
+    """The store key of an architecture: ``SPACE:canonical text`` (the one place it is made)."""
+    return f"{space.name}:{space.format(arch)}"
+
+
+def arch_ref(space: Any, arch: Hashable, name: str | None = None) -> ModelRef:
+    """The reference of one architecture of ``space`` (``name`` labels it in reports)."""
+    return ModelRef(
+        name=name or short_name(space, arch),
+        key=arch_key(space, arch),
+        load=lambda: arch,
+        space=space,
+        arch=arch,
+    )
+
+
+def short_name(space: Any, arch: Hashable) -> str:
+    """A name that fits a table cell: the space's index when it has one (``nb201#8617``, which
+    is accepted back as input), else a hash of the text (``darts:8c6485ba``)."""
+    index = getattr(space, "index", None)
+    if callable(index):
+        return f"{space.name}#{index(arch)}"
+    digest = hashlib.sha1(space.format(arch).encode()).hexdigest()[:8]
+    return f"{space.name}:{digest}"
+
+
 def resolve_models(specs: Iterable[Any], *, seed: int = 0) -> list[ModelRef]:
     """Turn model specs into :class:`ModelRef` s, failing early on any that cannot work.
 
     Raises:
-        ModelLoadError: a missing file, or a ``.py`` spec whose function is missing.
+        ModelLoadError: a missing file, or a ``.py`` spec whose function is missing or fails.
         UnknownArchitectureError: an unknown space or unparsable architecture.
     """
     refs: list[ModelRef] = []
@@ -50,54 +93,143 @@ def resolve_models(specs: Iterable[Any], *, seed: int = 0) -> list[ModelRef]:
     return refs
 
 
+def resolve_one(spec: Any, *, seed: int = 0) -> ModelRef:
+    """The one model ``spec`` names (``SPACE:random:N`` and ``SPACE:all`` are refused)."""
+    if isinstance(spec, ModelRef):
+        return spec
+    refs = _resolve(spec, seed)
+    if len(refs) != 1:
+        raise UnknownArchitectureError(
+            f"{spec!s:.60} names {len(refs)} models; score them with score_many"
+        )
+    return refs[0]
+
+
 def _resolve(spec: Any, seed: int) -> list[ModelRef]:
+    if isinstance(spec, ModelRef):
+        return [spec]
     if isinstance(spec, tuple) and len(spec) == 2:
-        space, arch = spec
-        return [_arch_ref(space, arch)]
+        return [_pair_ref(*spec)]
     if not isinstance(spec, (str, Path)):
         return [_object_ref(spec)]
     text = str(spec)
-    path = Path(text)
-    if path.suffix.lower() == ".onnx" or path.exists():
-        return [_file_ref(path)]
+    indexed = re.fullmatch(r"([A-Za-z_][\w-]*)#(\d+)", text)
+    if indexed and _is_space(indexed.group(1)):
+        return [_indexed_ref(indexed.group(1), int(indexed.group(2)))]
     head, _, rest = text.partition(":")
+    if rest and _is_space(head):
+        return _space_refs(head, rest, seed)
     if rest and head.endswith(".py"):
-        return [_python_ref(Path(head), rest)]
-    if rest:
+        return [_python_ref(Path(head), rest, seed)]
+    path = Path(text)
+    if path.suffix.lower() == ".onnx" or _is_file(path):
+        return [_file_ref(path)]
+    if rest and head and not _is_file(Path(head)) and "/" not in head and "\\" not in head:
+        from swapprobe.searchspaces import list_spaces
+
+        raise UnknownArchitectureError(
+            f"unknown search space {head!r} in {text:.60}; known spaces: {', '.join(list_spaces())}"
+        )
+    raise ModelLoadError(f"model file not found: {text:.200} (a model is {_SPEC_FORMS})")
+
+
+def _is_space(name: str) -> bool:
+    from swapprobe.searchspaces import list_spaces
+
+    return name in list_spaces()
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is an existing file or folder; any OS error (a name too long for the
+    file system, a path through a file) means it is not."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
+def _space_refs(space_name: str, rest: str, seed: int) -> list[ModelRef]:
+    from swapprobe.searchspaces import get_space
+
+    space = get_space(space_name)
+    if rest == "all":
+        enumerate_all = getattr(space, "enumerate", None)
+        if not callable(enumerate_all):
+            raise UnknownArchitectureError(
+                f"{space.name} cannot be enumerated; use {space.name}:random:N"
+            )
+        return [arch_ref(space, arch) for arch in enumerate_all()]
+    if rest.startswith("random") and rest.partition(":")[0] == "random":
+        count = _random_count(rest)
+        rng = np.random.default_rng(seed)
+        return [arch_ref(space, space.sample(rng)) for _ in range(count)]
+    arch, named = _named_or_parsed(space, rest)
+    return [arch_ref(space, arch, name=f"{space.name}:{rest}" if named else None)]
+
+
+def _indexed_ref(space_name: str, index: int) -> ModelRef:
+    from swapprobe.searchspaces import get_space
+
+    space = get_space(space_name)
+    from_index = getattr(space, "from_index", None)
+    if not callable(from_index):
+        raise UnknownArchitectureError(f"{space.name} architectures have no index")
+    return arch_ref(space, from_index(index))
+
+
+def _pair_ref(space: Any, arch: Any) -> ModelRef:
+    """``(space, arch)`` from Python: a space object or name; an architecture value or text."""
+    if isinstance(space, str):
         from swapprobe.searchspaces import get_space
 
-        space = get_space(head)
-        if rest == "all":
-            enumerate_all = getattr(space, "enumerate", None)
-            if not callable(enumerate_all):
-                raise UnknownArchitectureError(
-                    f"{space.name} cannot be enumerated; use {space.name}:random:N"
-                )
-            return [_arch_ref(space, arch) for arch in enumerate_all()]
-        if rest.startswith("random"):
-            count = _random_count(rest)
-            rng = np.random.default_rng(seed)
-            return [_arch_ref(space, space.sample(rng)) for _ in range(count)]
-        arch, named = _named_or_parsed(space, rest)
-        return [_arch_ref(space, arch, name=f"{space.name}:{rest}" if named else None)]
-    raise ModelLoadError(
-        f"model file not found: {text} (a model is an .onnx file, SPACE:ARCH, SPACE:random:N "
-        "or FILE.py:FUNCTION)"
-    )
+        space = get_space(space)
+    if isinstance(arch, str):
+        value, named = _named_or_parsed(space, arch)
+        return arch_ref(space, value, name=f"{space.name}:{arch}" if named else None)
+    try:  # a value of the space's own type (or one its format accepts): canonicalise it
+        arch = space.parse(space.format(arch))
+    except UnknownArchitectureError:
+        raise
+    except Exception as error:
+        raise UnknownArchitectureError(
+            f"not a {space.name} architecture: {type(arch).__name__} ({error})"
+        ) from None
+    return arch_ref(space, arch)
 
 
 def _named_or_parsed(space: Any, text: str) -> tuple[Hashable, bool]:
     """``DARTS_V2``-style names are module constants of the space's file; else parse the text.
 
     Returns the architecture and whether ``text`` was such a name (it then names the model in
-    reports, rather than a hash of the architecture).
+    reports, rather than a hash of the architecture). An identifier that names nothing lists
+    the names the space has.
     """
     if text.isidentifier():
         module = sys.modules.get(type(space).__module__)
         named = getattr(module, text, None)
         if named is not None:
             return space.parse(space.format(named)), True
+        known = _named_architectures(space)
+        if known:
+            raise UnknownArchitectureError(
+                f"unknown {space.name} architecture {text!r}; named ones: {', '.join(known)}"
+            )
     return space.parse(text), False
+
+
+def _named_architectures(space: Any) -> list[str]:
+    """Upper-case module constants of the space's file that format as architectures."""
+    module = sys.modules.get(type(space).__module__)
+    names = []
+    for name in sorted(vars(module) if module else ()):
+        if not name.isupper() or name.startswith("_"):
+            continue
+        try:
+            space.format(getattr(module, name))
+        except Exception:
+            continue
+        names.append(name)
+    return names
 
 
 def _random_count(rest: str) -> int:
@@ -112,36 +244,35 @@ def _random_count(rest: str) -> int:
 
 
 def _file_ref(path: Path) -> ModelRef:
-    if not path.exists():
-        raise ModelLoadError(f"model file not found: {path}")
+    if not _is_file(path):
+        raise ModelLoadError(f"model file not found: {path!s:.200}")
     if path.is_dir():
         raise ModelLoadError(f"{path} is a directory, not an ONNX model file")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return ModelRef(name=path.name, key=f"sha256:{digest}", load=lambda: path)
 
 
-def _arch_ref(space: Any, arch: Hashable, name: str | None = None) -> ModelRef:
-    text = space.format(arch)
-    return ModelRef(
-        name=name or short_name(space, arch),
-        key=f"{space.name}:{text}",
-        load=lambda: arch,
-        space=space,
-        arch=arch,
-    )
+def is_torch_module(model: object) -> bool:
+    """Whether ``model`` is a ``torch.nn.Module`` (without importing torch when it is not
+    loaded: then nothing can be one)."""
+    if "torch" not in sys.modules:
+        return False
+    import torch.nn as nn
+
+    return isinstance(model, nn.Module)
 
 
-def short_name(space: Any, arch: Hashable) -> str:
-    """A name that fits a table cell: the space's index when it has one, else a text hash."""
-    index = getattr(space, "index", None)
-    if callable(index):
-        return f"{space.name}#{index(arch)}"
-    digest = hashlib.sha1(space.format(arch).encode()).hexdigest()[:8]
-    return f"{space.name}:{digest}"
+def module_digest(module: Any) -> str:
+    """A digest of a module's structure and weights: its store key."""
+    digest = hashlib.sha256(repr(module).encode())
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _object_ref(obj: Any) -> ModelRef:
-    try:
+    if "onnx" in sys.modules:
         import onnx
 
         if isinstance(obj, onnx.ModelProto):
@@ -149,31 +280,64 @@ def _object_ref(obj: Any) -> ModelRef:
             return ModelRef(
                 obj.graph.name or "model", "sha256:" + hashlib.sha256(data).hexdigest(), lambda: obj
             )
-    except ImportError:  # pragma: no cover
-        pass
-    from swapprobe.evaluate import _is_torch_module, _module_digest
-
-    if _is_torch_module(obj):
-        return ModelRef(type(obj).__name__, "torch:" + _module_digest(obj), lambda: obj)
+    if is_torch_module(obj):
+        return ModelRef(type(obj).__name__, "torch:" + module_digest(obj), lambda: obj)
     raise ModelLoadError(
         f"cannot score a {type(obj).__name__}: give an ONNX file or a torch.nn.Module"
     )
 
 
-def _python_ref(path: Path, function: str) -> ModelRef:
-    if not path.exists():
+def _python_ref(path: Path, function: str, seed: int) -> ModelRef:
+    """``FILE.py:FUNCTION``: the file is imported with its folder on ``sys.path`` (so sibling
+    imports work) and the function called with no arguments under a torch seed derived from
+    ``seed`` (so ``init="keep"`` scores the same weights every run)."""
+    if not _is_file(path):
         raise ModelLoadError(f"python file not found: {path}")
     spec = importlib.util.spec_from_file_location(f"swapprobe_user_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise ModelLoadError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
+    folder = str(path.resolve().parent)
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except Exception as error:
         raise ModelLoadError(f"importing {path} failed: {type(error).__name__}: {error}") from None
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
     factory = getattr(module, function, None)
     if not callable(factory):
         raise ModelLoadError(f"{path} has no function {function!r}")
-    built = factory()
+    built = _call_factory(factory, f"{path.name}:{function}", seed)
     ref = _object_ref(built)
     return ModelRef(f"{path.name}:{function}", ref.key, ref.load)
+
+
+def _call_factory(factory: Callable[[], Any], label: str, seed: int) -> Any:
+    import inspect
+
+    try:
+        needed = [
+            p.name
+            for p in inspect.signature(factory).parameters.values()
+            if p.default is inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+    except (TypeError, ValueError):
+        needed = []
+    if needed:
+        raise ModelLoadError(
+            f"{label} needs arguments ({', '.join(needed)}); give a function that takes none "
+            "and returns the model"
+        )
+    import torch
+
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return factory()
+    except Exception as error:
+        raise ModelLoadError(f"{label} raised {type(error).__name__}: {error}") from None

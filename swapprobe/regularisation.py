@@ -48,19 +48,25 @@ class AutoRegularisation:
     target: float
     #: the calibration's (architecture, Result) pairs: a search starts from them
     scored: tuple[tuple[Any, Any], ...] = field(default=(), repr=False, compare=False)
+    #: wall time of the calibration's scorings
+    seconds: float = field(default=0.0, compare=False)
 
     def describe(self) -> str:
         return (
             f"μ={self.mu:.4g} σ={self.sigma:.4g} (Θ in {self.unit}), calibrated on {self.samples} "
             f"random architectures: ρ(SWAP, Θ) = {self.plain_size_rho:.3f} → "
             f"{self.target:.2f} after regularisation"
+            + (f" ({self.seconds:.0f} s)" if self.seconds else "")
         )
 
 
 def _size_rho(swap: np.ndarray, theta: np.ndarray, mu: float, sigma: float) -> float:
     from scipy import stats
 
-    return float(stats.spearmanr(swap * np.exp(-((theta - mu) ** 2) / sigma), theta).statistic)
+    from swapprobe.metrics import regularisation_factor
+
+    reg = swap * regularisation_factor(theta, mu, sigma)
+    return float(stats.spearmanr(reg, theta).statistic)
 
 
 def calibrate(
@@ -123,3 +129,44 @@ def auto_regularisation(
     mu, sigma, plain = calibrate(swap, theta, target=target)
     scored = tuple(zip(archs, results, strict=True))
     return AutoRegularisation(mu, sigma, unit, samples, plain, target, scored)
+
+
+def calibrate_for_space(
+    space: Any,
+    data: Any,
+    settings: Any,
+    *,
+    executor: Any = None,
+    samples: int = DEFAULT_SAMPLES,
+    target: float = TARGET_SIZE_RHO,
+) -> AutoRegularisation:
+    """``--reg auto`` for ``space`` with the run's own data and settings: the ``samples``
+    random architectures are scored through the one run loop (on ``executor`` when given),
+    plain SWAP without baselines or patterns, and μ, σ chosen by the module's rule.
+
+    Raises:
+        SwapprobeError: an architecture of the calibration failed (its one-line reason).
+    """
+    import time
+    from dataclasses import replace
+
+    from swapprobe.errors import SwapprobeError
+    from swapprobe.evaluate import Evaluator
+    from swapprobe.models import arch_ref
+    from swapprobe.runs import run_refs
+
+    plain = replace(settings, baselines=False, keep_patterns="none", mu=None, sigma=None)
+    evaluator = Evaluator(data, plain)
+
+    def score(archs: list[Any]) -> list[Any]:
+        results = run_refs([arch_ref(space, a) for a in archs], evaluator, executor=executor)
+        if results.failed:
+            first = results.failed[0]
+            raise SwapprobeError(f"--reg auto: {first.name}: {first.error}")
+        return list(results)
+
+    start = time.perf_counter()
+    chosen = auto_regularisation(
+        space, score, samples=samples, seed=settings.seed, unit=settings.size_unit, target=target
+    )
+    return replace(chosen, seconds=time.perf_counter() - start)

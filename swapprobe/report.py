@@ -9,33 +9,40 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from swapprobe.evaluate import Result
+from swapprobe import metrics
+from swapprobe.results import Result
 
 __all__ = [
     "correlation_table",
+    "dump_json",
     "format_params",
+    "json_safe",
     "layer_table",
     "profile_table",
     "rank_results",
     "ranking_table",
     "run_header",
+    "run_header_for",
+    "search_panel",
     "write_csv",
+    "write_csv_rows",
     "write_json",
 ]
 
 
 def format_params(count: int, unit: str) -> str:
     """Parameter count in the unit the regularisation uses, e.g. ``1.53 M`` or ``5.67 K``."""
-    scale = 1e3 if unit == "K" else 1e6
-    return f"{count / scale:.3g} {unit}"
+    return f"{metrics.parameters_in_unit(count, unit):.3g} {unit}"
 
 
 def rank_results(results: Iterable[Result]) -> list[Result]:
@@ -43,6 +50,24 @@ def rank_results(results: Iterable[Result]) -> list[Result]:
     items = list(results)
     use_reg = bool(items) and all(r.reg_swap is not None for r in items)
     return sorted(items, key=lambda r: -(r.reg_swap if use_reg else r.swap))  # type: ignore[operator]
+
+
+def run_header_for(data: Any, settings: Any, first: Result) -> Text:
+    """:func:`run_header` of a run: its batch, its settings and its first result (which says
+    the provider that ran it and the μ, σ and unit the scores carry)."""
+    return run_header(
+        data_source=data.source,
+        fingerprint=data.fingerprint,
+        backend=settings.backend,
+        device=first.metadata.get("provider", "?"),
+        seed=settings.seed,
+        repeats=settings.repeats,
+        init=settings.init,
+        samples=settings.batch_size,
+        size_unit=first.size_unit,
+        mu=first.mu,
+        sigma=first.sigma,
+    )
 
 
 def run_header(
@@ -214,27 +239,94 @@ def _fmt_float(value: float) -> str:
 
 
 def write_json(
-    results: Sequence[Result], path: str | Path, *, extra: Mapping[str, Any] | None = None
+    results: Sequence[Result],
+    target: str | Path | TextIO,
+    *,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
-    """Rows as JSON (``-`` is stdout, handled by the caller)."""
+    """Rows as JSON to a path or an open text stream (ranked, best first)."""
     payload = {"results": [r.to_row() for r in rank_results(results)], **(extra or {})}
-    Path(path).write_text(
-        json.dumps(payload, indent=2, sort_keys=False, default=_json_default) + "\n"
-    )
+    dump_json(payload, target)
 
 
-def write_csv(results: Sequence[Result], path: str | Path) -> None:
-    """The same rows as CSV (per-layer columns are JSON-only)."""
+def write_csv(results: Sequence[Result], target: str | Path | TextIO) -> None:
+    """The same rows as CSV to a path or an open text stream (per-layer columns are JSON-only)."""
     rows = [r.to_row() for r in rank_results(results)]
     for row in rows:
         row.pop("per_layer_swap", None)
-    with open(path, "w", newline="") as handle:
+    write_csv_rows(rows, target)
+
+
+def write_csv_rows(rows: Sequence[Mapping[str, Any]], target: str | Path | TextIO) -> None:
+    """Dict rows as CSV (columns from the first row) to a path or an open text stream."""
+    with _text_target(target) as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["name"])
         writer.writeheader()
         writer.writerows(rows)
 
 
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
+def dump_json(payload: Any, target: str | Path | TextIO) -> None:
+    """Strict JSON (NaN and infinities written as ``null``: ``jq`` and browsers refuse
+    ``NaN``) to a path or an open text stream."""
+    text = json.dumps(json_safe(payload), indent=2, allow_nan=False) + "\n"
+    with _text_target(target) as handle:
+        handle.write(text)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with numpy values made plain and non-finite floats made ``None``."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return json_safe(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if is_dataclass(value) and not isinstance(value, type):
+        return json_safe(asdict(value))
     raise TypeError(f"not JSON-able: {type(value).__name__}")
+
+
+@contextmanager
+def _text_target(target: str | Path | TextIO) -> Iterator[TextIO]:
+    if isinstance(target, (str, Path)):
+        with open(target, "w", newline="") as handle:
+            yield handle
+    else:
+        yield target
+
+
+def search_panel(space: Any, outcome: Any) -> Panel:
+    """The found architecture of a search: its text, fitness, scores, sizes and cost (and
+    the space's drawing of its cell when the space has one)."""
+    best = outcome.best
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column(overflow="fold")
+    grid.add_row("architecture", outcome.best_text)
+    grid.add_row("fitness", f"{outcome.search.best.fitness:,.2f}")
+    grid.add_row("SWAP", f"{best.swap:,.1f} ± {best.swap_std:,.1f}")
+    if best.reg_swap is not None:
+        grid.add_row(
+            "reg. SWAP",
+            f"{best.reg_swap:,.1f}  (μ={best.mu:g}, σ={best.sigma:g}, Θ in {best.size_unit})",
+        )
+    grid.add_row("scoring params", f"{best.param_count:,}")
+    grid.add_row("evaluation params", f"{outcome.evaluation_params / 1e6:.3f} M")
+    grid.add_row(
+        "evaluations",
+        f"{outcome.search.evaluations:,} scored, {outcome.search.cache_hits:,} cache hits",
+    )
+    calibration = outcome.calibration.seconds if outcome.calibration is not None else 0.0
+    grid.add_row(
+        "wall time",
+        f"{outcome.wall_seconds:.1f} s (every export and session included"
+        + (f"; {calibration:.1f} s of it --reg auto calibration)" if calibration else ")"),
+    )
+    drawing = getattr(space, "draw_cell", None)
+    if callable(drawing):
+        grid.add_row("cell", drawing(outcome.best_arch))
+    return Panel(grid, title=f"best architecture — {space.name}", title_align="left")

@@ -16,15 +16,28 @@ from typing import Any
 
 import numpy as np
 
-from swapprobe.correlate import GroundTruth
+from swapprobe.correlate import CorrelationReport, GroundTruth, correlation_report
 from swapprobe.data import Batch
-from swapprobe.errors import UnknownArchitectureError
-from swapprobe.evaluate import Evaluator, Result, ScoreSettings
+from swapprobe.errors import SettingsError, UnknownArchitectureError
+from swapprobe.evaluate import Evaluator
 from swapprobe.evolution import CycleReport, Evolution, EvolutionConfig, SearchResult
-from swapprobe.executors import Executor, LocalExecutor, ResultList, TaskOutcome, arch_task
+from swapprobe.executors import Executor, ResultList, TaskOutcome
+from swapprobe.models import arch_key, arch_ref
+from swapprobe.regularisation import AutoRegularisation, calibrate_for_space
+from swapprobe.results import Result, ScoreSettings
+from swapprobe.runs import result_to_record, run_refs, run_store
 from swapprobe.searchspaces.base import SearchSpace
 
-__all__ = ["SearchOutcome", "fitness_of", "run_search", "score_table", "search_plot"]
+__all__ = [
+    "SearchOutcome",
+    "correlate_table",
+    "export_network",
+    "fitness_of",
+    "run_search",
+    "score_table",
+    "search_plot",
+    "table_rows",
+]
 
 STATE_NAME = "search"
 
@@ -48,34 +61,66 @@ class SearchOutcome:
     wall_seconds: float
     config: EvolutionConfig
     results: dict[str, Result] = field(default_factory=dict)
-    #: architectures that failed twice on the executor (their fitness was -inf)
+    #: architectures that failed on the executor (their fitness was -inf)
     failed: list[TaskOutcome] = field(default_factory=list)
+    #: the ``--reg auto`` calibration the search started from, if any
+    calibration: AutoRegularisation | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The found architecture and what it cost, as JSON-able values (``--json``)."""
+        best = self.best
+        return {
+            "space": self.space,
+            "architecture": self.best_text,
+            "fitness": self.search.best.fitness,
+            "swap": best.swap,
+            "reg_swap": best.reg_swap,
+            "mu": best.mu,
+            "sigma": best.sigma,
+            "size_unit": best.size_unit,
+            "scoring_params": best.param_count,
+            "evaluation_params": self.evaluation_params,
+            "evaluations": self.search.evaluations,
+            "cache_hits": self.search.cache_hits,
+            "wall_seconds": self.wall_seconds,
+            "calibration": None if self.calibration is None else self.calibration.describe(),
+            "calibration_seconds": 0.0 if self.calibration is None else self.calibration.seconds,
+            "failed": [{"name": f.name, "error": f.error} for f in self.failed],
+            "history": [
+                {"cycle": h.cycle, "best_fitness": h.best_fitness, "evaluations": h.evaluations}
+                for h in self.search.history
+            ],
+        }
 
 
-def _open_store(path: str | Path | None, settings: dict[str, Any], resume: bool) -> Any:
-    if path is None:
-        return None
-    from swapprobe.store import open_for_run
+def export_network(space: SearchSpace, arch: Hashable, path: str | Path) -> Path:
+    """Write the evaluation-size network of ``arch`` (the one to train) as an ONNX file."""
+    import onnx
 
-    return open_for_run(path, settings, resume=resume)
+    from swapprobe.capture.export import export_module
+
+    network = space.build_evaluation_network(arch)
+    sample = np.zeros((2, *space.input_shape), np.float32)
+    onnx.save(export_module(network, sample), str(path))
+    return Path(path)
 
 
 def run_search(
     space: SearchSpace,
     data: Batch,
     settings: ScoreSettings,
-    config: EvolutionConfig,
+    config: EvolutionConfig | None = None,
     *,
     store: str | Path | None = None,
     resume: bool = False,
     on_cycle: Callable[[CycleReport], None] | None = None,
-    evaluate_batch: Callable[[Evaluator, SearchSpace, Sequence[Hashable]], list[Result]]
-    | None = None,
     executor: Executor | None = None,
     prescored: Sequence[tuple[Hashable, Result]] = (),
+    auto_regularise: bool = False,
 ) -> SearchOutcome:
-    """Algorithm 1 of SWAP-NAS over ``space``; every scoring goes through the Evaluator.
+    """Algorithm 1 of SWAP-NAS over ``space``; every scoring goes through the one run loop.
 
+    ``config`` defaults to the space's own defaults (:attr:`SearchSpace.defaults`).
     ``prescored`` are random architectures already scored with these settings (the ones
     ``--reg auto`` calibrated on): they are never scored again, and the P fittest of them
     form the initial population in place of P fresh random samples (a fresh search only).
@@ -86,11 +131,21 @@ def run_search(
 
     With ``executor`` (see :mod:`swapprobe.executors`), each batch the engine asks for (the
     initial population, a cycle's crossover children, its mutants) is scored in parallel; an
-    architecture that fails twice gets fitness -inf and is listed in ``failed``.
-    """
-    from swapprobe.api import record_to_result, result_to_record
+    architecture that fails gets fitness -inf and is listed in ``failed``.
 
+    With ``auto_regularise`` (``--reg auto``), μ and σ are first calibrated on random
+    architectures (:func:`swapprobe.regularisation.calibrate_for_space`), which then become
+    ``prescored``; the calibration is in the outcome.
+    """
     start = time.perf_counter()
+    calibration = None
+    if auto_regularise:
+        calibration = calibrate_for_space(space, data, settings, executor=executor)
+        settings = replace(settings, mu=calibration.mu, sigma=calibration.sigma)
+        prescored = calibration.scored
+    if config is None:
+        d = space.defaults
+        config = EvolutionConfig(d.population, d.cycles, d.mutation_times)
     evaluator = Evaluator(data, settings)
     store_settings = {
         **settings.store_settings(data),
@@ -104,59 +159,46 @@ def run_search(
         "sigma": settings.sigma,
         "size_unit": space.size_unit,
     }
-    handle = _open_store(store, store_settings, resume)
     results: dict[str, Result] = {}
-    given: list[tuple[float, Hashable]] = []
-    for arch, result in prescored:
-        key = f"{space.name}:{space.format(arch)}"
-        results[key] = result.with_regularisation(settings.mu, settings.sigma, settings.size_unit)
-        if handle is not None and not handle.has(key):
-            handle.write(result_to_record(results[key]))
-        given.append((fitness_of(results[key]), arch))
-    initial = [arch for _, arch in sorted(given, key=lambda pair: pair[0], reverse=True)]
     failed: list[TaskOutcome] = []
-    batch_eval = evaluate_batch or _evaluate_in_process
-    if evaluate_batch is None and executor is not None:
-        batch_eval = _executor_batch(executor, failed)
+    with run_store(store, store_settings, resume=resume) as handle:
+        given: list[tuple[float, Hashable]] = []
+        for arch, result in prescored:
+            key = arch_key(space, arch)
+            results[key] = result.with_regularisation(
+                settings.mu, settings.sigma, settings.size_unit
+            )
+            if handle is not None and not handle.has(key):
+                handle.write(result_to_record(results[key]))
+            given.append((fitness_of(results[key]), arch))
+        initial = [arch for _, arch in sorted(given, key=lambda pair: pair[0], reverse=True)]
 
-    def fitness(archs: Sequence[Hashable]) -> list[float]:
-        todo = []
-        for arch in archs:
-            key = f"{space.name}:{space.format(arch)}"
-            if key in results:
-                continue
-            if handle is not None and handle.has(key):
-                results[key] = record_to_result(handle.read(key, patterns=False), settings)
-            else:
-                todo.append(arch)
-        for result in batch_eval(evaluator, space, todo):
-            results[result.key] = result
+        def fitness(archs: Sequence[Hashable]) -> list[float]:
+            refs = [arch_ref(space, arch) for arch in archs]
+            todo = [ref for ref in refs if ref.key not in results]
+            scored = run_refs(todo, evaluator, executor=executor, store=handle)
+            failed.extend(scored.failed)
+            results.update((result.key, result) for result in scored)
+            return [
+                fitness_of(results[ref.key]) if ref.key in results else float("-inf")
+                for ref in refs
+            ]
+
+        def checkpoint(state: dict[str, Any]) -> None:
             if handle is not None:
-                handle.write(result_to_record(result))
-        keys = [f"{space.name}:{space.format(a)}" for a in archs]
-        return [fitness_of(results[k]) if k in results else float("-inf") for k in keys]
+                handle.write_state(STATE_NAME, state)
 
-    def checkpoint(state: dict[str, Any]) -> None:
-        if handle is not None:
-            handle.write_state(STATE_NAME, state)
-
-    try:
         state = handle.read_state(STATE_NAME) if (handle is not None and resume) else None
         engine = Evolution(
             space, fitness, config, on_cycle=on_cycle, checkpoint=checkpoint, initial=initial
         )
         outcome = engine.run(state=state)
         best_arch = space.parse(outcome.best.text)
-        best_key = f"{space.name}:{outcome.best.text}"
-        best = results.get(best_key)
-        if best is None and handle is not None and handle.has(best_key):
-            # a resumed search whose best was scored before the interruption
-            best = record_to_result(handle.read(best_key, patterns=False), settings)
+        best = results.get(arch_key(space, best_arch))
         if best is None:
-            best = evaluator.evaluate_architecture(space, best_arch)
-    finally:
-        if handle is not None:
-            handle.close()
+            # a resumed search whose best was scored before the interruption: the run loop
+            # reads it back from the store
+            (best,) = run_refs([arch_ref(space, best_arch)], evaluator, store=handle)
     return SearchOutcome(
         space=space.name,
         best_arch=best_arch,
@@ -168,33 +210,8 @@ def run_search(
         config=config,
         results=results,
         failed=failed,
+        calibration=calibration,
     )
-
-
-def _evaluate_in_process(
-    evaluator: Evaluator, space: SearchSpace, archs: Sequence[Hashable]
-) -> list[Result]:
-    return [evaluator.evaluate_architecture(space, arch) for arch in archs]
-
-
-def _executor_batch(
-    executor: Executor, failed: list[TaskOutcome]
-) -> Callable[[Evaluator, SearchSpace, Sequence[Hashable]], list[Result]]:
-    """An ``evaluate_batch`` that maps a batch over ``executor``; failures go to ``failed``."""
-
-    def evaluate(
-        evaluator: Evaluator, space: SearchSpace, archs: Sequence[Hashable]
-    ) -> list[Result]:
-        tasks = [arch_task(i, space, arch) for i, arch in enumerate(archs)]
-        results = []
-        for outcome in executor.map(evaluator, tasks):
-            if outcome.result is None:
-                failed.append(outcome)
-            else:
-                results.append(outcome.result)
-        return results
-
-    return evaluate
 
 
 def score_table(
@@ -215,61 +232,81 @@ def score_table(
     Results stream to the store one by one, in row order (nothing but scores stays in memory:
     patterns are dropped after writing). Returns the results, the matching accuracy columns
     and the row indices used. With ``executor`` the architectures run there; a row that fails
-    twice is left out of all three and listed in the results' ``failed``. Without one, they
-    run here and the first error propagates.
+    is left out of all three and listed in the results' ``failed``. Without one, they run here
+    and the first error propagates.
     """
-    from swapprobe.api import record_to_result, result_to_record
-
-    rows = list(range(len(truth.archs)))
-    if limit is not None and limit < len(rows):
-        rows = sorted(np.random.default_rng(seed).choice(len(rows), size=limit, replace=False))
-    archs = [_parse_row(space, truth, i) for i in rows]  # fail early on a bad row
+    rows = table_rows(len(truth.archs), limit, seed)
+    refs = [arch_ref(space, _parse_row(space, truth, i)) for i in rows]  # fail early on a bad row
     store_settings = {**settings.store_settings(data), "space": space.name, "table": "correlate"}
-    handle = _open_store(store, store_settings, resume)
-    # Without a store the patterns would be dropped on arrival: do not make workers send them
-    # (a NAS-Bench-201 network's first repeat is 12 MB of packed bits at S = 32).
-    evaluator = Evaluator(
-        data, settings if handle is not None else replace(settings, keep_patterns="none")
-    )
-    runner = executor if executor is not None else LocalExecutor(report_failures=False)
-    slots: list[Result | None] = [None] * len(archs)
-    positions: dict[str, list[int]] = {}  # a repeated row is scored once
-    for index, arch in enumerate(archs):
-        positions.setdefault(f"{space.name}:{space.format(arch)}", []).append(index)
-    failed: list[TaskOutcome] = []
-    done = 0
-
-    def settle(key: str, result: Result | None) -> None:
-        nonlocal done
-        for n, index in enumerate(positions[key]):
-            slots[index] = result if n == 0 or result is None else replace(result)
-            done += 1
-            if on_arch is not None:
-                on_arch(done, len(archs))
-
-    try:
-        tasks = []
-        for key, where in positions.items():
-            if handle is not None and handle.has(key):
-                settle(key, record_to_result(handle.read(key, patterns=False), settings))
-            else:
-                tasks.append(arch_task(where[0], space, archs[where[0]]))
-        for outcome in runner.map(evaluator, tasks):
-            result = outcome.result
-            if result is None:
-                failed.append(outcome)
-            else:
-                if handle is not None:
-                    handle.write(result_to_record(result))
-                result.patterns = {}
-            settle(outcome.key, result)
-    finally:
-        if handle is not None:
-            handle.close()
-    kept = [i for i, result in enumerate(slots) if result is not None]
+    with run_store(store, store_settings, resume=resume) as handle:
+        # Without a store the patterns would be dropped on arrival: do not make workers send
+        # them (a NAS-Bench-201 network's first repeat is 12 MB of packed bits at S = 32).
+        evaluator = Evaluator(
+            data, settings if handle is not None else replace(settings, keep_patterns="none")
+        )
+        progress = None if on_arch is None else (lambda done, total, *_: on_arch(done, total))
+        results = run_refs(refs, evaluator, executor=executor, store=handle, on_result=progress)
+    by_key = {result.key: result for result in results}
+    kept = [i for i, ref in enumerate(refs) if ref.key in by_key]
     used = [int(rows[i]) for i in kept]
     accuracies = {name: values[used] for name, values in truth.accuracies.items()}
-    return ResultList([slots[i] for i in kept], failed), accuracies, used  # type: ignore[misc]
+    return results, accuracies, used
+
+
+def correlate_table(
+    space: SearchSpace,
+    truth: GroundTruth,
+    data: Batch,
+    settings: ScoreSettings,
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    store: str | Path | None = None,
+    resume: bool = False,
+    on_arch: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
+    auto_regularise: bool = False,
+    sweep: bool = False,
+    bootstrap: int = 1000,
+) -> CorrelationReport:
+    """Score a table's architectures and correlate every metric with every accuracy column
+    (``swapprobe correlate``); ``auto_regularise`` calibrates μ, σ first, ``sweep`` sweeps
+    μ = σ (see :func:`swapprobe.correlate.correlation_report`)."""
+    if limit is not None and limit < 1:
+        raise SettingsError(f"limit must be at least 1, got {limit}")
+    calibration = None
+    if auto_regularise:
+        calibration = calibrate_for_space(space, data, settings, executor=executor)
+        settings = replace(settings, mu=calibration.mu, sigma=calibration.sigma)
+    started = time.perf_counter()
+    results, accuracies, rows = score_table(
+        space,
+        truth,
+        data,
+        settings,
+        limit=limit,
+        seed=seed,
+        store=store,
+        resume=resume,
+        on_arch=on_arch,
+        executor=executor,
+    )
+    wall = time.perf_counter() - started
+    report = correlation_report(
+        results, accuracies, rows, sweep=sweep, bootstrap=bootstrap, seed=seed
+    )
+    report.failed = list(results.failed)
+    report.wall_seconds = wall
+    report.calibration = calibration
+    return report
+
+
+def table_rows(total: int, limit: int | None, seed: int) -> list[int]:
+    """The rows a table scoring uses: all, or a seeded sorted subset of ``limit``."""
+    rows = list(range(total))
+    if limit is not None and limit < total:
+        rows = sorted(np.random.default_rng(seed).choice(total, size=limit, replace=False))
+    return rows
 
 
 def _parse_row(space: SearchSpace, truth: GroundTruth, index: int) -> Hashable:

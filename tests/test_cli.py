@@ -7,7 +7,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,19 +121,17 @@ def read_rows(path: Path) -> dict[str, dict[str, object]]:
 
 
 # --- cheap entry points ---------------------------------------------------------------
-def test_help_as_subprocess_is_fast() -> None:
-    start = time.perf_counter()
+def test_help_as_subprocess_lists_every_command() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "swapprobe.cli", "--help"],
         capture_output=True,
         text=True,
         timeout=30,
     )
-    elapsed = time.perf_counter() - start
     assert done.returncode == 0, done.stderr
-    assert "score" in done.stdout and "rescore" in done.stdout and "inspect" in done.stdout
+    for command in ("score", "inspect", "rescore", "search", "correlate"):
+        assert command in done.stdout
     assert "Traceback" not in done.stderr
-    assert elapsed < 2.0
 
 
 def test_importing_the_cli_and_help_load_neither_torch_nor_onnxruntime() -> None:
@@ -327,7 +324,7 @@ def test_unwritable_store_path(files: dict[str, Path], capsys: pytest.CaptureFix
         (["--mu", "1", "--sigma", "-1"], "--sigma"),
     ],
 )
-def test_usage_errors_follow_argparse(
+def test_bad_numbers_are_one_line_and_touch_nothing(
     extra: list[str],
     needle: str,
     files: dict[str, Path],
@@ -348,10 +345,11 @@ def test_usage_errors_follow_argparse(
     assert code == 2
     assert "Traceback" not in err
     lines = err.strip().splitlines()
-    assert lines[0].startswith("usage: swapprobe")
-    assert lines[-1].startswith("swapprobe") and ": error: " in lines[-1]
-    assert needle in lines[-1]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("swapprobe score: error: ")
+    assert needle in lines[0]
     assert out == ""
+    assert files["store"].read_bytes() == store_bytes
 
 
 def test_mu_without_sigma_is_one_line(

@@ -112,7 +112,7 @@ def check_export(path: Path, name: str, found: dict) -> None:
 def test_search_nb201(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_json, best_onnx = tmp_path / "out.json", tmp_path / "best.onnx"
     code, out, err = run(
-        capsys, "search", "nb201", *TINY_SEARCH, "--out", out_json, "--export", best_onnx
+        capsys, "search", "nb201", *TINY_SEARCH, "--json", out_json, "--export", best_onnx
     )
     assert code == 0, err
     assert "best architecture — nb201" in out
@@ -140,7 +140,7 @@ def test_search_darts_regularised(tmp_path: Path, capsys: pytest.CaptureFixture[
         1.5,
         "--sigma",
         1.5,
-        "--out",
+        "--json",
         out_json,
         "--export",
         best_onnx,
@@ -172,15 +172,15 @@ def test_search_resume_from_cli(tmp_path: Path, capsys: pytest.CaptureFixture[st
     store, first, again = tmp_path / "run.h5", tmp_path / "a.json", tmp_path / "b.json"
     tiny = ["search", "darts", "--population", 3, "--cycles", 1, "--mutation-times", 1]
     tiny += ["--repeats", 1, "-S", 4, "--crossover-prob", 0]
-    code, _, err = run(capsys, *tiny, "--store", store, "--out", first)
+    code, _, err = run(capsys, *tiny, "--store", store, "--json", first)
     assert code == 0, err
     before = store.read_bytes()
-    code, _, err = run(capsys, *tiny, "--store", store, "--out", again)
+    code, _, err = run(capsys, *tiny, "--store", store, "--json", again)
     assert code == 2 and "Traceback" not in err
     errors = [line for line in err.splitlines() if line.startswith("swapprobe: error:")]
     assert len(errors) == 1 and "exists" in errors[0] and "--resume" in errors[0]
     assert store.read_bytes() == before and not again.exists()
-    code, _, err = run(capsys, *tiny, "--store", store, "--resume", "--out", again)
+    code, _, err = run(capsys, *tiny, "--store", store, "--resume", "--json", again)
     assert code == 0, err
     a, b = json.loads(first.read_text()), json.loads(again.read_text())
     assert (a["architecture"], a["fitness"], a["history"]) == (
@@ -294,7 +294,8 @@ def test_search_and_correlate_default_to_a_pool_on_several_cores(
 ) -> None:
     import os
 
-    from swapprobe.cli import build_parser, executor_name
+    from swapprobe.cli import build_parser
+    from swapprobe.cli.options import executor_name
 
     parser = build_parser()
     search = parser.parse_args(["search", "nb201"])
@@ -310,13 +311,12 @@ def test_search_and_correlate_default_to_a_pool_on_several_cores(
 
 
 def test_reg_auto_calibrates_on_the_executor_and_hands_its_scores_on() -> None:
-    """The 100 calibration scorings go through the command's executor, in order, and come
-    back as (architecture, Result) pairs for the search's initial population."""
-    from swapprobe.cli import build_parser
-    from swapprobe.cli_space import _settings
+    """The 100 calibration scorings go through the given executor, in order, and come back
+    as (architecture, Result) pairs for the search's initial population."""
     from swapprobe.data import load_batch
     from swapprobe.executors import LocalExecutor
-    from swapprobe.regularisation import DEFAULT_SAMPLES
+    from swapprobe.regularisation import DEFAULT_SAMPLES, calibrate_for_space
+    from swapprobe.results import ScoreSettings
 
     class Recording(LocalExecutor):
         def __init__(self) -> None:
@@ -327,23 +327,20 @@ def test_reg_auto_calibrates_on_the_executor_and_hands_its_scores_on() -> None:
             self.tasks.extend(tasks)
             return super().map(evaluator, tasks)
 
-    args = build_parser().parse_args(
-        ["search", "darts", "--reg", "auto", "-S", "16", "--repeats", "1"]
-    )
     space = get_space("darts")
     data = load_batch("synthetic", batch_size=16)
     executor = Recording()
-    settings = _settings(args, space, data, 1, executor, baselines=False, keep_patterns="none")
+    settings = ScoreSettings(batch_size=16, repeats=1, size_unit="K")
+    chosen = calibrate_for_space(space, data, settings, executor=executor)
     assert len(executor.tasks) == DEFAULT_SAMPLES
-    assert settings.mu is not None and settings.sigma is not None
-    scored = args.reg_scored
-    assert len(scored) == DEFAULT_SAMPLES
-    for task, (arch, result) in zip(executor.tasks, scored, strict=True):
+    assert chosen.mu > 0 and chosen.sigma > 0
+    assert len(chosen.scored) == DEFAULT_SAMPLES
+    for task, (arch, result) in zip(executor.tasks, chosen.scored, strict=True):
         assert result.key == task.key == f"darts:{space.format(arch)}"
 
 
 def test_search_help_lists_each_space_defaults(capsys: pytest.CaptureFixture[str]) -> None:
-    from swapprobe.cli_space import SEARCH_DEFAULTS, SPACE_BATCH_SIZES, SPACE_INITS
+    from swapprobe.searchspaces import list_spaces
 
     with pytest.raises(SystemExit):
         main(["search", "--help"])
@@ -351,13 +348,10 @@ def test_search_help_lists_each_space_defaults(capsys: pytest.CaptureFixture[str
     with pytest.raises(SystemExit):
         main(["correlate", "--help"])
     correlate_help = capsys.readouterr().out
-    for name, (population, cycles, mutants, repeats) in SEARCH_DEFAULTS.items():
-        # the help's S and init are copies (so --help imports no space); they must be the
-        # space's own
-        space = get_space(name)
-        assert SPACE_BATCH_SIZES[name] == space.default_batch_size
-        assert SPACE_INITS[name] == space.default_init
-        scoring = f"repeats={repeats} S={space.default_batch_size} init={space.default_init}"
-        engine = f"{name:<6} P={population} C={cycles} mutants={mutants}"
-        assert f"{engine} {scoring}" in search_help
-        assert f"{name:<6} {scoring}" in correlate_help
+    assert set(list_spaces()) >= {"darts", "nb201"}
+    for name in list_spaces():
+        d = get_space(name).defaults  # the one declaration the help, engine and API read
+        scoring = f"S={d.batch_size} init={d.init} repeats={d.repeats}"
+        engine = f"P={d.population} C={d.cycles} mutants={d.mutation_times}"
+        assert f"{name:<8}{scoring} {engine}" in search_help
+        assert f"{name:<8}{scoring}" in correlate_help

@@ -222,8 +222,12 @@ def test_failures_are_reported_per_model_and_the_others_stored(
     assert sorted(failed) == ["AlwaysDies", "AlwaysRaises"]
     assert "this model always fails" in (failed["AlwaysRaises"].error or "")
     assert failed["AlwaysDies"].error == "worker process died"
-    assert all(outcome.attempts == 2 for outcome in results.failed)
-    assert counter.read_text() == "xx"  # tried exactly twice
+    # a dead worker earns one retry; a model that raises would raise again, so it is not
+    # retried for raising (only if it was in flight beside the dying one: then it is retried
+    # once alone, because the pool cannot tell which task killed the worker)
+    assert failed["AlwaysDies"].attempts == 2
+    assert failed["AlwaysRaises"].attempts in (1, 2)
+    assert 1 <= len(counter.read_text()) <= failed["AlwaysRaises"].attempts
     with PatternStore.open(store) as handle:
         assert handle.keys() == [archs[i].key for i in range(3)]
 
@@ -237,8 +241,8 @@ def test_local_executor_reports_too_and_the_plain_api_still_raises(
         results = score_many(models, data, SETTINGS, executor=executor)
     assert [r.key for r in results] == [archs[0].key]
     (outcome,) = results.failed
-    assert outcome.attempts == 2 and "always fails" in (outcome.error or "")
-    assert counter.read_text() == "xx"
+    assert outcome.attempts == 1 and "always fails" in (outcome.error or "")
+    assert counter.read_text() == "x"  # deterministic errors are not retried
     # without an executor the first error propagates, as before (no retry)
     with pytest.raises(Exception, match="always fails"):
         score_many([AlwaysRaises(tmp_path / "again")], data, SETTINGS)
@@ -346,7 +350,7 @@ def test_cli_search_and_correlate_accept_executors(
     found = {}
     for name in ("local", "pool"):
         out_json = tmp_path / f"{name}.json"
-        code, _, err = run(capsys, *tiny, "--executor", name, "--workers", 2, "--out", out_json)
+        code, _, err = run(capsys, *tiny, "--executor", name, "--workers", 2, "--json", out_json)
         assert code == 0, err
         found[name] = json.loads(out_json.read_text())
     for field in ("architecture", "fitness", "evaluations", "history"):

@@ -1,10 +1,10 @@
 """run_search and score_table: real Evaluator scorings of tiny networks on synthetic data.
 
 Scoring dominates the cost (a NAS-Bench-201 export takes about a second), so every call of
-``Evaluator.evaluate_architecture`` goes through :class:`Scorer`: it counts the calls of one
-test and memoises the real results across tests (the Evaluator is seeded and deterministic, so
-a memoised result is the one a new scoring would give). The counts are what several tests
-assert on: nothing scored twice, nothing re-scored on resume.
+``Evaluator.evaluate`` (the one entry point every path takes) goes through :class:`Scorer`: it
+counts the calls of one test and memoises the real results across tests (the Evaluator is
+seeded and deterministic, so a memoised result is the one a new scoring would give). The counts
+are what several tests assert on: nothing scored twice, nothing re-scored on resume.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ import pytest
 from swapprobe.correlate import read_table
 from swapprobe.data import Batch, load_batch
 from swapprobe.errors import StoreError, UnknownArchitectureError
-from swapprobe.evaluate import Evaluator, Result, ScoreSettings
+from swapprobe.evaluate import Evaluator
 from swapprobe.evolution import CycleReport, EvolutionConfig
+from swapprobe.models import ModelRef, arch_ref
+from swapprobe.results import Result, ScoreSettings
 from swapprobe.search import run_search, score_table
 from swapprobe.searchspaces import get_space
 from swapprobe.searchspaces.base import SearchSpace
@@ -41,25 +43,26 @@ REGULARISED = {
 UNIT = {"K": 1e3, "M": 1e6}
 CONFIG = EvolutionConfig(population=6, cycles=4, mutation_times=2)
 
-_REAL_EVALUATE = Evaluator.evaluate_architecture
+_REAL_EVALUATE = Evaluator.evaluate
 _MEMO: dict[tuple[Any, ...], Result] = {}
 
 
 class Scorer:
-    """Stands in for ``Evaluator.evaluate_architecture``: counts, memoises, can fail on demand."""
+    """Stands in for ``Evaluator.evaluate`` of architectures: counts, memoises, can fail on
+    demand."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.fail_on_call: int | None = None  # 1-based call number that raises
 
-    def __call__(self, evaluator: Evaluator, space: SearchSpace, arch: Hashable) -> Result:
-        key = f"{space.name}:{space.format(arch)}"
+    def __call__(self, evaluator: Evaluator, ref: ModelRef) -> Result:
+        key = ref.key
         self.calls.append(key)
         if self.fail_on_call is not None and len(self.calls) >= self.fail_on_call:
             raise Interrupted(f"scoring call {len(self.calls)} refused: {key}")
         memo_key = (key, evaluator.settings, evaluator.data.fingerprint)
         if memo_key not in _MEMO:
-            _MEMO[memo_key] = _REAL_EVALUATE(evaluator, space, arch)
+            _MEMO[memo_key] = _REAL_EVALUATE(evaluator, ref)
         result = copy.copy(_MEMO[memo_key])
         result.patterns = dict(result.patterns)
         result.metadata = dict(result.metadata)
@@ -95,10 +98,11 @@ def data() -> Batch:
 def scorer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Scorer]:
     counting = Scorer()
 
-    def evaluate_architecture(self: Evaluator, space: SearchSpace, arch: Hashable) -> Result:
-        return counting(self, space, arch)
+    def evaluate(self: Evaluator, model: Any, **overrides: Any) -> Result:
+        assert isinstance(model, ModelRef) and model.space is not None and not overrides
+        return counting(self, model)
 
-    monkeypatch.setattr(Evaluator, "evaluate_architecture", evaluate_architecture)
+    monkeypatch.setattr(Evaluator, "evaluate", evaluate)
     yield counting
 
 
@@ -426,8 +430,8 @@ def test_scoring_is_deterministic(data: Batch) -> None:
     # what the memo in Scorer relies on: two fresh scorings of one architecture agree
     space = get_space("darts")
     arch = space.sample(np.random.default_rng(2))
-    first = _REAL_EVALUATE(Evaluator(data, PLAIN), space, arch)
-    second = _REAL_EVALUATE(Evaluator(data, PLAIN), space, arch)
+    first = _REAL_EVALUATE(Evaluator(data, PLAIN), arch_ref(space, arch))
+    second = _REAL_EVALUATE(Evaluator(data, PLAIN), arch_ref(space, arch))
     np.testing.assert_array_equal(first.swap_per_repeat, second.swap_per_repeat)
     assert first.param_count == second.param_count == space.scoring_param_count(arch)
     assert first.key == f"darts:{space.format(arch)}"

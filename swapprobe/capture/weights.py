@@ -20,17 +20,11 @@ from typing import Literal
 import numpy as np
 
 from swapprobe.capture.graph import ParameterInfo
-from swapprobe.errors import SettingsError
+from swapprobe.results import INIT_SCHEMES, check_scheme
 
-__all__ = ["INIT_SCHEMES", "InitScheme", "constant_value", "draw", "is_random"]
+__all__ = ["INIT_SCHEMES", "InitScheme", "check_scheme", "constant_value", "draw", "is_random"]
 
 InitScheme = Literal["gaussian", "kaiming", "keep"]
-INIT_SCHEMES: tuple[str, ...] = ("gaussian", "kaiming", "keep")
-
-
-def check_scheme(scheme: str) -> None:
-    if scheme not in INIT_SCHEMES:
-        raise SettingsError(f"unknown init scheme {scheme!r}: use {', '.join(INIT_SCHEMES)}")
 
 
 def is_random(scheme: str, role: str) -> bool:

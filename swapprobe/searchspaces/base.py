@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
@@ -19,9 +20,33 @@ from swapprobe.errors import UnknownArchitectureError
 if TYPE_CHECKING:
     import torch.nn as nn
 
-__all__ = ["SearchSpace", "get_space", "list_spaces", "register_space"]
+__all__ = ["SearchSpace", "SpaceDefaults", "get_space", "list_spaces", "register_space"]
 
 SizeUnit = Literal["K", "M"]
+
+
+@dataclass(frozen=True)
+class SpaceDefaults:
+    """What ``score``, ``search`` and ``correlate`` use for a space unless told otherwise: the
+    one place each default is declared (the CLI's help, the engine and the API all read it).
+
+    ``batch_size`` S, ``init`` scheme and ``repeats`` decide the scores; ``population`` P,
+    ``cycles`` C and ``mutation_times`` size a search.
+    """
+
+    batch_size: int = 16
+    init: str = "gaussian"
+    repeats: int = 32
+    population: int = 50
+    cycles: int = 100
+    mutation_times: int = 5
+
+    def describe(self, *, engine: bool = True) -> str:
+        """One help line: ``S=16 init=gaussian repeats=32 [P=50 C=100 mutants=5]``."""
+        scoring = f"S={self.batch_size} init={self.init} repeats={self.repeats}"
+        if not engine:
+            return scoring
+        return f"{scoring} P={self.population} C={self.cycles} mutants={self.mutation_times}"
 
 
 class SearchSpace(ABC):
@@ -38,10 +63,8 @@ class SearchSpace(ABC):
     size_unit: ClassVar[SizeUnit]
     #: (channels, height, width) the scoring network expects
     input_shape: ClassVar[tuple[int, int, int]] = (3, 32, 32)
-    #: the init scheme that correlates best with accuracy on this space (measured; README)
-    default_init: ClassVar[str] = "gaussian"
-    #: S used by ``search``/``correlate`` unless ``-S`` is given
-    default_batch_size: ClassVar[int] = 16
+    #: scoring and search defaults, measured per space (see each space's file and the README)
+    defaults: ClassVar[SpaceDefaults] = SpaceDefaults()
 
     # --- values -----------------------------------------------------------------------
     @abstractmethod

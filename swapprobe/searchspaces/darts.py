@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from swapprobe.errors import DataError, SettingsError, UnknownArchitectureError
-from swapprobe.searchspaces.base import SearchSpace, register_space
+from swapprobe.searchspaces.base import SearchSpace, SpaceDefaults, register_space
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -568,6 +568,11 @@ class DartsSpace(SearchSpace):
     name = "darts"
     size_unit = "K"
     input_shape = (3, 32, 32)
+    #: the paper's scoring setting (S=16, 32 N(0,1) re-draws); P, C and mutants keep a default
+    #: search within 10 minutes on 2 cores (README)
+    defaults = SpaceDefaults(
+        batch_size=16, init="gaussian", repeats=32, population=50, cycles=100, mutation_times=5
+    )
 
     def __init__(self, tie_cells: bool = True) -> None:
         self.tie_cells = tie_cells

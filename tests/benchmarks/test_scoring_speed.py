@@ -176,7 +176,7 @@ def test_emitted_vs_traced_networks(
     archs = [space.sample(rng) for _ in range(12)]
     data = load_batch("cifar10", batch_size=batch, data_dir=shared_data)
     settings = ScoreSettings(
-        batch_size=batch, repeats=repeats, init=space.default_init, keep_patterns="none"
+        batch_size=batch, repeats=repeats, init=space.defaults.init, keep_patterns="none"
     )
     evaluator = Evaluator(data, settings)
 

@@ -1,0 +1,164 @@
+"""``swapprobe correlate SPACE --table FILE``: scores against a table of trained accuracies
+(one call: :func:`swapprobe.search.correlate_table`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from swapprobe.cli import options
+
+EPILOG = """\
+The table is a CSV: an architecture column and one or more accuracy columns. Without a header,
+column 1 is the architecture and column 2 the accuracy (the authors' DARTS table).
+
+examples:
+  swapprobe correlate darts --table darts_cifar10_1000.csv --data cifar10 --limit 200
+  swapprobe correlate nb201 --table nb201.csv --acc-col cifar10_test_acc_200ep --reg auto
+"""
+
+
+def add_parser(commands: Any) -> None:
+    from swapprobe.searchspaces import list_spaces
+
+    parser = commands.add_parser(
+        "correlate",
+        help="rank correlation of scores with a ground-truth table",
+        description="Score every architecture of a table and report Spearman/Kendall "
+        "correlations with bootstrap 95 % intervals.",
+        epilog=options.space_epilog(engine=False) + "\n\n" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("space", choices=list_spaces())
+    parser.add_argument("--table", required=True, metavar="FILE.csv")
+    parser.add_argument("--arch-col", help="architecture column (default: the first)")
+    parser.add_argument(
+        "--acc-col",
+        action="append",
+        metavar="NAME",
+        help="accuracy column, may repeat (default: every other column)",
+    )
+    parser.add_argument(
+        "--limit", type=options.positive_int, metavar="N", help="score a seeded subset of N rows"
+    )
+    options.add_data_options(parser, batch_default="the space's, listed below")
+    options.add_scoring_options(parser, per_space=True, executor="auto")
+    options.add_reg_option(parser)
+    parser.add_argument(
+        "--sweep", action="store_true", help="sweep μ=σ over the size range and report the best"
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=options.at_least(0),
+        default=1000,
+        help="bootstrap resamples for the intervals (default: 1000)",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument("--store", metavar="RUN.h5", help="scores of every architecture (HDF5)")
+    out.add_argument(
+        "--keep-patterns",
+        choices=("none", "first", "all"),
+        default="none",
+        help="pattern blocks kept in the store per architecture (default: none; 'first' costs "
+        "about 31 KB per DARTS cell and 0.6 MB per NAS-Bench-201 network at S=32)",
+    )
+    out.add_argument("--resume", action="store_true")
+    out.add_argument("--plot", metavar="PNG", help="scatter plots of score vs accuracy")
+    out.add_argument("--csv", metavar="PATH", help="per-architecture scores and accuracies")
+    out.add_argument("--json", metavar="PATH", help="the correlation table as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from swapprobe import report
+    from swapprobe.correlate import read_table, scatter_plot
+    from swapprobe.errors import SettingsError
+    from swapprobe.results import ScoreSettings
+    from swapprobe.search import correlate_table
+    from swapprobe.searchspaces import get_space
+    from swapprobe.store import check_writable
+
+    out, err = options.consoles()
+    options.check_mu_sigma(args)
+    if args.resume and not args.store:
+        raise SettingsError("--resume needs --store")
+    options.check_outputs([args.json, args.csv, args.plot])
+    if args.store:
+        check_writable(args.store)
+    options.start_executor_early(args)
+    space = get_space(args.space)
+    defaults = space.defaults
+    truth = read_table(args.table, arch_col=args.arch_col, acc_cols=args.acc_col)
+    data = options.load_data(args, args.batch_size or defaults.batch_size)
+    settings = ScoreSettings(
+        batch_size=len(data.inputs),
+        repeats=args.repeats or defaults.repeats,
+        seed=args.seed,
+        init=args.init or defaults.init,
+        device=args.device,
+        mu=args.mu,
+        sigma=args.sigma,
+        size_unit=args.size_unit or space.size_unit,
+        keep_patterns=args.keep_patterns,
+    )
+    with options.open_executor(args) as executor, options.progress_bar(err) as bar:
+        task = bar.add_task("architectures", total=args.limit or len(truth.archs))
+
+        def on_arch(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        found = correlate_table(
+            space,
+            truth,
+            data,
+            settings,
+            limit=args.limit,
+            seed=args.seed,
+            store=args.store,
+            resume=args.resume,
+            on_arch=on_arch,
+            executor=executor,
+            auto_regularise=args.reg == "auto",
+            sweep=args.sweep,
+            bootstrap=args.bootstrap,
+        )
+    if found.calibration is not None:
+        err.print(f"[dim]--reg auto:[/] {found.calibration.describe()}")
+    results = found.results
+    if not results:  # every architecture failed: nothing to correlate
+        return options.report_failed(err, found.failed, len(found.failed))
+    if args.json != "-" and args.csv != "-":
+        out.print(report.run_header_for(data, settings, results[0]))
+        out.print(
+            report.correlation_table(
+                found.correlations,
+                title=f"{space.name}: {len(results)} architectures of {truth.path}",
+            )
+        )
+        for target, (value, rho) in found.best_of_sweeps().items():
+            out.print(
+                f"best μ=σ for {target}: {value:g} ({settings.size_unit})  Spearman {rho:.3f}"
+            )
+        seconds = sum(r.seconds for r in results)
+        out.print(
+            f"[dim]scoring: {found.wall_seconds:.1f} s wall; {seconds:.1f} s of evaluation in "
+            f"total, {seconds / len(results):.3f} s per architecture[/]"
+        )
+    if args.plot:
+        first = next(iter(found.accuracies))
+        scatter_plot(
+            results,
+            found.accuracies[first],
+            args.plot,
+            target=first,
+            title=f"{space.name} — {Path(args.table).name}",
+        )
+        err.print(f"[dim]plot:[/] {args.plot}")
+    if args.csv:
+        report.write_csv_rows(found.table_rows(truth), sys.stdout if args.csv == "-" else args.csv)
+    if args.json:
+        report.dump_json(found.to_dict(), sys.stdout if args.json == "-" else args.json)
+    return options.report_failed(err, found.failed, len(results) + len(found.failed))

@@ -1,0 +1,409 @@
+"""What the commands share: option groups, number checks made where they are parsed, output
+path checks made before any work, consoles, progress, and the executor a command asks for.
+
+Every number a user types is checked by its argparse ``type`` and refused in one line
+(:class:`OneLineParser`), never silently replaced by a default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from swapprobe.errors import SettingsError
+
+__all__ = [
+    "OneLineParser",
+    "add_data_options",
+    "add_executor_options",
+    "add_scoring_options",
+    "check_outputs",
+    "consoles",
+    "load_data",
+    "open_executor",
+    "positive_float",
+    "positive_int",
+    "progress_bar",
+    "report_failed",
+    "start_executor_early",
+    "write_rows",
+]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (``swapprobe score: error: ...``) instead
+    of the usage block followed by the message; ``--help`` still shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# --- numbers, checked where they are parsed --------------------------------------------
+def _number(text: str, kind: Callable[[str], Any], what: str) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a {what}: {text!r}") from None
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float, "number")
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return float(value)
+
+
+def positive_int(text: str) -> int:
+    value = _number(text, int, "whole number")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return int(value)
+
+
+def at_least(minimum: int, why: str = "") -> Callable[[str], int]:
+    """An argparse type for whole numbers ≥ ``minimum`` (``why`` explains the bound)."""
+
+    def parse(text: str) -> int:
+        value = _number(text, int, "whole number")
+        if value < minimum:
+            reason = f" ({why})" if why else ""
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}{reason}, got {value}")
+        return int(value)
+
+    parse.__name__ = f"at_least_{minimum}"
+    return parse
+
+
+def probability(text: str) -> float:
+    value = _number(text, float, "number")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return float(value)
+
+
+batch_size = at_least(2, "distinct patterns need 2 samples")
+
+
+# --- option groups -----------------------------------------------------------------------
+def add_data_options(parser: argparse.ArgumentParser, *, batch_default: str) -> None:
+    """``--data``, ``--data-dir``, ``-S``, ``--pick``, ``--input-size``; ``batch_default`` is
+    the help text's word for S's default (a number, or "the space's")."""
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--data",
+        default="synthetic",
+        metavar="NAME|PATH",
+        help="cifar10, cifar100, synthetic (embedded dead-leaves images, works offline), a "
+        "folder of images, or a .npy/.npz array (default: %(default)s)",
+    )
+    group.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where CIFAR lives or is downloaded to (else $SWAPPROBE_DATA, else "
+        "~/.cache/swapprobe)",
+    )
+    group.add_argument(
+        "-S",
+        "--batch-size",
+        type=batch_size,
+        default=None,
+        metavar="S",
+        help=f"samples per pattern, S ≥ 2 (default: {batch_default})",
+    )
+    group.add_argument(
+        "--pick",
+        choices=("first", "random"),
+        default="first",
+        help="which images: the first S, or S drawn with --seed (default: %(default)s)",
+    )
+    group.add_argument(
+        "--input-size",
+        type=positive_int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="resize inputs to H×W (when the model expects another size)",
+    )
+
+
+def add_scoring_options(
+    parser: argparse.ArgumentParser, *, per_space: bool, executor: str = "local"
+) -> None:
+    """``--repeats``, ``--seed``, ``--init``, ``--device``, ``--mu``/``--sigma``,
+    ``--size-unit`` and the executor options. ``per_space``: defaults come from the space."""
+    group = parser.add_argument_group("scoring")
+    group.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=None,
+        help="re-initialisations averaged over (default: "
+        + ("the space's, listed below)" if per_space else "32, as the paper)"),
+    )
+    group.add_argument(
+        "--seed", type=int, default=0, help="seeds data picks and weights (default: 0)"
+    )
+    group.add_argument(
+        "--init",
+        choices=("gaussian", "kaiming", "keep"),
+        default=None,
+        help="gaussian: N(0,1) weights as the reference; kaiming: PyTorch's default "
+        "scheme; keep: score the weights as given (default: "
+        + ("the space's measured best, listed below)" if per_space else "gaussian)"),
+    )
+    group.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="auto takes CUDA when onnxruntime-gpu can use it (default: auto)",
+    )
+    group.add_argument("--mu", type=positive_float, help="μ of regularised SWAP (with --sigma)")
+    group.add_argument("--sigma", type=positive_float, help="σ of regularised SWAP (with --mu)")
+    group.add_argument(
+        "--size-unit",
+        choices=("K", "M"),
+        default=None,
+        help="unit of Θ, μ, σ: K = thousands, M = millions of parameters "
+        "(default: M; search spaces use their own: darts K, nb201 M)",
+    )
+    add_executor_options(parser, executor)
+
+
+def add_executor_options(parser: argparse.ArgumentParser, default: str) -> None:
+    group = parser.add_argument_group("execution")
+    group.add_argument(
+        "--executor",
+        choices=("auto", "local", "pool", "ray"),
+        default=default,
+        help="local: in this process; pool: --workers processes on this machine; ray: a Ray "
+        "cluster (pip install 'swapprobe[ray]'); auto: pool when this machine has several "
+        f"cores, else local (default: {default}). Same seed, same scores on each",
+    )
+    group.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="processes of --executor pool (default: the number of CPU cores)",
+    )
+    group.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="Ray cluster of --executor ray: auto (the cluster this node joined with `ray "
+        "start`), or a Ray Client address ray://HEAD:10001 (not verified by this project's "
+        "tests); default: $RAY_ADDRESS, else a local Ray instance",
+    )
+
+
+def add_reg_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reg",
+        choices=("auto",),
+        help="auto: choose μ and σ from the space's size distribution alone (no accuracies "
+        "needed; rule in swapprobe/regularisation.py) and print them",
+    )
+
+
+def check_mu_sigma(args: argparse.Namespace) -> None:
+    if (args.mu is None) != (args.sigma is None):
+        raise SettingsError("give --mu and --sigma together")
+    if getattr(args, "reg", None) == "auto" and args.mu is not None:
+        raise SettingsError("--reg auto chooses μ and σ itself; drop --mu/--sigma")
+
+
+def space_epilog(*, engine: bool) -> str:
+    """One line per registered space with its declared defaults (the help's table)."""
+    from swapprobe.searchspaces import get_space, list_spaces
+
+    lines = [
+        f"  {name:<8}{get_space(name).defaults.describe(engine=engine)}" for name in list_spaces()
+    ]
+    return "per-space defaults:\n" + "\n".join(lines)
+
+
+# --- paths, checked before any work ------------------------------------------------------
+def check_outputs(paths: Iterable[str | None]) -> None:
+    """Refuse, before any work, an output file whose folder is missing or not writable (``-``
+    is stdout), so that no result is lost at the end of a long run."""
+    for text in paths:
+        if not text or text == "-":
+            continue
+        target = Path(text)
+        if target.is_dir():
+            raise SettingsError(f"output {target} is a directory; give a file path")
+        if target.exists() and not os.access(target, os.W_OK):
+            raise SettingsError(f"output {target} is not writable")
+        parent = target.parent if str(target.parent) else Path(".")
+        if not parent.is_dir():
+            raise SettingsError(f"cannot write {target}: folder {parent} does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise SettingsError(f"cannot write {target}: folder {parent} is not writable")
+
+
+def write_rows(
+    results: Sequence[Any], json_path: str | None, csv_path: str | None, **json_extra: Any
+) -> None:
+    """``--json``/``--csv`` of result rows (``-`` is stdout)."""
+    from swapprobe import report
+
+    if json_path:
+        report.write_json(
+            results, sys.stdout if json_path == "-" else json_path, extra=json_extra or None
+        )
+    if csv_path:
+        report.write_csv(results, sys.stdout if csv_path == "-" else csv_path)
+
+
+# --- data and executors ------------------------------------------------------------------
+def load_data(args: argparse.Namespace, batch_size: int) -> Any:
+    from swapprobe.data import load_batch
+
+    return load_batch(
+        args.data,
+        batch_size=batch_size,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        input_size=tuple(args.input_size) if args.input_size else None,
+        pick=args.pick,
+    )
+
+
+def executor_name(args: argparse.Namespace) -> str:
+    """``--executor`` with ``auto`` made concrete (pool on a machine with several cores)."""
+    if args.executor == "auto":
+        return "pool" if (os.cpu_count() or 1) > 1 else "local"
+    return str(args.executor)
+
+
+def start_executor_early(args: argparse.Namespace) -> None:
+    """Pool workers start importing torch now, beside this process's own start-up."""
+    if executor_name(args) == "pool":
+        from swapprobe.executors import start_pool_workers_early
+
+        start_pool_workers_early()
+
+
+def open_executor(args: argparse.Namespace) -> Any:
+    """The executor the command line asks for (a context manager that releases workers)."""
+    from swapprobe.executors import get_executor
+
+    return get_executor(executor_name(args), workers=args.workers, address=args.address)
+
+
+def report_failed(err: Any, failed: Sequence[Any], total: int) -> int:
+    """One error line per model that failed; exit status 1 when there is any."""
+    if not failed:
+        return 0
+    done = total - len(failed)
+    if done:
+        err.print(
+            f"{len(failed)} of {total} failed; the {done} others are kept",
+            markup=False,
+            highlight=False,
+        )
+    for outcome in failed:
+        err.print(
+            f"swapprobe: error: {outcome.name}: {outcome.error}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    return 1
+
+
+# --- consoles and progress ---------------------------------------------------------------
+def consoles() -> tuple[Any, Any]:
+    """stdout for results, stderr for progress and errors.
+
+    Piped or redirected output gets 160 columns instead of Rich's 80, so that tables in logs
+    and files keep whole numbers rather than wrapping them.
+    """
+    from rich.console import Console
+
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=160)
+    return out, Console(stderr=True)
+
+
+def progress_bar(err: Any, *, extra_columns: Sequence[Any] = ()) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    if not err.is_terminal:
+        return PlainProgress(err)
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        *extra_columns,
+        console=err,
+        transient=False,
+    )
+
+
+class PlainProgress:
+    """Progress for logs (stderr not a terminal): a plain line per task at most every 30 s.
+
+    Long runs in CI or under ``nohup`` should still say how far they are; Rich's live bar
+    would print nothing until the end there. Same calls as ``rich.progress.Progress``.
+    """
+
+    def __init__(self, err: Any, every: float = 30.0) -> None:
+        import time
+
+        self._err, self._every, self._clock = err, every, time.monotonic
+        self._tasks: dict[int, dict[str, Any]] = {}
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:  # a failed run says so in its one error line, nothing more
+            for task_id, task in self._tasks.items():
+                if task.get("printed"):  # long runs close their log lines; short ones stay quiet
+                    self._print(task_id)
+
+    def add_task(self, description: str, total: float | None = None, **fields: Any) -> int:
+        task_id = len(self._tasks)
+        self._tasks[task_id] = {
+            "description": description,
+            "total": total,
+            "completed": 0,
+            "start": self._clock(),
+            "last": self._clock(),
+            **fields,
+        }
+        return task_id
+
+    def update(self, task_id: int, **changes: Any) -> None:
+        task = self._tasks[task_id]
+        task.update(changes)
+        if self._clock() - task["last"] >= self._every:
+            self._print(task_id)
+
+    def reset(self, task_id: int) -> None:
+        self._tasks[task_id]["completed"] = 0
+
+    def _print(self, task_id: int) -> None:
+        task = self._tasks[task_id]
+        task["last"] = self._clock()
+        task["printed"] = True
+        done, total = task["completed"], task["total"]
+        share = f" ({100 * done / total:.0f} %)" if total else ""
+        best = f"  best {task['best']}" if "best" in task else ""
+        elapsed = self._clock() - task["start"]
+        self._err.print(
+            f"{task['description']}: {done}/{total}{share}  {elapsed:.0f} s{best}",
+            highlight=False,
+        )

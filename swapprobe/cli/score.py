@@ -1,0 +1,168 @@
+"""``swapprobe score MODEL...``: score and rank models (one call: :func:`swapprobe.score_many`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from swapprobe.cli import options
+
+EPILOG = """\
+models:
+  PATH.onnx            an ONNX model (its batch axis may be fixed or symbolic)
+  SPACE:ARCH           an architecture of a built-in space, e.g. 'darts:DARTS_V2' or
+                       'nb201:|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|'
+  SPACE:random:N       N seeded random architectures of a space; SPACE:all every one (nb201)
+  nb201#INDEX          a NAS-Bench-201 architecture by the index the reports print
+  FILE.py:FUNCTION     a Python function (no arguments) returning a torch.nn.Module
+
+activations: every Relu, LeakyRelu, PRelu and Clip with min 0 (ReLU6) counts; a unit's bit is
+1[pre-activation > 0]. BatchNorm runs on batch statistics (as the reference), dropout is off.
+defaults: S=16, 32 repeats, N(0,1) weights (--init gaussian): the paper's setting.
+
+examples:
+  swapprobe score darts:random:5 nb201:random:5 --repeats 8
+  swapprobe score resnet.onnx vgg.onnx --data cifar10 --repeats 8 --store run.h5 --json run.json
+  swapprobe score model.onnx --data ./images --input-size 224 224 --mu 1.5 --sigma 1.5 --size-unit M
+  swapprobe score darts:random:200 --executor pool --workers 4 --store run.h5
+"""
+
+DEFAULT_BATCH_SIZE = 16
+DEFAULT_REPEATS = 32
+DEFAULT_INIT = "gaussian"
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "score",
+        help="score and rank models",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Score models (ONNX files, torch modules, search-space architectures) and "
+        "print a ranking.",
+    )
+    parser.add_argument("models", nargs="+", metavar="MODEL", help="models to score (see below)")
+    options.add_data_options(parser, batch_default=str(DEFAULT_BATCH_SIZE))
+    options.add_scoring_options(parser, per_space=False)
+    parser.add_argument(
+        "--backend",
+        choices=("onnx", "torch"),
+        default="onnx",
+        help="onnx: onnxruntime (default); torch: run the torch module with "
+        "ReLU interception (torch models only)",
+    )
+    parser.add_argument("--input-name", help="the image input, for models with several inputs")
+    parser.add_argument(
+        "--max-pattern-memory",
+        type=options.positive_int,
+        metavar="MB",
+        help="most pattern memory one forward pass may return (default 1024); larger models "
+        "are read in layer groups, one forward pass each, with identical results",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument("--store", metavar="RUN.h5", help="write patterns and scores to an HDF5 store")
+    out.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a store made with identical settings, skipping scored models",
+    )
+    out.add_argument(
+        "--keep-patterns",
+        choices=("none", "first", "all"),
+        default="first",
+        help="pattern blocks kept in the store per model (default: first repeat)",
+    )
+    out.add_argument("--json", metavar="PATH", help="write the rows as JSON ('-' for stdout)")
+    out.add_argument("--csv", metavar="PATH", help="write the rows as CSV ('-' for stdout)")
+    out.add_argument("--per-layer", action="store_true", help="add SWAP per activation layer")
+    out.add_argument("--profile", action="store_true", help="print where the time went")
+    out.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="skip standard activation patterns and NWOT (a little faster)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from swapprobe import report
+    from swapprobe.api import score_many
+    from swapprobe.errors import SettingsError
+    from swapprobe.models import resolve_models
+    from swapprobe.results import ScoreSettings
+    from swapprobe.store import check_writable
+
+    out, err = options.consoles()
+    options.check_mu_sigma(args)
+    if args.resume and not args.store:
+        raise SettingsError("--resume needs --store")
+    options.check_outputs([args.json, args.csv])
+    if args.store:
+        check_writable(args.store)
+    options.start_executor_early(args)
+    refs = resolve_models(args.models, seed=args.seed)
+    data = options.load_data(args, args.batch_size or DEFAULT_BATCH_SIZE)
+    settings = ScoreSettings(
+        batch_size=len(data.inputs),
+        repeats=args.repeats or DEFAULT_REPEATS,
+        seed=args.seed,
+        init=args.init or DEFAULT_INIT,
+        backend=args.backend,
+        device=args.device,
+        mu=args.mu,
+        sigma=args.sigma,
+        size_unit=args.size_unit or "M",
+        baselines=not args.no_baselines,
+        per_layer=args.per_layer,
+        keep_patterns=args.keep_patterns if args.store else "none",  # unread without a store
+        input_name=args.input_name,
+        max_pattern_bytes=args.max_pattern_memory * 2**20 if args.max_pattern_memory else None,
+    )
+    local = options.executor_name(args) == "local"
+    with options.open_executor(args) as executor, options.progress_bar(err) as bar:
+        models_task = bar.add_task("models", total=len(refs))
+        # repeats are only seen for models scored in this process
+        repeat_task = bar.add_task("repeats", total=settings.repeats) if local else None
+
+        def on_repeat(done: int, total: int) -> None:
+            if repeat_task is not None:
+                bar.update(repeat_task, completed=done, total=total)
+
+        def on_model(done: int, total: int, ref: Any, result: Any) -> None:
+            bar.update(models_task, completed=done)
+            if repeat_task is not None:
+                bar.reset(repeat_task)
+
+        results = score_many(
+            refs,
+            data,
+            settings,
+            store=args.store,
+            resume=args.resume,
+            on_model=on_model,
+            on_repeat=on_repeat,
+            executor=executor,
+        )
+    if not results:  # every model failed: nothing to rank
+        return options.report_failed(err, results.failed, len(refs))
+    if not (args.json == "-" or args.csv == "-"):
+        out.print(report.run_header_for(data, settings, results[0]))
+        out.print(report.ranking_table(results))
+        if args.per_layer:
+            for result in results:
+                out.print(
+                    report.layer_table(result.name, result.per_layer_swap or {}, result.layers)
+                )
+        if args.profile:
+            out.print(report.profile_table(results))
+        for result in results:
+            passes = result.metadata.get("passes", 1)
+            if passes > 1:
+                err.print(
+                    f"[yellow]{result.name}: patterns read in {passes} forward passes per repeat "
+                    "(layer groups within --max-pattern-memory)[/]"
+                )
+        if args.store:
+            err.print(f"[dim]store:[/] {args.store}")
+    options.write_rows(results, args.json, args.csv)
+    return options.report_failed(err, results.failed, len(refs))

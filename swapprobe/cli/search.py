@@ -1,0 +1,191 @@
+"""``swapprobe search SPACE``: SWAP-NAS evolutionary search (one call:
+:func:`swapprobe.search.run_search`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from swapprobe.cli import options
+
+EPILOG = """\
+The fitness is regularised SWAP Ψ·exp(−(Θ−μ)²/σ) when --mu/--sigma or --reg auto are given (Θ
+in the space's unit: thousands of parameters of the DARTS scoring cell, millions for
+NAS-Bench-201), plain SWAP otherwise. μ steers the size of what is found (the paper's Fig. 5).
+
+examples:
+  swapprobe search darts                                  # defaults, synthetic data, offline
+  swapprobe search nb201 --reg auto --plot search.png
+  swapprobe search darts --data cifar10 --mu 1.2 --sigma 1.2 --export best.onnx --json best.json
+  swapprobe search darts --store run.h5                   # checkpoint every cycle
+  swapprobe search darts --store run.h5 --resume          # continue a killed search
+"""
+
+
+def add_parser(commands: Any) -> None:
+    from swapprobe.searchspaces import list_spaces
+
+    parser = commands.add_parser(
+        "search",
+        help="SWAP-NAS evolutionary search over a built-in space",
+        description="Evolutionary search (SWAP-NAS, Algorithm 1) with SWAP as fitness.",
+        epilog=options.space_epilog(engine=True) + "\n\n" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("space", choices=list_spaces())
+    options.add_data_options(parser, batch_default="the space's, listed below")
+    options.add_scoring_options(parser, per_space=True, executor="auto")
+    options.add_reg_option(parser)
+    engine = parser.add_argument_group("evolution")
+    engine.add_argument(
+        "--population",
+        type=options.at_least(2, "crossover needs two parents"),
+        metavar="P",
+        help="population size (default: per space, see below)",
+    )
+    engine.add_argument(
+        "--cycles", type=options.at_least(0), metavar="C", help="search cycles (default: per space)"
+    )
+    engine.add_argument(
+        "--mutation-times",
+        type=options.positive_int,
+        metavar="M",
+        help="mutants made per cycle (default: per space)",
+    )
+    engine.add_argument(
+        "--crossover-prob",
+        type=options.probability,
+        default=0.5,
+        help="chance the parent is the better crossover child (default: 0.5)",
+    )
+    truth = parser.add_argument_group("ground truth")
+    truth.add_argument(
+        "--table",
+        metavar="FILE.csv",
+        help="look the found architecture up in a table of trained accuracies (e.g. the "
+        "public NATS-Bench tables exported to CSV) and print them beside the table's optimum",
+    )
+    truth.add_argument("--arch-col", help="architecture column of --table (default: the first)")
+    truth.add_argument("--acc-col", action="append", metavar="NAME", help="accuracy column(s)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--store", metavar="RUN.h5", help="scores and a checkpoint per cycle")
+    out.add_argument("--resume", action="store_true", help="continue the search in --store")
+    out.add_argument(
+        "--export",
+        metavar="BEST.onnx",
+        help="write the found architecture's evaluation-size network as ONNX",
+    )
+    out.add_argument(
+        "--json", metavar="PATH", help="the found architecture and the search as JSON ('-': stdout)"
+    )
+    out.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="best fitness against architectures scored, and fitness against size Θ",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from rich.progress import TextColumn
+
+    from swapprobe import report
+    from swapprobe.errors import SettingsError
+    from swapprobe.evolution import EvolutionConfig
+    from swapprobe.results import ScoreSettings
+    from swapprobe.search import export_network, run_search, search_plot
+    from swapprobe.searchspaces import get_space
+    from swapprobe.store import check_writable
+
+    out, err = options.consoles()
+    options.check_mu_sigma(args)
+    if args.resume and not args.store:
+        raise SettingsError("--resume needs --store")
+    options.check_outputs([args.json, args.export, args.plot])
+    if args.store:
+        check_writable(args.store)
+    options.start_executor_early(args)
+    space = get_space(args.space)
+    defaults = space.defaults
+    config = EvolutionConfig(
+        population=args.population or defaults.population,
+        cycles=defaults.cycles if args.cycles is None else args.cycles,
+        mutation_times=args.mutation_times or defaults.mutation_times,
+        crossover_prob=args.crossover_prob,
+        seed=args.seed,
+    )
+    table = None
+    if args.table:  # read (and check) the table before any scoring
+        from swapprobe.correlate import read_table
+
+        table = read_table(args.table, arch_col=args.arch_col, acc_cols=args.acc_col)
+    data = options.load_data(args, args.batch_size or defaults.batch_size)
+    settings = ScoreSettings(
+        batch_size=len(data.inputs),
+        repeats=args.repeats or defaults.repeats,
+        seed=args.seed,
+        init=args.init or defaults.init,
+        device=args.device,
+        mu=args.mu,
+        sigma=args.sigma,
+        size_unit=args.size_unit or space.size_unit,
+        baselines=False,
+        keep_patterns="none",
+    )
+    auto = args.reg == "auto"
+    reg = (
+        "auto (calibrated first)"
+        if auto
+        else f"μ={settings.mu:g} σ={settings.sigma:g} (Θ in {settings.size_unit})"
+        if settings.mu
+        else "none (plain SWAP)"
+    )
+    err.print(
+        f"[dim]search[/] {space.name}  P={config.population} C={config.cycles} "
+        f"mutants={config.mutation_times}  S={settings.batch_size} repeats={settings.repeats}  "
+        f"regularisation {reg}  data {data.source}"
+    )
+    with (
+        options.open_executor(args) as executor,
+        options.progress_bar(err, extra_columns=[TextColumn("best {task.fields[best]}")]) as bar,
+    ):
+        task = bar.add_task("cycles", total=config.cycles, best="—")
+
+        def on_cycle(cycle: Any) -> None:
+            bar.update(task, completed=cycle.cycle, best=f"{cycle.best.fitness:,.1f}")
+
+        outcome = run_search(
+            space,
+            data,
+            settings,
+            config,
+            store=args.store,
+            resume=args.resume,
+            on_cycle=on_cycle,
+            executor=executor,
+            auto_regularise=auto,
+        )
+    if outcome.calibration is not None:
+        err.print(f"[dim]--reg auto:[/] {outcome.calibration.describe()}")
+    if args.json != "-":
+        out.print(report.search_panel(space, outcome))
+    if table is not None:
+        from swapprobe.correlate import lookup
+
+        found = lookup(table, space, outcome.best_text)
+        for name, value in found.found.items():
+            best_value, best_arch = found.optimum[name]
+            shown = "not in the table" if value is None else f"{value:.2f}"
+            out.print(
+                f"{name}: found architecture {shown}; table optimum {best_value:.2f} ({best_arch})"
+            )
+    if args.json:
+        report.dump_json(outcome.to_dict(), sys.stdout if args.json == "-" else args.json)
+    if args.plot:
+        err.print(f"[dim]plot:[/] {search_plot(outcome, args.plot)}")
+    if args.export:
+        written = export_network(space, outcome.best_arch, args.export)
+        err.print(f"[dim]exported evaluation network to[/] {written}")
+    return options.report_failed(err, outcome.failed, len(outcome.results) + len(outcome.failed))

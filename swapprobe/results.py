@@ -1,0 +1,193 @@
+"""What a score is and what decides it: :class:`ScoreSettings` and :class:`Result`.
+
+Light on purpose: numpy and the pure metrics only, so that reports, correlation and stores can
+work with results without importing onnx, onnxruntime or torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from swapprobe import metrics
+from swapprobe.errors import SettingsError
+from swapprobe.patterns import LayerInfo, PatternMatrix
+
+if TYPE_CHECKING:
+    from swapprobe.data import Batch
+
+__all__ = [
+    "BACKENDS",
+    "INIT_SCHEMES",
+    "KEEP_PATTERNS",
+    "Result",
+    "ScoreSettings",
+    "check_scheme",
+]
+
+INIT_SCHEMES: tuple[str, ...] = ("gaussian", "kaiming", "keep")
+
+
+def check_scheme(scheme: str) -> None:
+    """Refuse an unknown initialisation scheme (see :mod:`swapprobe.capture.weights`)."""
+    if scheme not in INIT_SCHEMES:
+        raise SettingsError(f"unknown init scheme {scheme!r}: use {', '.join(INIT_SCHEMES)}")
+
+
+BACKENDS = ("onnx", "torch")
+KEEP_PATTERNS = ("none", "first", "all")
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """Everything that decides the numbers (plus where they are computed).
+
+    Defaults are the paper's: S = 16 samples, 32 re-initialisations, N(0, 1) weights.
+    """
+
+    batch_size: int = 16
+    repeats: int = 32
+    seed: int = 0
+    init: str = "gaussian"
+    backend: Literal["onnx", "torch"] = "onnx"
+    device: str = "auto"
+    mu: float | None = None
+    sigma: float | None = None
+    size_unit: Literal["K", "M"] = "M"
+    baselines: bool = True  # standard AP and NWOT beside SWAP
+    per_layer: bool = False
+    keep_patterns: Literal["none", "first", "all"] = "first"
+    input_name: str | None = None
+    #: bound on the pattern bytes one forward pass returns; above it layers are read in groups
+    max_pattern_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 2:
+            raise SettingsError(f"batch size S must be at least 2, got {self.batch_size}")
+        if self.repeats < 1:
+            raise SettingsError(f"repeats must be at least 1, got {self.repeats}")
+        check_scheme(self.init)
+        if self.backend not in BACKENDS:
+            raise SettingsError(f"unknown backend {self.backend!r}: use onnx or torch")
+        if self.keep_patterns not in KEEP_PATTERNS:
+            raise SettingsError(f"keep_patterns must be one of {', '.join(KEEP_PATTERNS)}")
+        if (self.mu is None) != (self.sigma is None):
+            raise SettingsError("give both mu and sigma for regularised SWAP, or neither")
+        if self.mu is not None:
+            metrics.regularisation_factor(1.0, self.mu, self.sigma)  # validates both
+        metrics.parameters_in_unit(1, self.size_unit)
+
+    def store_settings(self, data: Batch) -> dict[str, Any]:
+        """The settings a store must share to be resumed: those that change the patterns."""
+        return {
+            "batch_size": self.batch_size,
+            "repeats": self.repeats,
+            "seed": self.seed,
+            "init": self.init,
+            "backend": self.backend,
+            "data_fingerprint": data.fingerprint,
+            "keep_patterns": self.keep_patterns,
+        }
+
+
+@dataclass
+class Result:
+    """The scores of one model; per-repeat arrays, means as properties."""
+
+    name: str
+    key: str
+    swap_per_repeat: np.ndarray
+    param_count: int
+    units: int
+    samples: int
+    size_unit: str = "M"
+    mu: float | None = None
+    sigma: float | None = None
+    standard_ap_per_repeat: np.ndarray | None = None
+    nwot_per_repeat: np.ndarray | None = None
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    layers: tuple[LayerInfo, ...] = ()
+    patterns: dict[int, PatternMatrix] = field(default_factory=dict)
+    per_layer_swap: dict[str, float] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def repeats(self) -> int:
+        return len(self.swap_per_repeat)
+
+    @property
+    def swap(self) -> float:
+        """Mean SWAP-Score over repeats."""
+        return float(np.mean(self.swap_per_repeat))
+
+    @property
+    def swap_std(self) -> float:
+        return float(np.std(self.swap_per_repeat))
+
+    @property
+    def theta(self) -> float:
+        """Θ, the parameter count in ``size_unit``."""
+        return metrics.parameters_in_unit(self.param_count, self.size_unit)  # type: ignore[arg-type]
+
+    @property
+    def reg_factor(self) -> float | None:
+        if self.mu is None or self.sigma is None:
+            return None
+        return metrics.regularisation_factor(self.theta, self.mu, self.sigma)
+
+    @property
+    def reg_swap(self) -> float | None:
+        """Regularised SWAP Ψ' = mean Ψ · f(Θ), or None without μ/σ."""
+        factor = self.reg_factor
+        return None if factor is None else self.swap * factor
+
+    @property
+    def saturation(self) -> float:
+        return metrics.saturation(self.swap, self.units, self.samples)
+
+    @property
+    def standard_ap(self) -> float | None:
+        arr = self.standard_ap_per_repeat
+        return None if arr is None else float(np.mean(arr))
+
+    @property
+    def nwot(self) -> float | None:
+        arr = self.nwot_per_repeat
+        return None if arr is None else float(np.mean(arr))
+
+    def with_regularisation(
+        self, mu: float | None, sigma: float | None, unit: str | None = None
+    ) -> Result:
+        """A copy with other μ, σ (and unit): rescoring needs no model run."""
+
+        if mu is not None:
+            metrics.regularisation_factor(1.0, mu, sigma if sigma is not None else -1.0)
+        return replace(self, mu=mu, sigma=sigma, size_unit=unit or self.size_unit)
+
+    def to_row(self) -> dict[str, Any]:
+        """A flat, JSON-able row (what ``--json``/``--csv`` write)."""
+        row: dict[str, Any] = {
+            "name": self.name,
+            "key": self.key,
+            "swap": self.swap,
+            "swap_std": self.swap_std,
+            "reg_swap": self.reg_swap,
+            "mu": self.mu,
+            "sigma": self.sigma,
+            "size_unit": self.size_unit,
+            "params": self.param_count,
+            "theta": self.theta,
+            "units": self.units,
+            "samples": self.samples,
+            "repeats": self.repeats,
+            "saturation": self.saturation,
+            "standard_ap": self.standard_ap,
+            "nwot": self.nwot,
+            "seconds": self.seconds,
+        }
+        if self.per_layer_swap is not None:
+            row["per_layer_swap"] = self.per_layer_swap
+        return row
