@@ -911,6 +911,7 @@ def _check_settings(
         raise SettingsError(f"seed must be a non-negative integer, got {seed!r}")
     if input_size is not None:
         _check_size(input_size, "input_size")
+        _check_memory(batch_size, input_size)
     for value, allowed, label in (
         (pick, _PICKS, "pick"),
         (split, _SPLITS, "split"),
@@ -918,6 +919,22 @@ def _check_settings(
     ):
         if value not in allowed:
             raise SettingsError(f"{label} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _check_memory(batch_size: int, input_size: tuple[int, int]) -> None:
+    """Refuse, before allocating, a batch that cannot fit: S × 3 × H × W float32 values, twice
+    (the source images and their resized copy), against half of this machine's memory."""
+    needed = 2 * batch_size * 3 * int(input_size[0]) * int(input_size[1]) * 4
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return
+    if needed > total // 2:
+        raise SettingsError(
+            f"a batch of {batch_size} inputs at {input_size[0]}x{input_size[1]} needs about "
+            f"{needed / 2**30:,.1f} GiB, more than half of this machine's {total / 2**30:.0f} "
+            "GiB; use a smaller input size or batch"
+        )
 
 
 def _check_size(size: object, label: str) -> tuple[int, int]:

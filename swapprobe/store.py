@@ -460,12 +460,17 @@ class PatternStore:
             handle = h5py.File(target, mode)
         except OSError as exc:
             text = str(exc).lower()
-            if "lock" in text:
+            if "unable to lock file" in text or "file locking" in text:
                 raise StoreError(
                     f"store {target} is open in another process (HDF5 file lock); "
                     "wait for that run to finish"
                 ) from exc
-            raise StoreError(f"cannot open store {target}: {exc}") from exc
+            if "truncated file" in text or "signature" in text or "superblock" in text:
+                raise StoreError(
+                    f"store {target} is damaged (truncated or cut short while being written "
+                    "or copied); the records in it cannot be read, choose another --store path"
+                ) from exc
+            raise StoreError(f"cannot open store {target}: {str(exc).splitlines()[0]}") from exc
         try:
             attrs = handle.attrs
             if _as_text(attrs.get("format", "")) != FORMAT or _MODELS not in handle:
@@ -691,10 +696,26 @@ class PatternStore:
 
     @staticmethod
     def _read_group(group: h5py.Group, *, patterns: bool) -> ModelRecord:
+        """One record; a record whose metadata is missing or unreadable is a StoreError that
+        names it (not a KeyError from deep inside h5py)."""
+        try:
+            return PatternStore._parse_group(group, patterns=patterns)
+        except (KeyError, ValueError, TypeError, OSError) as exc:
+            key = _as_text(group.attrs.get("key", group.name))
+            raise StoreError(
+                f"store {group.file.filename} has a damaged record of {key[:80]!r} "
+                f"({type(exc).__name__}); score into a new store, or delete that record "
+                "(h5py: del file['models'][name])"
+            ) from exc
+
+    @staticmethod
+    def _parse_group(group: h5py.Group, *, patterns: bool) -> ModelRecord:
         scores = {
             _as_text(dataset.attrs["metric"]): np.asarray(dataset[()], dtype=np.float64)
             for dataset in group["scores"].values()
         }
+        if "swap" not in scores:
+            raise KeyError("no scores/swap")
         layers = tuple(
             LayerInfo(
                 _as_text(row["name"]),
@@ -762,7 +783,7 @@ class PatternStore:
         blocks = 0
         pattern_bytes = 0
         for name in models:
-            pattern_group = models[name]["patterns"]
+            pattern_group = models[name].get("patterns") or {}
             for repeat in pattern_group:
                 blocks += 1
                 pattern_bytes += int(pattern_group[repeat].id.get_storage_size())
