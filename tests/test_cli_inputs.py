@@ -182,9 +182,9 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_sigkill_of_a_pool_run_leaves_no_process_behind() -> None:
+    command = ["score", "darts:random:400", "--repeats", "2", "--executor", "pool"]
     driver = subprocess.Popen(
-        [sys.executable, "-m", "swapprobe.cli", "score", "darts:random:400", "--repeats", "2",
-         "--executor", "pool", "--workers", "2"],  # fmt: skip
+        [sys.executable, "-m", "swapprobe.cli", *command, "--workers", "2"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -26,7 +26,8 @@ from swapprobe.searchspaces import get_space
 
 S = 16
 NB201_TEXT = (
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"
+    "+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 )
 
 
