@@ -18,18 +18,24 @@ import numpy as np
 
 from swapprobe.correlate import CorrelationReport, GroundTruth, correlation_report
 from swapprobe.data import Batch
-from swapprobe.errors import SettingsError, UnknownArchitectureError
+from swapprobe.errors import SettingsError, SwapprobeError, UnknownArchitectureError
 from swapprobe.evaluate import Evaluator
 from swapprobe.evolution import CycleReport, Evolution, EvolutionConfig, SearchResult
 from swapprobe.executors import Executor, ResultList, TaskOutcome
 from swapprobe.models import arch_key, arch_ref
-from swapprobe.regularisation import AutoRegularisation, calibrate_for_space
+from swapprobe.regularisation import (
+    DEFAULT_SAMPLES,
+    TARGET_SIZE_RHO,
+    AutoRegularisation,
+    auto_regularisation,
+)
 from swapprobe.results import Result, ScoreSettings
 from swapprobe.runs import result_to_record, run_refs, run_store
 from swapprobe.searchspaces.base import SearchSpace
 
 __all__ = [
     "SearchOutcome",
+    "calibrate_for_space",
     "correlate_table",
     "export_network",
     "fitness_of",
@@ -91,6 +97,40 @@ class SearchOutcome:
                 for h in self.search.history
             ],
         }
+
+
+def calibrate_for_space(
+    space: SearchSpace,
+    data: Batch,
+    settings: ScoreSettings,
+    *,
+    executor: Executor | None = None,
+    samples: int = DEFAULT_SAMPLES,
+    target: float = TARGET_SIZE_RHO,
+) -> AutoRegularisation:
+    """``--reg auto`` for ``space`` with the run's own data and settings: the ``samples``
+    random architectures are scored through the one run loop (on ``executor`` when given),
+    plain SWAP without baselines or patterns, and μ, σ chosen by the rule of
+    :mod:`swapprobe.regularisation`.
+
+    Raises:
+        SwapprobeError: an architecture of the calibration failed (its one-line reason).
+    """
+    plain = replace(settings, baselines=False, keep_patterns="none", mu=None, sigma=None)
+    evaluator = Evaluator(data, plain)
+
+    def score(archs: list[Any]) -> list[Any]:
+        results = run_refs([arch_ref(space, a) for a in archs], evaluator, executor=executor)
+        if results.failed:
+            first = results.failed[0]
+            raise SwapprobeError(f"--reg auto: {first.name}: {first.error}")
+        return list(results)
+
+    start = time.perf_counter()
+    chosen = auto_regularisation(
+        space, score, samples=samples, seed=settings.seed, unit=settings.size_unit, target=target
+    )
+    return replace(chosen, seconds=time.perf_counter() - start)
 
 
 def export_network(space: SearchSpace, arch: Hashable, path: str | Path) -> Path:

@@ -315,8 +315,9 @@ def test_reg_auto_calibrates_on_the_executor_and_hands_its_scores_on() -> None:
     as (architecture, Result) pairs for the search's initial population."""
     from swapprobe.data import load_batch
     from swapprobe.executors import LocalExecutor
-    from swapprobe.regularisation import DEFAULT_SAMPLES, calibrate_for_space
+    from swapprobe.regularisation import DEFAULT_SAMPLES
     from swapprobe.results import ScoreSettings
+    from swapprobe.search import calibrate_for_space
 
     class Recording(LocalExecutor):
         def __init__(self) -> None:
