@@ -15,7 +15,7 @@ import numpy as np
 
 from swapprobe.data import Batch, load_batch
 from swapprobe.evaluate import Evaluator
-from swapprobe.models import ModelRef, resolve_models, resolve_one
+from swapprobe.models import ModelRef, resolve_models, resolve_one, scoring_defaults
 from swapprobe.results import Result, ScoreSettings
 from swapprobe.runs import record_to_result, result_to_record, run_refs, run_store
 
@@ -48,10 +48,10 @@ def score(
     model: Any,
     data: Batch | str | os.PathLike[str] | np.ndarray = "synthetic",
     *,
-    batch_size: int = 16,
-    repeats: int = 32,
+    batch_size: int | None = None,
+    repeats: int | None = None,
     seed: int = 0,
-    init: str = "gaussian",
+    init: str | None = None,
     backend: str = "onnx",
     device: str = "auto",
     mu: float | None = None,
@@ -67,15 +67,20 @@ def score(
     ``data`` is a dataset name (``synthetic``, ``cifar10``, ``cifar100``), a path, a ready
     :class:`~swapprobe.data.Batch`, or an array used exactly as given (then S = len(array)).
 
+    ``batch_size``, ``repeats`` and ``init`` default to the paper's S=16, 32 repeats and
+    N(0, 1) weights, or to the space's declared defaults for an architecture of a space.
+
     >>> result = score("nb201:random:1", repeats=2)   # doctest: +SKIP
     >>> result.swap                                    # doctest: +SKIP
     """
-    batch = _batch(data, batch_size, seed, **data_options)
+    ref = resolve_one(model, seed=seed)
+    defaults = scoring_defaults([ref])
+    batch = _batch(data, batch_size or defaults.batch_size, seed, **data_options)
     settings = ScoreSettings(
         batch_size=len(batch.inputs),
-        repeats=repeats,
+        repeats=repeats or defaults.repeats,
         seed=seed,
-        init=init,
+        init=init or defaults.init,
         backend=backend,  # type: ignore[arg-type]
         device=device,
         mu=mu,
@@ -84,7 +89,7 @@ def score(
         per_layer=per_layer,  # type: ignore[arg-type]
         input_name=input_name,
     )
-    return Evaluator(batch, settings).evaluate(resolve_one(model, seed=seed))
+    return Evaluator(batch, settings).evaluate(ref)
 
 
 def score_many(

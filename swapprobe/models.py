@@ -37,6 +37,7 @@ __all__ = [
     "module_digest",
     "resolve_models",
     "resolve_one",
+    "scoring_defaults",
     "short_name",
 ]
 
@@ -78,6 +79,18 @@ def short_name(space: Any, arch: Hashable) -> str:
         return f"{space.name}#{index(arch)}"
     digest = hashlib.sha1(space.format(arch).encode()).hexdigest()[:8]
     return f"{space.name}:{digest}"
+
+
+def scoring_defaults(refs: Iterable[ModelRef]) -> Any:
+    """The S, init and repeats to score ``refs`` with when the user gives none: their space's
+    declared defaults when they all come from one space (NAS-Bench-201: S=32, kaiming, 2
+    repeats), else the paper's (S=16, N(0, 1) weights, 32 repeats)."""
+    from swapprobe.searchspaces.base import SpaceDefaults
+
+    spaces = {type(ref.space) for ref in refs}
+    if len(spaces) == 1 and None not in {ref.space for ref in refs}:
+        return next(iter(refs)).space.defaults
+    return SpaceDefaults()
 
 
 def resolve_models(specs: Iterable[Any], *, seed: int = 0) -> list[ModelRef]:

@@ -129,4 +129,3 @@ def auto_regularisation(
     mu, sigma, plain = calibrate(swap, theta, target=target)
     scored = tuple(zip(archs, results, strict=True))
     return AutoRegularisation(mu, sigma, unit, samples, plain, target, scored)
-

@@ -4,6 +4,7 @@ user types (issue 15: long DARTS genotypes, ``(space, arch)`` pairs, printed nam
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,19 @@ def test_factory_with_arguments_or_raising_is_one_line(
     assert ref.name == "nets.py:good"
     assert main(["score", f"{nets}:needs"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_an_architecture_scores_with_its_spaces_defaults_unless_told(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    nb201 = get_space("nb201").defaults
+    result = swapprobe.score(f"nb201:{NB201_TEXT}", repeats=1)
+    assert (result.samples, result.metadata["init"]) == (nb201.batch_size, nb201.init)
+    assert swapprobe.score(f"nb201:{NB201_TEXT}", repeats=1, batch_size=8).samples == 8
+    assert main(["score", "nb201:random:2", "--json", "-"]) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    assert {(r["samples"], r["repeats"]) for r in rows} == {(nb201.batch_size, nb201.repeats)}
+    # models of several kinds keep the paper's setting
+    assert main(["score", "nb201:random:1", "darts:DARTS_V2", "--repeats", "1", "--json", "-"]) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    assert {r["samples"] for r in rows} == {16}

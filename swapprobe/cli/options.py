@@ -140,7 +140,7 @@ def add_scoring_options(
         type=positive_int,
         default=None,
         help="re-initialisations averaged over (default: "
-        + ("the space's, listed below)" if per_space else "32, as the paper)"),
+        + ("the space's, listed below)" if per_space else "32 as the paper, or the space's)"),
     )
     group.add_argument(
         "--seed", type=int, default=0, help="seeds data picks and weights (default: 0)"
@@ -151,7 +151,9 @@ def add_scoring_options(
         default=None,
         help="gaussian: N(0,1) weights as the reference; kaiming: PyTorch's default "
         "scheme; keep: score the weights as given (default: "
-        + ("the space's measured best, listed below)" if per_space else "gaussian)"),
+        + (
+            "the space's measured best, listed below)" if per_space else "gaussian, or the space's)"
+        ),
     )
     group.add_argument(
         "--device",

@@ -18,7 +18,10 @@ models:
 
 activations: every Relu, LeakyRelu, PRelu and Clip with min 0 (ReLU6) counts; a unit's bit is
 1[pre-activation > 0]. BatchNorm runs on batch statistics (as the reference), dropout is off.
-defaults: S=16, 32 repeats, N(0,1) weights (--init gaussian): the paper's setting.
+
+defaults: S=16, 32 repeats, N(0,1) weights (--init gaussian), the paper's setting; when every
+model is an architecture of one space, that space's measured defaults instead:
+{spaces}
 
 examples:
   swapprobe score darts:random:5 nb201:random:5 --repeats 8
@@ -27,22 +30,23 @@ examples:
   swapprobe score darts:random:200 --executor pool --workers 4 --store run.h5
 """
 
-DEFAULT_BATCH_SIZE = 16
-DEFAULT_REPEATS = 32
-DEFAULT_INIT = "gaussian"
-
 
 def add_parser(commands: Any) -> None:
+    from swapprobe.searchspaces import get_space, list_spaces
+
+    spaces = "\n".join(
+        f"  {name:<8}{get_space(name).defaults.describe(engine=False)}" for name in list_spaces()
+    )
     parser = commands.add_parser(
         "score",
         help="score and rank models",
-        epilog=EPILOG,
+        epilog=EPILOG.format(spaces=spaces),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Score models (ONNX files, torch modules, search-space architectures) and "
         "print a ranking.",
     )
     parser.add_argument("models", nargs="+", metavar="MODEL", help="models to score (see below)")
-    options.add_data_options(parser, batch_default=str(DEFAULT_BATCH_SIZE))
+    options.add_data_options(parser, batch_default="16, or the space's, see below")
     options.add_scoring_options(parser, per_space=False)
     parser.add_argument(
         "--backend",
@@ -88,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from swapprobe import report
     from swapprobe.api import score_many
     from swapprobe.errors import SettingsError
-    from swapprobe.models import resolve_models
+    from swapprobe.models import resolve_models, scoring_defaults
     from swapprobe.results import ScoreSettings
     from swapprobe.store import check_writable
 
@@ -101,12 +105,13 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.store)
     options.start_executor_early(args)
     refs = resolve_models(args.models, seed=args.seed)
-    data = options.load_data(args, args.batch_size or DEFAULT_BATCH_SIZE)
+    defaults = scoring_defaults(refs)
+    data = options.load_data(args, args.batch_size or defaults.batch_size)
     settings = ScoreSettings(
         batch_size=len(data.inputs),
-        repeats=args.repeats or DEFAULT_REPEATS,
+        repeats=args.repeats or defaults.repeats,
         seed=args.seed,
-        init=args.init or DEFAULT_INIT,
+        init=args.init or defaults.init,
         backend=args.backend,
         device=args.device,
         mu=args.mu,
