@@ -176,6 +176,12 @@ def _space_refs(space_name: str, rest: str, seed: int) -> list[ModelRef]:
         count = _random_count(rest)
         rng = np.random.default_rng(seed)
         return [arch_ref(space, space.sample(rng)) for _ in range(count)]
+    if re.fullmatch(r"[0-9a-f]{8}", rest) and not callable(getattr(space, "index", None)):
+        raise UnknownArchitectureError(
+            f"{space.name}:{rest} is the short name swapprobe prints for a {space.name} "
+            "architecture (a hash of its text, which cannot be turned back); give the full text "
+            "(the 'key' of the --json rows or of a store)"
+        )
     arch, named = _named_or_parsed(space, rest)
     return [arch_ref(space, arch, name=f"{space.name}:{rest}" if named else None)]
 

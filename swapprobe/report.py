@@ -315,7 +315,9 @@ def search_panel(space: Any, outcome: Any) -> Panel:
             f"{best.reg_swap:,.1f}  (μ={best.mu:g}, σ={best.sigma:g}, Θ in {best.size_unit})",
         )
     grid.add_row("scoring params", f"{best.param_count:,}")
-    grid.add_row("evaluation params", f"{outcome.evaluation_params / 1e6:.3f} M")
+    grid.add_row(
+        "evaluation params", f"{metrics.parameters_in_unit(outcome.evaluation_params, 'M'):.3f} M"
+    )
     grid.add_row(
         "evaluations",
         f"{outcome.search.evaluations:,} scored, {outcome.search.cache_hits:,} cache hits",

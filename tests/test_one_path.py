@@ -185,3 +185,8 @@ def test_an_architecture_scores_with_its_spaces_defaults_unless_told(
     assert main(["score", "nb201:random:1", "darts:DARTS_V2", "--repeats", "1", "--json", "-"]) == 0
     rows = json.loads(capsys.readouterr().out)["results"]
     assert {r["samples"] for r in rows} == {16}
+
+
+def test_a_printed_hash_name_says_how_to_give_the_architecture() -> None:
+    with pytest.raises(UnknownArchitectureError, match="short name swapprobe prints"):
+        resolve_models(["darts:8c6485ba"])

@@ -127,9 +127,17 @@ def register_space(cls: type[SearchSpace]) -> type[SearchSpace]:
 
 
 def _load_builtin_spaces() -> None:
-    # Registration happens on import; import the built-in families lazily so that
-    # ``import swapprobe`` stays cheap.
-    from swapprobe.searchspaces import darts, nb201  # noqa: F401
+    """Import every space module of this package (registration happens on import), lazily so
+    that ``import swapprobe`` stays cheap. A new space is one new file here: ``NAME.py`` with a
+    registered class; ``*_networks.py`` (torch modules) and ``base.py`` are not spaces."""
+    import importlib
+    import pkgutil
+
+    import swapprobe.searchspaces as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name != "base" and not module.name.endswith("_networks"):
+            importlib.import_module(f"{package.__name__}.{module.name}")
 
 
 def list_spaces() -> list[str]:
