@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -73,6 +73,10 @@ _STATE_FORMAT = 1
 
 #: scores a batch of architectures; returns one float per architecture, in the same order
 FitnessFn = Callable[[Sequence[Hashable]], Sequence[float]]
+#: a fitness that depends on the candidates compared (e.g. a rank aggregate over everything
+#: scored so far): given the texts of all scored architectures, in the order they were
+#: scored, returns their current fitness values in that order
+RerankFn = Callable[[Sequence[str]], Sequence[float]]
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,11 @@ class Evolution:
     after every cycle, so that a killed search can go on with ``run(state=...)``.
     ``initial`` architectures (distinct ones, up to P) take the first places of the initial
     population; random samples fill the rest.
+
+    ``rerank`` makes the fitness depend on the population: after every batch of new scorings
+    it re-values everything scored so far (population, cache and best-so-far alike), so that
+    selection and removal always compare current values. It must be a function of the scored
+    set alone: then a resumed search re-values exactly as the uninterrupted one did.
     """
 
     def __init__(
@@ -213,9 +222,11 @@ class Evolution:
         on_cycle: Callable[[CycleReport], None] | None = None,
         checkpoint: Callable[[dict[str, Any]], None] | None = None,
         initial: Sequence[Hashable] = (),
+        rerank: RerankFn | None = None,
     ) -> None:
         self._space = space
         self._fitness = fitness
+        self._rerank = rerank
         self._config = config
         self._initial = list(initial)
         self._on_cycle = on_cycle
@@ -333,7 +344,25 @@ class Evolution:
                 self._evaluations += 1
                 if self._best is None or individual.fitness > self._best.fitness:
                     self._best = individual
+            if self._rerank is not None:
+                self._revalue()
         return [self._cache[text] for text in texts]
+
+    def _revalue(self) -> None:
+        """Apply ``rerank`` to everything scored so far (see the class docstring)."""
+        assert self._rerank is not None
+        texts = list(self._cache)
+        values = list(self._rerank(texts))
+        if len(values) != len(texts):
+            raise ValueError(f"rerank returned {len(values)} values for {len(texts)} texts")
+        self._best = None
+        for text, value in zip(texts, values, strict=True):
+            individual = replace(self._cache[text], fitness=_clean_fitness(value))
+            self._cache[text] = individual
+            if self._best is None or individual.fitness > self._best.fitness:
+                self._best = individual  # first scored of equal bests, as without rerank
+        for member in self._members:
+            member.individual = self._cache[member.individual.text]
 
     def _after_cycle(self) -> None:
         # The checkpoint goes first: a failing progress display must not lose the cycle.

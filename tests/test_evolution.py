@@ -393,3 +393,68 @@ def test_mutants_are_new_architectures_while_the_space_has_any() -> None:
     result, _, fitness = _search(config, length=10)  # 1024 architectures, 248 asked for
     assert len(fitness.texts) == len(set(fitness.texts)) == 8 + 60 * 4
     assert result.cache_hits == 0
+
+
+# --- a fitness that depends on the population (rank aggregates) ------------------------
+def _rank_of_one_max(space: BitSpace) -> Any:
+    """Fitness = rank of one-max among everything scored so far (1 = worst), ties averaged:
+    a value that changes as more architectures are scored, like a rank aggregate."""
+    from scipy.stats import rankdata
+
+    def rerank(texts: Sequence[str]) -> list[float]:
+        return list(rankdata([one_max(space.parse(t)) for t in texts]))
+
+    return rerank
+
+
+def test_rerank_revalues_population_cache_and_best() -> None:
+    space = BitSpace()
+    fitness = CountingFitness(space)
+    reports: list[CycleReport] = []
+    engine = Evolution(
+        space, fitness, SMALL, rerank=_rank_of_one_max(space), on_cycle=reports.append
+    )
+    result = engine.run()
+    state = engine.state()
+    texts = [entry["text"] for entry in state["cache"]]
+    current = dict(zip(texts, _rank_of_one_max(space)(texts), strict=True))
+    # every stored value is the rank among the final scored set, not the one it was born with
+    assert all(entry["fitness"] == current[entry["text"]] for entry in state["cache"])
+    assert [m.fitness for m in result.population] == [current[m.text] for m in result.population]
+    assert result.best.fitness == max(current.values())
+    assert one_max(space.parse(result.best.text)) == max(one_max(space.parse(t)) for t in texts)
+    # ranks over a growing set are not the raw one-max values: the hook was really applied
+    assert any(value != one_max(space.parse(text)) for text, value in current.items())
+
+
+@pytest.mark.parametrize("stop_at", [0, 5, SMALL.cycles - 1])
+def test_resume_with_rerank_equals_uninterrupted(stop_at: int) -> None:
+    space = BitSpace()
+    reference_fitness = CountingFitness(space)
+    reference = Evolution(space, reference_fitness, SMALL, rerank=_rank_of_one_max(space)).run()
+
+    class Killed(Exception):
+        pass
+
+    def kill(report: CycleReport) -> None:
+        if report.cycle == stop_at:
+            raise Killed
+
+    saved: list[dict[str, Any]] = []
+    space = BitSpace()
+    first = CountingFitness(space)
+    with pytest.raises(Killed):
+        Evolution(
+            space,
+            first,
+            SMALL,
+            rerank=_rank_of_one_max(space),
+            on_cycle=kill,
+            checkpoint=saved.append,
+        ).run()
+    state = json.loads(json.dumps(saved[-1], allow_nan=False))
+    space = BitSpace()
+    second = CountingFitness(space)
+    resumed = Evolution(space, second, SMALL, rerank=_rank_of_one_max(space)).run(state)
+    assert resumed == reference
+    assert first.batches + second.batches == reference_fitness.batches
