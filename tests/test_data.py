@@ -18,14 +18,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from swapprobe import data
 from swapprobe.data import (
     DATASETS,
     Batch,
+    LoadRequest,
+    cifar,
     cifar_root,
     download_cifar,
+    find_source,
     fingerprint,
     load_batch,
+    register_source,
+    registry,
+    source_names,
     synthetic_images,
 )
 from swapprobe.errors import DataError, DownloadError, SettingsError
@@ -466,8 +471,8 @@ def test_verified_download_extracts_and_loads(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, isolated: Path
 ) -> None:
     payload = _fake_archive(tmp_path)
-    spec = dataclasses.replace(data._CIFAR["cifar10"], md5=hashlib.md5(payload).hexdigest())
-    monkeypatch.setitem(data._CIFAR, "cifar10", spec)
+    spec = dataclasses.replace(cifar._CIFAR["cifar10"], md5=hashlib.md5(payload).hexdigest())
+    monkeypatch.setitem(cifar._CIFAR, "cifar10", spec)
     _serve(monkeypatch, payload)
     seen: list[tuple[int, int]] = []
 
@@ -490,8 +495,8 @@ def test_download_goes_to_first_writable_place(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, isolated: Path
 ) -> None:
     payload = _fake_archive(tmp_path)
-    spec = dataclasses.replace(data._CIFAR["cifar10"], md5=hashlib.md5(payload).hexdigest())
-    monkeypatch.setitem(data._CIFAR, "cifar10", spec)
+    spec = dataclasses.replace(cifar._CIFAR["cifar10"], md5=hashlib.md5(payload).hexdigest())
+    monkeypatch.setitem(cifar._CIFAR, "cifar10", spec)
     _serve(monkeypatch, payload)
     blocked = tmp_path / "a-file"
     blocked.write_text("a file, so no folder can be made under it (even as root)")
@@ -508,10 +513,102 @@ def test_unsafe_archive_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         info.size = 2
         tar.addfile(info, io.BytesIO(b"hi"))
     payload = buffer.getvalue()
-    spec = dataclasses.replace(data._CIFAR["cifar10"], md5=hashlib.md5(payload).hexdigest())
-    monkeypatch.setitem(data._CIFAR, "cifar10", spec)
+    spec = dataclasses.replace(cifar._CIFAR["cifar10"], md5=hashlib.md5(payload).hexdigest())
+    monkeypatch.setitem(cifar._CIFAR, "cifar10", spec)
     _serve(monkeypatch, payload)
     with pytest.raises(DownloadError, match="cannot extract"):
         download_cifar("cifar10", tmp_path / "dl")
     assert not (tmp_path / "escape.txt").exists()
     assert list((tmp_path / "dl").iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# the source registry
+
+
+@pytest.fixture
+def own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy of the registry, so a test's registrations vanish after it."""
+    monkeypatch.setattr(registry, "_SOURCES", dict(registry._SOURCES))
+
+
+def test_builtin_names_are_registered_in_order() -> None:
+    assert source_names() == DATASETS == ("cifar10", "cifar100", "synthetic")
+    assert find_source("CIFAR10") is find_source("cifar100") is cifar.load_cifar
+    assert find_source("imagenet") is None
+
+
+def test_a_registered_source_gets_the_name_and_every_setting(own_registry: None) -> None:
+    seen: list[tuple[str, LoadRequest]] = []
+
+    def ramp(name: str, request: LoadRequest) -> Batch:
+        seen.append((name, request))
+        inputs = np.arange(request.batch_size * 6, dtype=np.float32).reshape(-1, 6)
+        return Batch(inputs=inputs, source=f"ramp {request.batch_size}", fingerprint="x")
+
+    def progress(done: int, total: int) -> None:
+        pass
+
+    register_source("Ramp", ramp)
+    batch = load_batch(
+        "RAMP",
+        batch_size=3,
+        seed=4,
+        data_dir="somewhere",
+        input_size=(5, 6),
+        pick="random",
+        split="test",
+        normalize="none",
+        download=False,
+        progress=progress,
+    )
+    assert batch.source == "ramp 3" and batch.inputs.shape == (3, 6)
+    assert seen == [
+        (
+            "ramp",
+            LoadRequest(
+                batch_size=3,
+                seed=4,
+                data_dir="somewhere",
+                input_size=(5, 6),
+                pick="random",
+                split="test",
+                normalize="none",
+                download=False,
+                progress=progress,
+            ),
+        )
+    ]
+    assert source_names() == ("cifar10", "cifar100", "synthetic", "ramp")
+    with pytest.raises(DataError) as info:
+        load_batch("foo")
+    assert str(info.value) == (
+        "unknown dataset 'foo': use cifar10, cifar100, synthetic, ramp, or a path to an image "
+        "folder or .npy/.npz file"
+    )
+    # settings are checked before any loader runs
+    with pytest.raises(SettingsError, match="batch size"):
+        load_batch("ramp", batch_size=1)
+    assert len(seen) == 1
+
+
+def test_register_source_refuses_bad_names_and_silent_replacement(
+    own_registry: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def other(name: str, request: LoadRequest) -> Batch:
+        return load_batch(np.ones((2, 2)))
+
+    with pytest.raises(SettingsError, match="already registered"):
+        register_source("Synthetic", other)
+    assert find_source("synthetic") is not other
+    register_source("synthetic", other, replace=True)
+    assert load_batch("synthetic").source == "user array (2, 2) float64"
+    for bad in ("", "a/b", 3):
+        with pytest.raises(SettingsError, match="source name"):
+            register_source(bad, other)  # type: ignore[arg-type]
+    with pytest.raises(SettingsError, match="callable"):
+        register_source("x", "not a function")  # type: ignore[arg-type]
+    # a Path is always a path, even when its text is a registered name
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="unknown dataset 'synthetic'"):
+        load_batch(Path("synthetic"))

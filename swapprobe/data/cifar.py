@@ -1,0 +1,418 @@
+"""The ``"cifar10"`` / ``"cifar100"`` sources: find the official python-format folder, download
+it (md5-checked, safely extracted) when absent, and read its pickled batch files without ever
+running code from them.
+
+The format: pickled dicts, ``data`` uint8 (N, 3072) in CHW order. The folder
+(``cifar-10-batches-py`` / ``cifar-100-python``) is looked for in ``data_dir``, then
+``$SWAPPROBE_DATA``, then the cache dir (``$XDG_CACHE_HOME/swapprobe`` or
+``~/.cache/swapprobe``); each may be the folder itself or its parent. ``pick="first"`` reads only
+the batch files it needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import pickle
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from swapprobe.data.common import (
+    Batch,
+    LoadRequest,
+    Normalize,
+    Pick,
+    Split,
+    _draw,
+    _finish,
+    _norm_note,
+    _normalise,
+    _reason,
+    _resize,
+    _to_unit,
+)
+from swapprobe.errors import DataError, DownloadError
+
+
+@dataclass(frozen=True)
+class _CifarSpec:
+    """Everything that differs between CIFAR-10 and CIFAR-100 in the official python format."""
+
+    title: str
+    folder: str
+    url: str
+    md5: str
+    size: int  # archive bytes, for progress when the server sends no Content-Length
+    train_files: tuple[str, ...]
+    test_files: tuple[str, ...]
+    meta_file: str
+    label_key: str
+
+
+_CIFAR: dict[str, _CifarSpec] = {
+    "cifar10": _CifarSpec(
+        title="CIFAR-10",
+        folder="cifar-10-batches-py",
+        url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        md5="c58f30108f718f92721af3b95e74349a",
+        size=170_498_071,
+        train_files=tuple(f"data_batch_{i}" for i in range(1, 6)),
+        test_files=("test_batch",),
+        meta_file="batches.meta",
+        label_key="labels",
+    ),
+    "cifar100": _CifarSpec(
+        title="CIFAR-100",
+        folder="cifar-100-python",
+        url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        md5="eb9058c3a382ffc7106e4002c42a8d85",
+        size=169_001_437,
+        train_files=("train",),
+        test_files=("test",),
+        meta_file="meta",
+        label_key="fine_labels",
+    ),
+}
+
+_DOWNLOAD_TIMEOUT_S = 60.0
+_CHUNK = 1 << 20
+
+
+def load_cifar(name: str, request: LoadRequest) -> Batch:
+    """The registered loader of ``"cifar10"`` and ``"cifar100"``: find the folder (downloading
+    it when allowed), then read the requested images."""
+    spec = _CIFAR[name]
+    root = _find_cifar(spec, request.data_dir)
+    if root is None:
+        if not request.download:
+            raise DataError(_not_found_message(spec, request.data_dir))
+        root = download_cifar(name, _download_destination(spec, request.data_dir), request.progress)
+    return _from_cifar(
+        name,
+        root,
+        request.batch_size,
+        request.seed,
+        request.input_size,
+        request.pick,
+        request.split,
+        request.normalize,
+    )
+
+
+def cifar_root(name: str, data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where the official CIFAR folder is, or where a download would put it.
+
+    Looks in ``data_dir``, ``$SWAPPROBE_DATA`` and the cache dir, in that order; each may be the
+    folder itself or its parent. When none holds it, returns the folder inside the first
+    writable one of them (the cache dir when none is writable).
+
+    Args:
+        name: ``"cifar10"`` or ``"cifar100"``.
+        data_dir: looked in first.
+
+    Returns:
+        The path of the ``cifar-10-batches-py`` / ``cifar-100-python`` folder.
+
+    Raises:
+        DataError: ``name`` is not a CIFAR dataset.
+    """
+    spec = _cifar_spec(name)
+    found = _find_cifar(spec, data_dir)
+    return found if found is not None else _download_destination(spec, data_dir)
+
+
+def download_cifar(
+    name: str, dest: Path, progress: Callable[[int, int], None] | None = None
+) -> Path:
+    """Download, verify and extract the official CIFAR archive into ``dest``.
+
+    The archive streams into a temporary file beside ``dest``; only after its md5 matches and
+    it has been extracted (with tarfile's ``"data"`` filter, which refuses absolute paths,
+    links out of the tree and devices) is the folder moved into place, so an interrupted run
+    never leaves a half-written dataset that a later run would trust.
+
+    Args:
+        name: ``"cifar10"`` or ``"cifar100"``.
+        dest: the official folder to create (``.../cifar-10-batches-py``) or its parent.
+        progress: called as ``progress(done_bytes, total_bytes)`` after each chunk.
+
+    Returns:
+        The path of the extracted official folder.
+
+    Raises:
+        DataError: ``name`` is not a CIFAR dataset.
+        DownloadError: network failure, checksum mismatch, or an archive that cannot be
+            extracted; nothing partial is left behind.
+    """
+    spec = _cifar_spec(name)
+    dest = Path(dest)
+    if dest.name != spec.folder:
+        dest = dest / spec.folder
+    parent = dest.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _download_error(spec, f"cannot create {parent}: {_reason(exc)}") from exc
+
+    try:
+        fd, part_name = tempfile.mkstemp(
+            dir=parent, prefix=f".{spec.folder}.", suffix=".tar.gz.part"
+        )
+    except OSError as exc:
+        raise _download_error(spec, f"cannot write in {parent}: {_reason(exc)}") from exc
+    part = Path(part_name)
+    staging: Path | None = None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest = _fetch(spec, out, progress)
+        if digest != spec.md5:
+            raise DownloadError(
+                f"checksum mismatch for {spec.url} (md5 {digest}, expected {spec.md5}); the "
+                f"download was removed: try again, or put the official '{spec.folder}' folder "
+                f"in {_places_hint()}"
+            )
+        try:
+            staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{spec.folder}.extract."))
+            _extract(spec, part, staging)
+            extracted = staging / spec.folder
+            if not extracted.is_dir():
+                raise _download_error(spec, f"the archive holds no '{spec.folder}' folder")
+            if not dest.exists():  # another process may have finished first; keep its copy
+                os.replace(extracted, dest)
+        except OSError as exc:
+            raise _download_error(spec, f"cannot extract into {parent}: {_reason(exc)}") from exc
+    finally:
+        part.unlink(missing_ok=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    return dest
+
+
+def _fetch(spec: _CifarSpec, out: BinaryIO, progress: Callable[[int, int], None] | None) -> str:
+    """Stream the archive into ``out``; return its md5 hex digest."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    try:
+        with urllib.request.urlopen(spec.url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
+            length = response.headers.get("Content-Length") if response.headers else None
+            total = int(length) if length and str(length).isdigit() else spec.size
+            done = 0
+            if progress is not None:
+                progress(done, total)
+            while chunk := response.read(_CHUNK):
+                out.write(chunk)
+                md5.update(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError is an OSError
+        raise _download_error(spec, _reason(exc)) from exc
+    return md5.hexdigest()
+
+
+def _extract(spec: _CifarSpec, archive: Path, into: Path) -> None:
+    """Extract safely: the ``"data"`` filter, or an equivalent check on old Python 3.11."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(into, filter="data")
+            else:  # pragma: no cover - Python < 3.11.4
+                root = into.resolve()
+                for member in tar.getmembers():
+                    target = (into / member.name).resolve()
+                    if not (member.isfile() or member.isdir()) or not target.is_relative_to(root):
+                        raise tarfile.TarError(f"unsafe member {member.name!r}")
+                tar.extractall(into)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise _download_error(spec, f"cannot extract the archive: {_reason(exc)}") from exc
+
+
+def _cifar_spec(name: str) -> _CifarSpec:
+    spec = _CIFAR.get(str(name).lower())
+    if spec is None:
+        raise DataError(f"unknown CIFAR dataset {name!r}: use cifar10 or cifar100")
+    return spec
+
+
+def _cache_dir() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "swapprobe"
+
+
+def _locations(data_dir: str | os.PathLike[str] | None) -> list[Path]:
+    """The places CIFAR is looked for, in order: data_dir, $SWAPPROBE_DATA, cache dir."""
+    places = []
+    if data_dir is not None and os.fspath(data_dir) != "":
+        places.append(Path(data_dir).expanduser())
+    env = os.environ.get("SWAPPROBE_DATA")
+    if env:
+        places.append(Path(env).expanduser())
+    places.append(_cache_dir())
+    return places
+
+
+def _find_cifar(spec: _CifarSpec, data_dir: str | os.PathLike[str] | None) -> Path | None:
+    for place in _locations(data_dir):
+        if (place / spec.folder).is_dir():
+            return place / spec.folder
+        if _is_cifar_folder(place, spec):
+            return place
+    return None
+
+
+def _is_cifar_folder(path: Path, spec: _CifarSpec) -> bool:
+    """The official folder, by name, or by its first batch file and meta file under any name."""
+    if not path.is_dir():
+        return False
+    if path.name == spec.folder:
+        return True
+    return (path / spec.train_files[0]).is_file() and (path / spec.meta_file).is_file()
+
+
+def _download_destination(spec: _CifarSpec, data_dir: str | os.PathLike[str] | None) -> Path:
+    places = _locations(data_dir)
+    chosen = next((p for p in places if _writable(p)), places[-1])
+    return chosen if chosen.name == spec.folder else chosen / spec.folder
+
+
+def _writable(path: Path) -> bool:
+    """Whether ``path`` exists as a writable folder, or could be created."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            return False
+        probe = probe.parent
+    return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
+
+
+def _places_hint() -> str:
+    return f"--data-dir, $SWAPPROBE_DATA or {_cache_dir()}"
+
+
+def _download_error(spec: _CifarSpec, reason: str) -> DownloadError:
+    return DownloadError(
+        f"could not download {spec.title} from {spec.url} ({reason}); put the official "
+        f"'{spec.folder}' folder in {_places_hint()}"
+    )
+
+
+def _not_found_message(spec: _CifarSpec, data_dir: str | os.PathLike[str] | None) -> str:
+    looked = ", ".join(str(p) for p in _locations(data_dir))
+    return (
+        f"{spec.title} not found (looked in {looked}) and download is off; put the official "
+        f"'{spec.folder}' folder in {_places_hint()}"
+    )
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays, lists and dicts only: a data file must never run code."""
+
+    _ALLOWED = frozenset(
+        {
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+            ("_codecs", "encode"),
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _read_cifar_file(path: Path, spec: _CifarSpec) -> np.ndarray:
+    """Read one official batch file; return its images as uint8 (N, 3072)."""
+    if not path.is_file():
+        raise DataError(
+            f"{spec.title} file {path} is missing; replace the folder with a complete copy of "
+            f"the official '{spec.folder}'"
+        )
+    try:
+        with path.open("rb") as f:
+            content = _ArrayUnpickler(f, encoding="bytes").load()
+    except Exception as exc:  # any unpickling failure means the same thing: a bad file
+        raise DataError(
+            f"cannot read {spec.title} file {path} ({_reason(exc)}); replace it with the "
+            f"official file"
+        ) from exc
+
+    def field(key: str) -> Any:
+        # Official files are Python 2 pickles (bytes keys); re-pickled copies have str keys.
+        return content.get(key.encode(), content.get(key))
+
+    images = field("data") if isinstance(content, dict) else None
+    if (
+        not isinstance(images, np.ndarray)
+        or images.dtype != np.uint8
+        or images.ndim != 2
+        or images.shape[1] != 3072
+    ):
+        got = (
+            f"'data' of shape {images.shape} and dtype {images.dtype}"
+            if isinstance(images, np.ndarray)
+            else "no uint8 'data' array"
+        )
+        raise DataError(
+            f"{spec.title} file {path} is malformed ({got}, expected uint8 (N, 3072)); replace "
+            f"it with the official file"
+        )
+    labels = field(spec.label_key)
+    if labels is not None and (not hasattr(labels, "__len__") or len(labels) != len(images)):
+        raise DataError(
+            f"{spec.title} file {path} is malformed ({len(images)} images but labels "
+            f"'{spec.label_key}' do not match); replace it with the official file"
+        )
+    return images
+
+
+def _from_cifar(
+    key: str,
+    root: Path,
+    batch_size: int,
+    seed: int,
+    input_size: tuple[int, int] | None,
+    pick: Pick,
+    split: Split,
+    normalize: Normalize,
+) -> Batch:
+    spec = _CIFAR[key]
+    files = spec.train_files if split == "train" else spec.test_files
+    if pick == "first":
+        parts: list[np.ndarray] = []
+        have = 0
+        for file in files:  # only as many files as the first S images need
+            if have >= batch_size:
+                break
+            part = _read_cifar_file(root / file, spec)
+            parts.append(part[: batch_size - have])
+            have += len(parts[-1])
+        if have < batch_size:
+            raise DataError(
+                f"asked for {batch_size} images but {key} {split} in {root} holds {have}; "
+                f"lower the batch size"
+            )
+        flat = np.concatenate(parts)
+        what = f"{key} {split} images 0-{batch_size - 1}"
+    else:
+        everything = np.concatenate([_read_cifar_file(root / f, spec) for f in files])
+        index = _draw(len(everything), batch_size, seed, f"{key} {split} in {root}")
+        flat = everything[index]
+        what = f"{key} {split}, {batch_size} random images (seed {seed})"
+    images = flat.reshape(-1, 3, 32, 32)
+    norm = key if normalize == "auto" else normalize
+    inputs, resized = _resize(_normalise(_to_unit(images), norm), input_size)
+    return _finish(inputs, f"{what} ({root})" + resized + _norm_note(normalize))
