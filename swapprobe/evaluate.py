@@ -274,6 +274,7 @@ class Evaluator:
             timings["session"] = time.perf_counter() - t0
             return runner, _module_digest(model)
 
+        from swapprobe.capture.folding import module_batchnorm_layers
         from swapprobe.capture.graph import load_model, model_digest
         from swapprobe.capture.session import PatternSession
 
@@ -296,6 +297,8 @@ class Evaluator:
             input_name=settings.input_name,
             device=settings.device,
             max_pattern_bytes=settings.max_pattern_bytes,
+            name=model_name(model),
+            batchnorm_layers=module_batchnorm_layers(model) if is_module else None,
         )
         if is_module:
             # Θ of a module counts every parameter, also those its forward never uses

@@ -21,7 +21,13 @@ import warnings
 
 import onnx
 
-__all__ = ["EXPORT_HINT", "FoldedBatchNormWarning", "folded_batchnorm", "warn_if_folded"]
+__all__ = [
+    "EXPORT_HINT",
+    "FoldedBatchNormWarning",
+    "folded_batchnorm",
+    "module_batchnorm_layers",
+    "warn_if_folded",
+]
 
 #: an export that keeps BN as nodes (checked in tests/test_capture_gates.py with torch 2.13)
 EXPORT_HINT = (
@@ -76,3 +82,12 @@ def warn_if_folded(
     )
     warnings.warn(message, FoldedBatchNormWarning, stacklevel=3)
     return message
+
+
+def module_batchnorm_layers(module: object) -> int:
+    """How many ``nn.BatchNorm*`` layers a torch module has (the truth the graph is checked
+    against when the module is known)."""
+    import torch.nn as nn
+
+    assert isinstance(module, nn.Module)
+    return sum(isinstance(sub, nn.modules.batchnorm._BatchNorm) for sub in module.modules())
