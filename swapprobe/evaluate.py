@@ -381,6 +381,7 @@ class Evaluator:
                 "data_fingerprint": self.data.fingerprint,
                 "data_source": self.data.source,
                 "passes": int(getattr(runner, "passes", 1)),
+                "activations": runner.activation_summary(),
             },
         )
 

@@ -12,6 +12,7 @@ import importlib.util
 import io
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -311,9 +312,7 @@ def test_kinds_not_selected_are_reported_with_their_units_on_both_backends() -> 
         assert result.units == 10
         assert runner.kinds == {"Relu": 10}
         assert runner.not_counted == {"HardSwish": 7}
-        assert runner.activation_summary() == (
-            "counted Relu 10; present, not counted: HardSwish 7"
-        )
+        assert runner.activation_summary() == ("counted Relu 10; present, not counted: HardSwish 7")
     gates = PatternSession(proto, batch_size=8, sample_shape=(6,))
     assert gates.kinds == {"Relu": 10, "HardSwish": 7} and gates.not_counted == {}
 
@@ -372,7 +371,7 @@ def test_only_batch_free_activations_is_refused() -> None:
 
     x = make_inputs((6,), 8)
     for backend in ("onnx", "torch"):
-        with pytest.raises(NoActivationError, match="batch axis|on its samples"):
+        with pytest.raises(NoActivationError, match=r"batch axis|on its samples"):
             evaluate(Only(), x, backend=backend, repeats=1)
 
 
@@ -383,9 +382,7 @@ def torchscript_export(module: nn.Module, x: np.ndarray, **options: object) -> o
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module.eval(), (torch.from_numpy(x),), buffer, dynamo=False, **options
-        )  # type: ignore[arg-type]
+        torch.onnx.export(module.eval(), (torch.from_numpy(x),), buffer, dynamo=False, **options)  # type: ignore[arg-type]
     return onnx.load_from_string(buffer.getvalue())
 
 
@@ -533,9 +530,7 @@ def test_transformer_encoder_exports_and_scores_as_the_torch_backend(act: str) -
         np.testing.assert_array_equal(
             results["onnx"].patterns[repeat].words, results["torch"].patterns[repeat].words
         )
-    np.testing.assert_array_equal(
-        results["onnx"].swap_per_repeat, results["torch"].swap_per_repeat
-    )
+    np.testing.assert_array_equal(results["onnx"].swap_per_repeat, results["torch"].swap_per_repeat)
 
 
 def test_export_failure_is_one_line_and_prints_nothing(capfd: pytest.CaptureFixture) -> None:
@@ -549,3 +544,32 @@ def test_export_failure_is_one_line_and_prints_nothing(capfd: pytest.CaptureFixt
     out, err = capfd.readouterr()
     assert "Torch IR graph" not in out + err
     assert out == ""
+
+
+# =====================================================================================
+# models over protobuf's 2 GiB limit (issue 16 case 5), shown with the limit made small
+# =====================================================================================
+def test_external_data_model_scores_as_the_inline_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = Shuffle()  # its activation shapes need inference beyond onnx's own
+    x = make_inputs((3, 6, 6), 8)
+    inline = export_module(module, x)
+    path = tmp_path / "model.onnx"
+    stored = onnx.ModelProto()
+    stored.CopyFrom(inline)  # onnx converts the proto it saves in place
+    onnx.save_model(
+        stored, str(path), save_as_external_data=True, location="w.bin", size_threshold=0
+    )
+    assert (tmp_path / "w.bin").stat().st_size > 0
+    expected = evaluate(inline, x)
+    monkeypatch.setattr(graph, "INLINE_LIMIT", 1000)  # every model here is now "large"
+    loaded = graph.load_model(path)
+    assert graph.is_large(loaded)
+    session = PatternSession(loaded, batch_size=8, sample_shape=(3, 6, 6))
+    assert session._external_dir is not None and session.passes == 1
+    assert session.kinds == {"Relu": 3 * 8 * 36}
+    got = evaluate(path, x)
+    np.testing.assert_array_equal(got.swap_per_repeat, expected.swap_per_repeat)
+    for repeat in range(2):
+        np.testing.assert_array_equal(got.patterns[repeat].words, expected.patterns[repeat].words)

@@ -35,6 +35,7 @@ EXPORT_HINT = (
     "do_constant_folding=False), or score the torch module itself"
 )
 
+
 class FoldedBatchNormWarning(UserWarning):
     """Issued when BatchNorm was (or very likely was) folded into convolutions at export."""
 

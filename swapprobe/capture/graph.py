@@ -35,6 +35,7 @@ __all__ = [
     "batchnorm_on_batch_statistics",
     "expose_patterns",
     "find_activations",
+    "is_large",
     "join_sample_groups",
     "load_model",
     "model_digest",
@@ -42,6 +43,7 @@ __all__ = [
     "parameters",
     "parameters_as_inputs",
     "set_batch_size",
+    "weightless",
 ]
 
 ACTIVATION_OPS = RELU_KINDS  # the ReLU family (kept for callers of the old name)
@@ -69,6 +71,7 @@ def load_model(source: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
     Raises:
         ModelLoadError: missing file, not ONNX, or fails the ONNX checker.
     """
+    path: Path | None = None
     if isinstance(source, onnx.ModelProto):
         model = source
         label = model.graph.name or "model"
@@ -88,11 +91,18 @@ def load_model(source: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
             raise ModelLoadError(f"{path} is not an ONNX model ({type(error).__name__})") from None
     if not model.graph.node:
         raise ModelLoadError(f"{label} is not an ONNX model (empty graph)")
+    large = is_large(model)
     try:
-        onnx.checker.check_model(model)
+        # a model over protobuf's limit is checked from its file (external data and all)
+        if not large:
+            onnx.checker.check_model(model)
+        elif path is not None:
+            onnx.checker.check_model(str(path))
     except onnx.checker.ValidationError as error:
         first = str(error).strip().splitlines()[0]
         raise ModelLoadError(f"{label} fails the ONNX checker: {first}") from None
+    if large:
+        return model  # shapes are inferred later on a weightless copy (capture.shapes)
     try:
         return shape_inference.infer_shapes(model)
     except Exception:  # shape inference is a convenience; an unusual op must not block us
@@ -106,9 +116,53 @@ def _parse_bytes(data: bytes, label: str) -> onnx.ModelProto:
         raise ModelLoadError(f"{label} is not an ONNX model") from None
 
 
+#: protobuf cannot serialise a message of 2 GiB or more: larger models keep their weights in
+#: ONNX external data (a file beside the graph) on their way to onnxruntime
+INLINE_LIMIT = (1 << 31) - (1 << 24)
+
+
+def is_large(model: onnx.ModelProto) -> bool:
+    """True when ``model`` is too large to serialise in one piece."""
+    return model.ByteSize() >= INLINE_LIMIT
+
+
 def model_digest(model: onnx.ModelProto) -> str:
-    """sha256 of the serialised model: identifies it in stores and reports."""
-    return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
+    """sha256 of the serialised model: identifies it in stores and reports.
+
+    A model over the protobuf limit is hashed in parts (each initializer, then the rest).
+    """
+    if not is_large(model):
+        return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
+    digest = hashlib.sha256()
+    for tensor in model.graph.initializer:
+        digest.update(tensor.SerializeToString(deterministic=True))
+    skeleton = onnx.GraphProto()
+    skeleton.node.extend(model.graph.node)
+    skeleton.input.extend(model.graph.input)
+    skeleton.output.extend(model.graph.output)
+    digest.update(skeleton.SerializeToString(deterministic=True))
+    return digest.hexdigest()
+
+
+def weightless(model: onnx.ModelProto, keep_elements: int = 4096) -> onnx.ModelProto:
+    """A copy whose large initializers keep their type and dims but no data: enough for shape
+    inference (which reads values only of small shape tensors), and small enough to serialise.
+    """
+    source = model.graph
+    shell = onnx.GraphProto(name=source.name)
+    shell.node.extend(source.node)
+    shell.input.extend(source.input)
+    shell.output.extend(source.output)
+    shell.value_info.extend(source.value_info)
+    for tensor in source.initializer:
+        if int(np.prod(tensor.dims)) <= keep_elements:
+            shell.initializer.append(tensor)
+        else:
+            shell.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
+    out = onnx.ModelProto(ir_version=model.ir_version, graph=shell)
+    out.opset_import.extend(model.opset_import)
+    out.functions.extend(model.functions)
+    return out
 
 
 # --- indexes -------------------------------------------------------------------------
@@ -203,8 +257,8 @@ def find_activations(
         others = sorted({activation.op for activation in present})
         hint = f"; present but not counted: {', '.join(others)}" if others else ""
         raise NoActivationError(
-            f"model has no activation counted under activations={activations!r} "
-            f"({', '.join(sorted(kinds))}){hint}; its ops: {', '.join(ops)}"
+            f"model has no supported activation of the kinds counted (activations="
+            f"{activations!r}: {', '.join(sorted(kinds))}){hint}; its ops: {', '.join(ops)}"
         )
     return found
 

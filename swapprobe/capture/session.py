@@ -7,6 +7,7 @@ weights: no re-export, no new session.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -189,9 +190,10 @@ class PatternSession:
         threads = SESSION_THREADS if threads is None else threads
         if threads is not None:
             options.intra_op_num_threads = threads
+        self._external_dir: tempfile.TemporaryDirectory[str] | None = None
         try:
             self.session = ort.InferenceSession(
-                rewritten.SerializeToString(), options, providers=providers
+                self._serialised(rewritten), options, providers=providers
             )
         except Exception as error:  # ORT raises its own Fail/InvalidGraph types
             raise ShapeMismatchError(
@@ -202,6 +204,22 @@ class PatternSession:
         self.timings = RepeatTimings()
         self.layers: tuple[LayerInfo, ...] = ()
         self._bound_input: tuple[np.ndarray, object] | None = None
+
+    def _serialised(self, model: onnx.ModelProto) -> bytes | str:
+        """The model as onnxruntime takes it: bytes, or over protobuf's 2 GiB limit a file
+        with its weights in external data (in a folder that lives as long as the session)."""
+        if not graph.is_large(model):
+            return model.SerializeToString()
+        self._external_dir = tempfile.TemporaryDirectory(prefix="swapprobe-")
+        path = f"{self._external_dir.name}/model.onnx"
+        onnx.save_model(
+            model,  # its weights now point into the folder (onnx converts it in place)
+            path,
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location="weights.bin",
+        )
+        return path
 
     def run(self, inputs: np.ndarray, *, seed: int, repeat: int) -> PatternMatrix:
         """One forward pass with the weights of ``repeat``; returns the packed patterns."""

@@ -25,7 +25,11 @@ UNKNOWN_AXIS = -1
 
 def static_shapes(model: onnx.ModelProto, names: Iterable[str]) -> dict[str, tuple[int, ...]]:
     """Fully static shapes of ``names`` (those that can be inferred; the others are absent)."""
+    from swapprobe.capture.graph import is_large, weightless
+
     wanted = list(dict.fromkeys(names))
+    if is_large(model):  # over protobuf's limit: infer on the graph without its weights
+        model = weightless(model)
     known = _collect(_onnx_inferred(model))
     if any(name not in known for name in wanted):
         symbolic = _symbolic_inferred(model)
