@@ -49,7 +49,11 @@ def folded_batchnorm(model: onnx.ModelProto, *, batchnorm_layers: int | None = N
     kept = sum(node.op_type == "BatchNormalization" for node in nodes)
     if batchnorm_layers is not None:
         if batchnorm_layers > kept:
-            return f"{batchnorm_layers - kept} of its {batchnorm_layers} BatchNorm layers are gone"
+            missing = batchnorm_layers - kept
+            return (
+                f"{missing} of its {batchnorm_layers} BatchNorm layers are not in the graph "
+                "(folded at export, or never called)"
+            )
         return None
     fused = sum(_fused_batchnorm(node) for node in nodes)
     if fused:
