@@ -428,11 +428,23 @@ def test_module_truth_decides() -> None:
     assert folded_batchnorm(folded, batchnorm_layers=0) is None
 
 
-def dynamo_like(rule: str | None) -> onnx.ModelProto:
-    """A conv graph with dynamo's node metadata (keys as torch 2.13 + onnxscript write them)."""
+def dynamo_like(rule: str | None, kept_batchnorm: bool = False) -> onnx.ModelProto:
+    """A conv graph with dynamo's node metadata (keys as torch 2.13 + onnxscript write them),
+    optionally with a BatchNormalization left on a second branch (as densenet's after concat)."""
     conv = helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1])
     relu = helper.make_node("Relu", ["c"], ["y"])
-    for node in (conv, relu):
+    nodes = [conv, relu]
+    extra: list[onnx.TensorProto] = []
+    if kept_batchnorm:
+        relu.output[0] = "r"
+        nodes += [
+            helper.make_node("BatchNormalization", ["r", "g", "b", "m", "v"], ["y"]),
+        ]
+        extra = [
+            numpy_helper.from_array(np.full(4, v, np.float32), n)
+            for n, v in (("g", 1.0), ("b", 0.0), ("m", 0.0), ("v", 1.0))
+        ]
+    for node in nodes:
         entry = node.metadata_props.add()
         entry.key, entry.value = "namespace", ": torch.nn.modules.container.Sequential"
     if rule is not None:
@@ -440,11 +452,11 @@ def dynamo_like(rule: str | None) -> onnx.ModelProto:
         entry.key, entry.value = "pkg.onnxscript.rewriter.rule_name", rule
     w = np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32)
     g = helper.make_graph(
-        [conv, relu],
+        nodes,
         "dynamo",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 6, 6])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 6, 6])],
-        initializer=[numpy_helper.from_array(w, "w")],
+        initializer=[numpy_helper.from_array(w, "w"), *extra],
     )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
@@ -455,6 +467,13 @@ def test_dynamo_metadata_tells_folded_from_never_had() -> None:
     folded = dynamo_like("RemoveOptionalBiasFromConv, FuseBatchNormIntoConv")
     assert folded_batchnorm(folded) == "1 of 1 BatchNorm layers were folded into convolutions"
     assert folded_batchnorm(dynamo_like(None)) is None
+    partial = dynamo_like("FuseBatchNormIntoConv", kept_batchnorm=True)
+    assert folded_batchnorm(partial) == "1 of 2 BatchNorm layers were folded into convolutions"
+    assert folded_batchnorm(dynamo_like(None, kept_batchnorm=True)) is None
+    with pytest.warns(FoldedBatchNormWarning, match="branchy: 1 of 2"):
+        PatternSession(
+            graph.load_model(partial), batch_size=4, sample_shape=(3, 6, 6), name="branchy"
+        )
 
 
 @pytest.mark.skipif(
