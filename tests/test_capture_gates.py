@@ -616,3 +616,25 @@ def test_onnxruntime_failure_is_one_line_without_its_log(capfd: pytest.CaptureFi
     assert "\n" not in str(caught.value)
     out, err = capfd.readouterr()
     assert out == "" and "onnxruntime" not in err
+
+
+def test_activation_of_parameters_with_unknown_shape_is_left_out() -> None:
+    """NonZero's output size depends on values: no shape inference knows it, but the graph
+    shows the ReLU reads only a parameter table, never the input."""
+    table = np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]], np.float32)
+    nodes = [
+        helper.make_node("Relu", ["pre"], ["y"]),
+        helper.make_node("NonZero", ["table"], ["where"]),
+        helper.make_node("Cast", ["where"], ["where_f"], to=TensorProto.FLOAT),
+        helper.make_node("Relu", ["where_f"], ["t"]),
+    ]
+    model = gate_graph(nodes, [numpy_helper.from_array(table, "table")])
+    model.graph.output.append(helper.make_tensor_value_info("t", TensorProto.FLOAT, [2, "nnz"]))
+    x = make_inputs((FEATURES,), 8)
+    session = PatternSession(
+        graph.load_model(model), batch_size=8, sample_shape=(FEATURES,), init="keep"
+    )
+    assert [(a.name, units) for a, units in session.no_batch] == [("t", None)]
+    got = session.run(x, seed=0, repeat=0)
+    weight = numpy_helper.to_array(model.graph.initializer[0])
+    np.testing.assert_array_equal(got.to_bool(), x @ weight > 0)

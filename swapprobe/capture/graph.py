@@ -33,6 +33,7 @@ __all__ = [
     "ParameterInfo",
     "all_activations",
     "batchnorm_on_batch_statistics",
+    "downstream",
     "expose_patterns",
     "find_activations",
     "is_large",
@@ -261,6 +262,16 @@ def find_activations(
             f"{activations!r}: {', '.join(sorted(kinds))}){hint}; its ops: {', '.join(ops)}"
         )
     return found
+
+
+def downstream(model: onnx.ModelProto, name: str) -> set[str]:
+    """Every tensor computed from ``name`` (the data input): an activation outside this set
+    reads parameters alone, carries no sample, and cannot depend on the input."""
+    reached = {name}
+    for node in model.graph.node:  # nodes are topologically sorted (the checker demands it)
+        if any(tensor in reached for tensor in node.input):
+            reached.update(out for out in node.output if out)
+    return reached
 
 
 def _constant_names(graph: onnx.GraphProto) -> set[str]:

@@ -304,8 +304,9 @@ class PatternSession:
         """Choose the activations read: of the selected kinds, on tensors with a batch axis.
 
         The batch axis is found from the shapes inferred at S and S + 1 samples: a tensor
-        whose shape does not move with S (a ReLU on a learned ``(N, D)`` tensor) carries no
-        sample and is left out; one whose batch axis is not the first is transposed.
+        whose shape does not move with S (a ReLU on a learned ``(N, D)`` tensor), or that is
+        not computed from the data input at all, carries no sample and is left out; one whose
+        batch axis is not the first is transposed.
         """
         present = graph.all_activations(sized)
         if not any(activation.op in kinds for activation in present):
@@ -316,6 +317,9 @@ class PatternSession:
         axes = batch_axes(
             shapes, static_shapes(other, tensors), tensors, self.batch_size, self.batch_size + 1
         )
+        # What the shapes cannot tell (lost ones), the graph can: not computed from the input.
+        from_input = graph.downstream(sized, self.input_name)
+        axes |= {tensor: None for tensor in tensors if tensor not in from_input}
         self.activations: list[graph.Activation] = []
         self._permutations: list[list[int] | None] = []
         self._sample_shapes: list[tuple[int, ...] | None] = []
