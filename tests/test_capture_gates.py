@@ -525,7 +525,7 @@ def test_shapes_lost_after_a_reshape_still_give_one_pass() -> None:
         if all(d.HasField("dim_value") for d in v.type.tensor_type.shape.dim)
     }
     tensors = [a.tensor for a in graph.find_activations(proto)]
-    assert [t in known for t in tensors] == [True, False, False]  # onnx's own inference loses them
+    assert [t in known for t in tensors] == [True, False, False]  # lost to default inference
     session = PatternSession(proto, batch_size=8, sample_shape=(3, 6, 6))
     assert session.passes == 1
     got = session.run(x, seed=2, repeat=0)
