@@ -28,6 +28,7 @@ from swapprobe.capture.export import export_module
 from swapprobe.capture.folding import FoldedBatchNormWarning, folded_batchnorm
 from swapprobe.capture.hooks import TorchPatternRunner
 from swapprobe.capture.session import PatternSession
+from swapprobe.capture.shapes import static_shapes
 from swapprobe.errors import ExportError, NoActivationError, SettingsError, ShapeMismatchError
 from tests.test_capture import SEED, evaluate, make_inputs, reference_init
 
@@ -638,3 +639,16 @@ def test_activation_of_parameters_with_unknown_shape_is_left_out() -> None:
     got = session.run(x, seed=0, repeat=0)
     weight = numpy_helper.to_array(model.graph.initializer[0])
     np.testing.assert_array_equal(got.to_bool(), x @ weight > 0)
+
+
+def test_weightless_copy_infers_the_same_shapes() -> None:
+    """Shapes of a model over the limit are inferred on a copy without its large weights."""
+    module = nn.Sequential(nn.Conv2d(3, 64, 5, padding=2), nn.ReLU(), nn.Flatten(), nn.GELU())
+    x = make_inputs((3, 6, 6), 4)
+    proto = graph.set_batch_size(export_module(module, x), "input", 4, (3, 6, 6))
+    light = graph.weightless(proto, keep_elements=100)
+    assert [len(t.raw_data) for t in light.graph.initializer] == [0, 64 * 4]  # weight stubbed
+    names = [a.tensor for a in graph.all_activations(proto)]
+    expected = static_shapes(proto, names)
+    assert expected == {names[0]: (4, 64, 6, 6), names[1]: (4, 64 * 36)}
+    assert static_shapes(light, names) == expected
