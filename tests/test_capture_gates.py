@@ -652,3 +652,98 @@ def test_weightless_copy_infers_the_same_shapes() -> None:
     expected = static_shapes(proto, names)
     assert expected == {names[0]: (4, 64, 6, 6), names[1]: (4, 64 * 36)}
     assert static_shapes(light, names) == expected
+
+
+# =====================================================================================
+# gates written out by hand: both backends find them (and an SE block's gating is not one)
+# =====================================================================================
+class HandSwish(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(x)
+
+
+class HandHardSwish(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.hardsigmoid(x) * x
+
+
+class HandMish(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul(torch.tanh(F.softplus(x)))
+
+
+class NewGELU(nn.Module):
+    """GPT-2's (and transformers' NewGELUActivation) tanh approximation, as written there."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))
+        return 0.5 * x * (1.0 + torch.tanh(inner))
+
+
+class ErfGELU(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+class QuickGELU(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+class SqueezeExcite(nn.Module):
+    """Gates x by a function of its channel means: not a gate of x."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.fc = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.fc(x.mean((2, 3), keepdim=True)))
+
+
+HAND_GATES = {
+    "swish": (HandSwish, "Silu"),
+    "hardswish": (HandHardSwish, "HardSwish"),
+    "mish": (HandMish, "Mish"),
+    "new_gelu": (NewGELU, "Gelu"),
+    "erf_gelu": (ErfGELU, "Gelu"),
+    "quick_gelu": (QuickGELU, "Silu"),
+}
+
+
+@pytest.mark.parametrize("form", list(HAND_GATES))
+def test_hand_written_gates_match_the_oracle_on_both_backends(form: str) -> None:
+    gate, kind = HAND_GATES[form]
+    torch.manual_seed(0)
+    module = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1, bias=False),
+        nn.BatchNorm2d(6),
+        gate(),
+        SqueezeExcite(6),
+        nn.Conv2d(6, 4, 3, stride=2, padding=1),
+        gate(),
+    )
+    inputs = make_inputs((3, 8, 8), 16)
+    expected = []
+    for repeat in range(2):
+        ref = reference_init(module, SEED, repeat).train()
+        recorded: list[torch.Tensor] = []
+
+        def hook(_module: nn.Module, args: tuple[torch.Tensor, ...], sink=recorded) -> None:
+            sink.append((args[0] > 0).reshape(16, -1).clone())
+
+        handles = [
+            sub.register_forward_pre_hook(hook) for sub in ref.modules() if isinstance(sub, gate)
+        ]
+        with torch.no_grad():
+            ref(torch.from_numpy(inputs))
+        for handle in handles:
+            handle.remove()
+        expected.append(torch.cat(recorded, dim=1).numpy())
+    units = 6 * 64 + 4 * 16
+    assert expected[0].shape == (16, units)
+    for backend, result in both_backends(module, inputs).items():
+        assert result.units == units, backend
+        assert {info.op for info in result.layers} == {kind}, backend
+        for repeat, b in enumerate(expected):
+            np.testing.assert_array_equal(result.patterns[repeat].to_bool(), b, err_msg=backend)

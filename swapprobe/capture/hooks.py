@@ -6,8 +6,9 @@ and the other gates of :data:`~swapprobe.capture.activations.GATE_KINDS` (``F.ge
 ``nn.GELU`` and the transformers library's GELU modules call —, ``F.silu``, ``F.hardswish``,
 ``F.mish``, ``F.elu``, ``F.selu``, ``F.celu``) alike — module hooks would miss the functional
 calls. Each bit is the sign of the call's input (read from the output for ReLU and ReLU6: the
-same bits). A gate written out by hand (``x * torch.sigmoid(x)``) is seen by the ONNX backend's
-graph patterns only.
+same bits). A gate written out by hand (``x * torch.sigmoid(x)``, GPT-2's tanh GELU) is found
+from the elementwise calls around it (:mod:`swapprobe.capture.torch_gates`), by the rule the
+ONNX backend applies to the graph.
 
 Only activations whose tensor carries the batch axis count: on the first run the module also
 runs on S + 1 samples, and a call whose shape does not move with S (a ReLU on a learned
@@ -30,6 +31,7 @@ import numpy as np
 from swapprobe.capture.activations import DEFAULT_ACTIVATIONS, select_kinds, summary_line
 from swapprobe.capture.graph import ParameterInfo
 from swapprobe.capture.shapes import UNKNOWN_AXIS, batch_axes
+from swapprobe.capture.torch_gates import ExpressionTracker, expression_ops
 from swapprobe.capture.weights import check_scheme, constant_value, draw, is_random
 from swapprobe.errors import NoActivationError, SettingsError
 from swapprobe.patterns import LayerInfo, PatternMatrix, pack_sample_bits
@@ -292,13 +294,23 @@ class _ActivationRecorder:
         from torch.overrides import TorchFunctionMode
 
         functions = _activation_functions()
+        expressions = expression_ops()
+        tracker = ExpressionTracker()
 
         class Mode(TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
                 kwargs = kwargs or {}
                 op = functions.get(func)
                 if op is None:
-                    return func(*args, **kwargs)
+                    expression = expressions.get(func)
+                    if expression is None:
+                        return func(*args, **kwargs)
+                    gate = tracker.gate_before(expression, args)
+                    if gate is not None:  # x · g(x) written out: read x before the call
+                        sink.append((gate[0], gate[1] > 0))
+                    out = func(*args, **kwargs)
+                    tracker.note(expression, func, args, out)
+                    return out
                 if op == "Clip" and _hardtanh_min(func, args, kwargs) != 0.0:
                     return func(*args, **kwargs)
                 if op not in _READ_OUTPUT:  # before the call: in-place forms overwrite it
