@@ -274,7 +274,6 @@ class Evaluator:
             timings["session"] = time.perf_counter() - t0
             return runner, _module_digest(model)
 
-        from swapprobe.capture.folding import module_batchnorm_layers
         from swapprobe.capture.graph import load_model, model_digest
         from swapprobe.capture.session import PatternSession
 
@@ -298,7 +297,6 @@ class Evaluator:
             device=settings.device,
             max_pattern_bytes=settings.max_pattern_bytes,
             name=model_name(model),
-            batchnorm_layers=module_batchnorm_layers(model) if is_module else None,
         )
         if is_module:
             # Θ of a module counts every parameter, also those its forward never uses

@@ -419,6 +419,30 @@ def test_no_warning_for_models_that_never_had_batchnorm() -> None:
         evaluate(torchscript_export(plain, x, do_constant_folding=True), x, repeats=1)
 
 
+class AuxHead(nn.Module):
+    """GoogLeNet-style: a BN in an auxiliary head that only runs in training mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.ReLU())
+        self.aux = nn.Sequential(nn.Conv2d(4, 2, 1, bias=False), nn.BatchNorm2d(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        return y + self.aux(y).mean() if self.training else y
+
+
+def test_no_warning_for_a_module_whose_unused_batchnorm_is_not_exported() -> None:
+    x = make_inputs((3, 8, 8), 8)
+    module = AuxHead()
+    exported = export_module(module, x)
+    assert sum(n.op_type == "BatchNormalization" for n in exported.graph.node) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FoldedBatchNormWarning)
+        result = evaluate(module, x, repeats=1)
+    assert result.units == 4 * 6 * 6
+
+
 def test_module_truth_decides() -> None:
     module = gate_cnn(nn.ReLU)
     x = make_inputs((3, 8, 8), 8)

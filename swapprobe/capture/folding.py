@@ -5,7 +5,8 @@ replace the folded ones), so the score is not the paper's. torch 2.13's default 
 (dynamo) folds every Conv→BN pair and drops the zero biases this leaves; the TorchScript
 exporter folds them when constant folding is on in eval mode. What the graph tells:
 
-* a torch module passed in: its ``nn.BatchNorm*`` layers are the truth;
+* a torch module swapprobe exports itself: BN is kept, nothing to warn about; a module beside
+  a graph exported elsewhere: its ``nn.BatchNorm*`` layers are the truth;
 * dynamo's node metadata names the rewrite (``FuseBatchNormIntoConv``) and the module path of
   every node — folded BN is certain, and a graph with that metadata and no such rewrite never
   had a folded BN (no warning for a VGG);
@@ -90,8 +91,13 @@ def warn_if_folded(
 
 
 def module_batchnorm_layers(module: object) -> int:
-    """How many ``nn.BatchNorm*`` layers a torch module has (the truth the graph is checked
-    against when the module is known)."""
+    """How many ``nn.BatchNorm*`` layers a torch module has: the truth to check a graph
+    exported from it elsewhere against (``batchnorm_layers``).
+
+    Not needed for a module swapprobe exports itself (BN is always kept), and an overcount
+    where a layer never runs in eval mode (GoogLeNet's auxiliary heads: 2 of its 59 BN layers
+    are not in any eval-mode export), so only for modules whose every BN layer runs.
+    """
     import torch.nn as nn
 
     assert isinstance(module, nn.Module)
