@@ -144,6 +144,7 @@ class Evaluator:
             input_name=settings.input_name,
             device=settings.device,
             max_pattern_bytes=settings.max_pattern_bytes,
+            name=model_name(model),
         )
         if is_module:
             # Θ of a module counts every parameter, also those its forward never uses
@@ -226,5 +227,6 @@ class Evaluator:
                 "data_fingerprint": self.data.fingerprint,
                 "data_source": self.data.source,
                 "passes": int(getattr(runner, "passes", 1)),
+                "activations": runner.activation_summary(),
             },
         )

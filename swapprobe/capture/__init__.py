@@ -8,6 +8,10 @@ Three layers, each importing only the one below it (the optimum habit):
 * :mod:`~swapprobe.capture.session` — one onnxruntime session that owns the provider choice
   and turns a forward pass into a :class:`~swapprobe.patterns.PatternMatrix`;
 
-plus the torch side: :mod:`~swapprobe.capture.export` (module → ONNX) and
-:mod:`~swapprobe.capture.hooks` (the second backend, torch forward with ReLU interception).
+beside them :mod:`~swapprobe.capture.activations` (which units count: every gate, found by graph
+pattern, and the selector), :mod:`~swapprobe.capture.shapes` (static shapes and each tensor's
+batch axis) and :mod:`~swapprobe.capture.folding` (was BN folded at export?); plus the torch
+side: :mod:`~swapprobe.capture.export` (module → ONNX) and :mod:`~swapprobe.capture.hooks` (the
+second backend, torch forward with gate interception; hand-written gates by
+:mod:`~swapprobe.capture.torch_gates`).
 """

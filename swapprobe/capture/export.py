@@ -34,6 +34,7 @@ __all__ = [
     "inference_mode",
     "keep_duplicate_activations",
     "keep_equal_initializers",
+    "quiet_export_log",
 ]
 
 DEFAULT_OPSET = 17
@@ -82,6 +83,24 @@ def keep_equal_initializers() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def quiet_export_log() -> Iterator[None]:
+    """Silence the TorchScript exporter's own log during export, then restore it.
+
+    torch 2.13 switches that log on for every export (``setup_onnx_logging`` tests a function
+    for truth) and a failing export writes the whole TorchScript graph to stdout; the failure
+    reaches the user as one :class:`~swapprobe.errors.ExportError` line instead.
+    """
+    import torch
+
+    original = torch._C._jit_onnx_log
+    torch._C._jit_onnx_log = lambda *args: None
+    try:
+        yield
+    finally:
+        torch._C._jit_onnx_log = original
+
+
+@contextlib.contextmanager
 def inference_mode(module: nn.Module) -> Iterator[nn.Module]:
     """Put ``module`` in eval mode for export and restore every submodule's flag afterwards."""
     flags = {name: sub.training for name, sub in module.named_modules()}
@@ -124,10 +143,14 @@ def export_module(
 def _trace(module: nn.Module, sample: np.ndarray, *, opset: int) -> onnx.ModelProto:
     import torch
 
+    from swapprobe.capture.hooks import plain_attention
+
     example = torch.as_tensor(np.ascontiguousarray(sample[:2] if len(sample) > 1 else sample))
     buffer = io.BytesIO()
     with (
         inference_mode(module),
+        plain_attention(),
+        quiet_export_log(),
         keep_duplicate_activations(),
         keep_equal_initializers(),
         warnings.catch_warnings(),

@@ -1,15 +1,13 @@
 """Pure ONNX graph surgery: every function takes a ModelProto and returns a new one.
 
-Which activations count: the outputs of ``Relu``, ``LeakyRelu``, ``PRelu`` and ``Clip`` with a
-constant minimum of 0 (ReLU6). Each unit's bit is ``1[pre-activation > 0]``, i.e. which linear
-piece the unit is on; for Relu and Clip(0, ·) that is read as ``output > 0`` (so ORT can still
-fuse Conv+Relu), for LeakyRelu/PRelu as ``input > 0``.
+Which activations count is :mod:`swapprobe.capture.activations`' job (every gate by default,
+``activations="relu"`` for the ReLU family alone); each unit's bit is ``1[pre-activation > 0]``.
+For Relu and Clip(0, ·) that is read as ``output > 0`` (so ORT can still fuse Conv+Relu).
 """
 
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +16,27 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
+from swapprobe.capture.activations import (
+    DEFAULT_ACTIVATIONS,
+    RELU_KINDS,
+    Activation,
+    find_gates,
+    select_kinds,
+)
+from swapprobe.capture.folding import FoldedBatchNormWarning
 from swapprobe.errors import ModelLoadError, NoActivationError, ShapeMismatchError
 
 __all__ = [
     "ACTIVATION_OPS",
     "Activation",
+    "FoldedBatchNormWarning",
     "ParameterInfo",
+    "all_activations",
     "batchnorm_on_batch_statistics",
+    "downstream",
     "expose_patterns",
     "find_activations",
+    "is_large",
     "join_sample_groups",
     "load_model",
     "model_digest",
@@ -34,23 +44,11 @@ __all__ = [
     "parameters",
     "parameters_as_inputs",
     "set_batch_size",
+    "weightless",
 ]
 
-ACTIVATION_OPS = ("Relu", "LeakyRelu", "PRelu", "Clip")
+ACTIVATION_OPS = RELU_KINDS  # the ReLU family (kept for callers of the old name)
 PATTERN_SUFFIX = "__swapprobe_pattern"
-
-
-class FoldedBatchNormWarning(UserWarning):
-    """Issued when a conv net has no BatchNormalization: it may have been folded at export."""
-
-
-@dataclass(frozen=True)
-class Activation:
-    """One activation node whose pattern is read: ``tensor`` is what ``Greater(·, 0)`` sees."""
-
-    name: str  # output tensor of the activation (the layer's name in reports)
-    op: str
-    tensor: str
 
 
 @dataclass(frozen=True)
@@ -74,6 +72,7 @@ def load_model(source: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
     Raises:
         ModelLoadError: missing file, not ONNX, or fails the ONNX checker.
     """
+    path: Path | None = None
     if isinstance(source, onnx.ModelProto):
         model = source
         label = model.graph.name or "model"
@@ -93,11 +92,18 @@ def load_model(source: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
             raise ModelLoadError(f"{path} is not an ONNX model ({type(error).__name__})") from None
     if not model.graph.node:
         raise ModelLoadError(f"{label} is not an ONNX model (empty graph)")
+    large = is_large(model)
     try:
-        onnx.checker.check_model(model)
+        # a model over protobuf's limit is checked from its file (external data and all)
+        if not large:
+            onnx.checker.check_model(model)
+        elif path is not None:
+            onnx.checker.check_model(str(path))
     except onnx.checker.ValidationError as error:
         first = str(error).strip().splitlines()[0]
         raise ModelLoadError(f"{label} fails the ONNX checker: {first}") from None
+    if large:
+        return model  # shapes are inferred later on a weightless copy (capture.shapes)
     try:
         return shape_inference.infer_shapes(model)
     except Exception:  # shape inference is a convenience; an unusual op must not block us
@@ -111,9 +117,53 @@ def _parse_bytes(data: bytes, label: str) -> onnx.ModelProto:
         raise ModelLoadError(f"{label} is not an ONNX model") from None
 
 
+#: protobuf cannot serialise a message of 2 GiB or more: larger models keep their weights in
+#: ONNX external data (a file beside the graph) on their way to onnxruntime
+INLINE_LIMIT = (1 << 31) - (1 << 24)
+
+
+def is_large(model: onnx.ModelProto) -> bool:
+    """True when ``model`` is too large to serialise in one piece."""
+    return model.ByteSize() >= INLINE_LIMIT
+
+
 def model_digest(model: onnx.ModelProto) -> str:
-    """sha256 of the serialised model: identifies it in stores and reports."""
-    return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
+    """sha256 of the serialised model: identifies it in stores and reports.
+
+    A model over the protobuf limit is hashed in parts (each initializer, then the rest).
+    """
+    if not is_large(model):
+        return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
+    digest = hashlib.sha256()
+    for tensor in model.graph.initializer:
+        digest.update(tensor.SerializeToString(deterministic=True))
+    skeleton = onnx.GraphProto()
+    skeleton.node.extend(model.graph.node)
+    skeleton.input.extend(model.graph.input)
+    skeleton.output.extend(model.graph.output)
+    digest.update(skeleton.SerializeToString(deterministic=True))
+    return digest.hexdigest()
+
+
+def weightless(model: onnx.ModelProto, keep_elements: int = 4096) -> onnx.ModelProto:
+    """A copy whose large initializers keep their type and dims but no data: enough for shape
+    inference (which reads values only of small shape tensors), and small enough to serialise.
+    """
+    source = model.graph
+    shell = onnx.GraphProto(name=source.name)
+    shell.node.extend(source.node)
+    shell.input.extend(source.input)
+    shell.output.extend(source.output)
+    shell.value_info.extend(source.value_info)
+    for tensor in source.initializer:
+        if int(np.prod(tensor.dims)) <= keep_elements:
+            shell.initializer.append(tensor)
+        else:
+            shell.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
+    out = onnx.ModelProto(ir_version=model.ir_version, graph=shell)
+    out.opset_import.extend(model.opset_import)
+    out.functions.extend(model.functions)
+    return out
 
 
 # --- indexes -------------------------------------------------------------------------
@@ -183,29 +233,56 @@ def input_shape(value: onnx.ValueInfoProto) -> tuple[int | str | None, ...]:
 
 
 # --- activations ---------------------------------------------------------------------
-def find_activations(model: onnx.ModelProto) -> list[Activation]:
-    """Every ReLU-like node in graph order.
+def all_activations(model: onnx.ModelProto) -> list[Activation]:
+    """Every gate of any kind in graph order, whatever the selector (for reports)."""
+    graph = model.graph
+    constants = _constant_names(graph)
+    return find_gates(graph, constants.__contains__, lambda node: _clip_is_relu(graph, node))
+
+
+def find_activations(
+    model: onnx.ModelProto, activations: str = DEFAULT_ACTIVATIONS
+) -> list[Activation]:
+    """The activations of the kinds ``activations`` selects (see
+    :func:`~swapprobe.capture.activations.select_kinds`), in graph order.
 
     Raises:
         NoActivationError: when there is none.
+        SettingsError: an unknown kind in ``activations``.
     """
-    graph = model.graph
-    found: list[Activation] = []
-    for node in graph.node:
-        if node.op_type not in ACTIVATION_OPS or not node.output:
-            continue
-        if node.op_type == "Clip" and not _clip_is_relu(graph, node):
-            continue
-        # Relu/Clip: read the output (keeps Conv+Relu fusable); others: the input's sign.
-        tensor = node.output[0] if node.op_type in ("Relu", "Clip") else node.input[0]
-        found.append(Activation(node.output[0], node.op_type, tensor))
+    kinds = select_kinds(activations)
+    present = all_activations(model)
+    found = [activation for activation in present if activation.op in kinds]
     if not found:
-        ops = sorted({node.op_type for node in graph.node})
+        ops = sorted({node.op_type for node in model.graph.node})
+        others = sorted({activation.op for activation in present})
+        hint = f"; present but not counted: {', '.join(others)}" if others else ""
         raise NoActivationError(
-            "model has no supported activation (Relu, LeakyRelu, PRelu, Clip(min=0)); "
-            f"its ops: {', '.join(ops)}"
+            f"model has no supported activation of the kinds counted (activations="
+            f"{activations!r}: {', '.join(sorted(kinds))}){hint}; its ops: {', '.join(ops)}"
         )
     return found
+
+
+def downstream(model: onnx.ModelProto, name: str) -> set[str]:
+    """Every tensor computed from ``name`` (the data input): an activation outside this set
+    reads parameters alone, carries no sample, and cannot depend on the input."""
+    reached = {name}
+    for node in model.graph.node:  # nodes are topologically sorted (the checker demands it)
+        if any(tensor in reached for tensor in node.input):
+            reached.update(out for out in node.output if out)
+    return reached
+
+
+def _constant_names(graph: onnx.GraphProto) -> set[str]:
+    """Initializers, Constant outputs, and Cast/Identity of them: the tensors fixed at export."""
+    names = {init.name for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" or (
+            node.op_type in ("Cast", "Identity") and node.input and node.input[0] in names
+        ):
+            names.update(out for out in node.output if out)
+    return names
 
 
 def _attribute(node: onnx.NodeProto, name: str, default: float) -> float:
@@ -228,8 +305,12 @@ def expose_patterns(
     activations: Sequence[Activation],
     *,
     packed_samples: int | None = None,
+    permutations: Sequence[Sequence[int] | None] | None = None,
 ) -> tuple[onnx.ModelProto, list[str]]:
     """Add one pattern output per activation; returns the new model and output names in order.
+
+    ``permutations[i]``, when given, transposes activation i's bits so that its batch axis
+    comes first (a ``(tokens, batch, features)`` tensor is read per sample, not per token).
 
     By default the output is ``Greater(tensor, 0)`` (BOOL, the activation's shape) and the host
     packs the bits. With ``packed_samples=S`` the packing happens in the graph instead, so that
@@ -255,9 +336,17 @@ def expose_patterns(
         output = f"{activation.name}{PATTERN_SUFFIX}"
         node_name = f"swapprobe_pattern_{index}"
         bits = output if packed_samples is None else f"{output}__bits"
+        perm = permutations[index] if permutations is not None else None
+        greater = bits if perm is None else f"{output}__unordered"
         nodes = [
-            helper.make_node("Greater", [activation.tensor, zero_name], [bits], name=node_name)
+            helper.make_node("Greater", [activation.tensor, zero_name], [greater], name=node_name)
         ]
+        if perm is not None:
+            nodes.append(
+                helper.make_node(
+                    "Transpose", [greater], [bits], perm=list(perm), name=node_name + "_t"
+                )
+            )
         if packed_samples is None:
             graph.output.append(helper.make_tensor_value_info(output, TensorProto.BOOL, None))
         else:
@@ -442,14 +531,6 @@ def batchnorm_on_batch_statistics(model: onnx.ModelProto) -> onnx.ModelProto:
         graph.node.extend(nodes)
         graph.initializer.extend(extra_initializers)
         _drop_unused_initializers(graph)
-    elif any(n.op_type == "Conv" and len(n.input) > 2 and n.input[2] for n in graph.node):
-        warnings.warn(
-            "model has convolutions with bias and no BatchNormalization: if BN was folded into "
-            "the convolutions at export, batch statistics cannot be recovered and patterns "
-            "differ from the reference; export with BN kept (do_constant_folding=False)",
-            FoldedBatchNormWarning,
-            stacklevel=2,
-        )
     return out
 
 
@@ -502,9 +583,19 @@ def parameters(model: onnx.ModelProto) -> list[ParameterInfo]:
     graph = model.graph
     inits = _initializers(graph)
     alias = {node.output[0]: node.input[0] for node in graph.node if node.op_type == "Identity"}
+    # Transpose of a 2-D weight: torch exports a Linear on (batch, tokens, features) input as
+    # MatMul(x, Transpose(W)); W keeps its name and (out, in) shape, so it is drawn as torch's.
+    transposed = {
+        node.output[0]: node.input[0]
+        for node in graph.node
+        if node.op_type == "Transpose"
+        and node.input[0] in inits
+        and len(inits[node.input[0]].dims) == 2
+    }
 
     def source(name: str) -> str | None:
         seen = 0
+        name = transposed.get(name, name)
         while name in alias and seen < 64:
             name, seen = alias[name], seen + 1
         return name if name in inits else None
@@ -552,7 +643,8 @@ def parameters(model: onnx.ModelProto) -> list[ParameterInfo]:
                 weight = source(inputs[position])
                 if weight is not None and len(inits[weight].dims) == 2:
                     dims = inits[weight].dims
-                    add(weight, "weight", int(dims[0] if position == 1 else dims[1]))
+                    flipped = inputs[position] in transposed
+                    add(weight, "weight", int(dims[(position == 1) == flipped]))
                     break
         elif op == "Add":
             # bias of a MatMul-based linear layer: Add(MatMul(x, W), b)

@@ -7,8 +7,9 @@ weights: no re-export, no new session.
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,8 +17,11 @@ import onnx
 from onnx import numpy_helper
 
 from swapprobe.capture import graph
+from swapprobe.capture.activations import DEFAULT_ACTIVATIONS, select_kinds, summary_line
+from swapprobe.capture.folding import warn_if_folded
+from swapprobe.capture.shapes import UNKNOWN_AXIS, batch_axes, static_shapes
 from swapprobe.capture.weights import check_scheme, constant_value, draw, is_random
-from swapprobe.errors import SettingsError, ShapeMismatchError
+from swapprobe.errors import NoActivationError, SettingsError, ShapeMismatchError
 from swapprobe.patterns import LayerInfo, PatternMatrix, pack_sample_bits
 
 __all__ = ["DEVICES", "PatternSession", "available_providers", "providers_for"]
@@ -78,6 +82,16 @@ class PatternSession:
         optimize: enable ORT graph optimisations (patterns are bit-identical to an
             un-optimised session; a test checks this).
         threads: intra-op threads (default: :data:`SESSION_THREADS`).
+        activations: which kinds count: ``relu`` | ``gates`` | ``Relu,Gelu,...`` (default
+            :data:`~swapprobe.capture.activations.DEFAULT_ACTIVATIONS`).
+        name: the model's name in warnings (default: the graph's name).
+        batchnorm_layers: the number of BN layers of the source module, when known (a torch
+            module was exported): decides the folded-BN warning exactly.
+
+    Attributes (beside the patterns): ``kinds`` (kind → units counted), ``not_counted`` (kind →
+    units of the kinds present but not selected; None where a shape is unknown), ``no_batch``
+    (activations left out because their tensor has no batch axis, with their units), and
+    :meth:`activation_summary` saying all three in one line.
     """
 
     def __init__(
@@ -94,9 +108,13 @@ class PatternSession:
         threads: int | None = None,
         pack: str = "auto",
         io_binding: bool | None = None,
+        activations: str = DEFAULT_ACTIVATIONS,
+        name: str | None = None,
+        batchnorm_layers: int | None = None,
     ) -> None:
         import onnxruntime as ort
 
+        ort.set_default_logger_severity(4)  # no multi-line coloured log on a failing model
         check_scheme(init)
         if batch_size < 2:
             raise SettingsError(f"batch size S must be at least 2, got {batch_size}")
@@ -107,13 +125,18 @@ class PatternSession:
         data_input = graph.model_input(model, input_name)
         self.input_name = data_input.name
 
+        self.name = name or model.graph.name or "model"
+        self.batchnorm_warning = warn_if_folded(model, self.name, batchnorm_layers=batchnorm_layers)
+        kinds = select_kinds(activations)
+
         # Fixed values first (biases 0, BN 1/0), so the BN rewrite can drop the no-op scaling.
         rewritten = _bake_constants(model, self.parameters, init)
         rewritten = graph.batchnorm_on_batch_statistics(rewritten)
-        self.activations = graph.find_activations(rewritten)
         self._random = [p for p in self.parameters if is_random(init, p.role)]
         rewritten = graph.parameters_as_inputs(rewritten, [p.name for p in self._random])
+        unsized = rewritten
         rewritten = graph.set_batch_size(rewritten, self.input_name, batch_size, sample_shape)
+        self._select(unsized, rewritten, kinds, activations, sample_shape)
         providers = providers_for(device)
         on_cuda = providers[0] == "CUDAExecutionProvider"
         if pack not in ("auto", "host", "graph"):
@@ -124,7 +147,10 @@ class PatternSession:
         self.pack_in_graph = pack in ("auto", "graph")
         self.io_binding = on_cuda if io_binding is None else io_binding
         rewritten, self.output_names = graph.expose_patterns(
-            rewritten, self.activations, packed_samples=batch_size if self.pack_in_graph else None
+            rewritten,
+            self.activations,
+            packed_samples=batch_size if self.pack_in_graph else None,
+            permutations=self._permutations,
         )
         # Only the patterns are wanted: drop the model's own outputs so ORT prunes the tail.
         keep = [o for o in rewritten.graph.output if o.name in set(self.output_names)]
@@ -134,16 +160,19 @@ class PatternSession:
         # Large models: the pattern outputs of all layers at once may not fit. Group the layers
         # so each forward pass returns at most ``max_pattern_bytes``; more passes, same
         # patterns. (Splitting the *samples* instead would change BatchNorm's batch statistics.)
-        budget = DEFAULT_MAX_PATTERN_BYTES if max_pattern_bytes is None else max_pattern_bytes
-        bool_names = [f"{n}__bits" if self.pack_in_graph else n for n in self.output_names]
-        self._inferred_shapes = _inferred_shapes(rewritten, bool_names)
+        # Sizes come from the shapes inferred above; any still unknown are measured on the
+        # first run, and the layers regrouped from then on.
+        self._budget = DEFAULT_MAX_PATTERN_BYTES if max_pattern_bytes is None else max_pattern_bytes
         # bytes returned per unit: S booleans, or one float32 per 16 samples
-        per_unit = 4 * -(-batch_size // graph.GROUP_BITS) if self.pack_in_graph else batch_size
+        self._per_unit = (
+            4 * -(-batch_size // graph.GROUP_BITS) if self.pack_in_graph else batch_size
+        )
         sizes = [
-            None if shape is None else per_unit * int(np.prod(shape[1:]))
-            for shape in self._inferred_shapes
+            None if shape is None else self._per_unit * int(np.prod(shape))
+            for shape in self._sample_shapes
         ]
-        self.groups = _group_outputs(self.output_names, sizes, budget)
+        self._regroup = any(size is None for size in sizes)
+        self.groups = _group_outputs(self.output_names, sizes, self._budget)
 
         options = ort.SessionOptions()
         options.graph_optimization_level = (
@@ -151,7 +180,7 @@ class PatternSession:
             if optimize
             else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         )
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # failures become one-line errors
         # Run each pattern node right after its activation (expose_patterns orders them so):
         # the default order keeps every activation's floats alive to the end of the graph
         # (ResNet-50, S = 64: peak 2.6 GB against 1.1 GB). Without the arena, memory freed by
@@ -161,9 +190,10 @@ class PatternSession:
         threads = SESSION_THREADS if threads is None else threads
         if threads is not None:
             options.intra_op_num_threads = threads
+        self._external_dir: tempfile.TemporaryDirectory[str] | None = None
         try:
             self.session = ort.InferenceSession(
-                rewritten.SerializeToString(), options, providers=providers
+                self._serialised(rewritten), options, providers=providers
             )
         except Exception as error:  # ORT raises its own Fail/InvalidGraph types
             raise ShapeMismatchError(
@@ -174,6 +204,22 @@ class PatternSession:
         self.timings = RepeatTimings()
         self.layers: tuple[LayerInfo, ...] = ()
         self._bound_input: tuple[np.ndarray, object] | None = None
+
+    def _serialised(self, model: onnx.ModelProto) -> bytes | str:
+        """The model as onnxruntime takes it: bytes, or over protobuf's 2 GiB limit a file
+        with its weights in external data (in a folder that lives as long as the session)."""
+        if not graph.is_large(model):
+            return model.SerializeToString()
+        self._external_dir = tempfile.TemporaryDirectory(prefix="swapprobe-")
+        path = f"{self._external_dir.name}/model.onnx"
+        onnx.save_model(
+            model,  # its weights now point into the folder (onnx converts it in place)
+            path,
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location="weights.bin",
+        )
+        return path
 
     def run(self, inputs: np.ndarray, *, seed: int, repeat: int) -> PatternMatrix:
         """One forward pass with the weights of ``repeat``; returns the packed patterns."""
@@ -196,13 +242,13 @@ class PatternSession:
                 raise ShapeMismatchError(f"forward pass failed: {_first_line(error)}") from None
             t1 = time.perf_counter()
             for name, out in zip(group, outputs, strict=True):
+                known = self._sample_shapes[self.output_names.index(name)]
                 if self.pack_in_graph:
                     blocks.append(graph.join_sample_groups(out))
-                    inferred = self._inferred_shapes[self.output_names.index(name)]
-                    shapes.append(inferred[1:] if inferred else (out.shape[-1],))
+                    shapes.append(known if known is not None else (out.shape[-1],))
                 else:
-                    blocks.append(pack_sample_bits(out))
-                    shapes.append(tuple(out.shape[1:]))
+                    blocks.append(pack_sample_bits(out.reshape(self.batch_size, -1)))
+                    shapes.append(known if known is not None else tuple(out.shape[1:]))
             del outputs  # free this group's booleans before the next pass
             forward += t1 - t0
             pack += time.perf_counter() - t1
@@ -212,6 +258,11 @@ class PatternSession:
                 layers.append(LayerInfo(activation.name, activation.op, shape, offset, len(block)))
                 offset += len(block)
             self.layers = tuple(layers)
+            self.kinds = _units_by_kind((info.op, info.size) for info in self.layers)
+        if self._regroup:  # sizes measured now: read the layers in as few passes as fit
+            sizes = [self._per_unit * info.size for info in self.layers]
+            self.groups = _group_outputs(self.output_names, sizes, self._budget)
+            self._regroup = False
         t2 = time.perf_counter()
         words = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
         matrix = PatternMatrix(words, self.batch_size, self.layers)
@@ -242,6 +293,83 @@ class PatternSession:
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()
 
+    def _select(
+        self,
+        unsized: onnx.ModelProto,
+        sized: onnx.ModelProto,
+        kinds: frozenset[str],
+        selector: str,
+        sample_shape: Sequence[int],
+    ) -> None:
+        """Choose the activations read: of the selected kinds, on tensors with a batch axis.
+
+        The batch axis is found from the shapes inferred at S and S + 1 samples: a tensor
+        whose shape does not move with S (a ReLU on a learned ``(N, D)`` tensor), or that is
+        not computed from the data input at all, carries no sample and is left out; one whose
+        batch axis is not the first is transposed.
+        """
+        present = graph.all_activations(sized)
+        if not any(activation.op in kinds for activation in present):
+            graph.find_activations(sized, selector)  # raises, naming what is there
+        tensors = [activation.tensor for activation in present]
+        shapes = static_shapes(sized, tensors)
+        other = graph.set_batch_size(unsized, self.input_name, self.batch_size + 1, sample_shape)
+        axes = batch_axes(
+            shapes, static_shapes(other, tensors), tensors, self.batch_size, self.batch_size + 1
+        )
+        # What the shapes cannot tell (lost ones), the graph can: not computed from the input.
+        from_input = graph.downstream(sized, self.input_name)
+        axes |= {tensor: None for tensor in tensors if tensor not in from_input}
+        self.activations: list[graph.Activation] = []
+        self._permutations: list[list[int] | None] = []
+        self._sample_shapes: list[tuple[int, ...] | None] = []
+        not_counted: list[tuple[str, int | None]] = []
+        self.no_batch: list[tuple[graph.Activation, int | None]] = []
+        for activation in present:
+            shape, axis = shapes.get(activation.tensor), axes[activation.tensor]
+            if axis is None:
+                units = None if shape is None else int(np.prod(shape))
+                if activation.op in kinds:
+                    self.no_batch.append((activation, units))
+                else:
+                    not_counted.append((activation.op, units))
+                continue
+            axis = 0 if axis == UNKNOWN_AXIS else axis
+            sample = None
+            if shape is not None:
+                rest = [size for index, size in enumerate(shape) if index != axis]
+                lead = shape[axis] // self.batch_size if axis == 0 else 1
+                sample = (lead, *rest) if lead > 1 else tuple(rest)
+            if activation.op not in kinds:
+                not_counted.append((activation.op, None if sample is None else _size(sample)))
+                continue
+            self.activations.append(activation)
+            self._sample_shapes.append(sample)
+            rank = None if shape is None else len(shape)
+            self._permutations.append(
+                None
+                if axis == 0 or rank is None
+                else [axis, *(i for i in range(rank) if i != axis)]
+            )
+        if not self.activations:
+            left = ", ".join(f"{a.op} {a.name}" for a, _ in self.no_batch)
+            raise NoActivationError(
+                f"{self.name}: every counted activation ({left}) acts on a tensor without a "
+                "batch axis (learned parameters, not samples): its patterns cannot depend on "
+                "the input"
+            )
+        self.not_counted = _units_by_kind(not_counted)
+        self.kinds = _units_by_kind(
+            (a.op, None if s is None else _size(s))
+            for a, s in zip(self.activations, self._sample_shapes, strict=True)
+        )
+
+    def activation_summary(self) -> str:
+        """One line: kinds counted with their units, kinds present but not counted, and the
+        activations left out for having no batch axis."""
+        no_batch = _units_by_kind((a.op, units) for a, units in self.no_batch)
+        return summary_line(self.kinds, self.not_counted, no_batch)
+
     @property
     def passes(self) -> int:
         """Forward passes per repeat (more than 1 when the patterns are read in layer groups)."""
@@ -252,20 +380,20 @@ class PatternSession:
 DEFAULT_MAX_PATTERN_BYTES = 1 << 30
 
 
-def _inferred_shapes(model: onnx.ModelProto, names: Sequence[str]) -> list[tuple[int, ...] | None]:
-    """Static shapes of the BOOL pattern tensors from shape inference (None where unknown)."""
-    from onnx import shape_inference
+def _size(shape: Sequence[int]) -> int:
+    return int(np.prod(shape)) if len(shape) else 1
 
-    try:
-        inferred = shape_inference.infer_shapes(model)
-    except Exception:
-        return [None] * len(names)
-    known: dict[str, tuple[int, ...]] = {}
-    for value in [*inferred.graph.value_info, *inferred.graph.output]:
-        dims = value.type.tensor_type.shape.dim
-        if dims and all(d.HasField("dim_value") for d in dims):
-            known[value.name] = tuple(int(d.dim_value) for d in dims)
-    return [known.get(name) for name in names]
+
+def _units_by_kind(items: Iterable[tuple[str, int | None]]) -> dict[str, int | None]:
+    """kind → summed units, in first-seen order (None when any unit count is unknown)."""
+    found: dict[str, int | None] = {}
+    for kind, units in items:
+        if kind not in found:
+            found[kind] = units
+        else:
+            previous = found[kind]
+            found[kind] = None if previous is None or units is None else previous + units
+    return found
 
 
 def _group_outputs(
