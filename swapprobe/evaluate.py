@@ -77,7 +77,7 @@ class Evaluator:
         else:
             network = ref.load()
             param_count, size_unit = None, self.settings.size_unit
-        runner, digest = self._prepare(network, timings)
+        runner, digest = self._prepare(network, timings, name=name or ref.name)
         result = self._run(
             runner,
             name=name or ref.name,
@@ -106,7 +106,7 @@ class Evaluator:
             return ref.space.build_scoring_network(ref.arch)
 
     # --- internals ----------------------------------------------------------------------
-    def _prepare(self, model: Any, timings: dict[str, float]) -> tuple[Any, str]:
+    def _prepare(self, model: Any, timings: dict[str, float], *, name: str) -> tuple[Any, str]:
         settings = self.settings
         inputs = self.data.inputs
         is_module = is_torch_module(model)
@@ -118,7 +118,12 @@ class Evaluator:
             from swapprobe.capture.hooks import TorchPatternRunner
 
             t0 = time.perf_counter()
-            runner = TorchPatternRunner(model, batch_size=settings.batch_size, init=settings.init)
+            runner = TorchPatternRunner(
+                model,
+                batch_size=settings.batch_size,
+                init=settings.init,
+                activations=settings.activations,
+            )
             timings["session"] = time.perf_counter() - t0
             return runner, module_digest(model)
 
@@ -144,7 +149,8 @@ class Evaluator:
             input_name=settings.input_name,
             device=settings.device,
             max_pattern_bytes=settings.max_pattern_bytes,
-            name=model_name(model),
+            name=name,
+            activations=settings.activations,
         )
         if is_module:
             # Θ of a module counts every parameter, also those its forward never uses

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_ACTIVATIONS",
     "INIT_SCHEMES",
     "KEEP_PATTERNS",
     "Result",
@@ -28,6 +29,10 @@ __all__ = [
 ]
 
 INIT_SCHEMES: tuple[str, ...] = ("gaussian", "kaiming", "keep")
+#: which activation units count (see :mod:`swapprobe.capture.activations`): every gate —
+#: ReLU family, GELU, SiLU/Swish, Hardswish, Mish, ELU/SELU/CELU — with bit 1[input > 0], as
+#: SWAP_Universal (TPAMI 2026) counts them; ``relu`` is the ICLR paper's ReLU family alone
+DEFAULT_ACTIVATIONS = "gates"
 
 
 def check_scheme(scheme: str) -> None:
@@ -62,6 +67,8 @@ class ScoreSettings:
     input_name: str | None = None
     #: bound on the pattern bytes one forward pass returns; above it layers are read in groups
     max_pattern_bytes: int | None = None
+    #: which activations count: ``gates`` (default), ``relu``, or kinds such as ``Relu,Gelu``
+    activations: str = DEFAULT_ACTIVATIONS
 
     def __post_init__(self) -> None:
         if self.batch_size < 2:
@@ -89,6 +96,7 @@ class ScoreSettings:
             "backend": self.backend,
             "data_fingerprint": data.fingerprint,
             "keep_patterns": self.keep_patterns,
+            "activations": self.activations,
         }
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import onnx
 
 from swapprobe.errors import SettingsError
+from swapprobe.results import DEFAULT_ACTIVATIONS
 
 __all__ = [
     "DEFAULT_ACTIVATIONS",
@@ -35,10 +36,10 @@ RELU_KINDS = ("Relu", "LeakyRelu", "PRelu", "Clip")
 #: every gate kind (``activations="gates"``)
 GATE_KINDS = (*RELU_KINDS, "Gelu", "Silu", "HardSwish", "Mish", "Elu", "Selu", "Celu")
 
-#: The one default of the activation selector. SWAP_Universal (TPAMI 2026) hooks ReLU, GELU and
-#: SiLU; every other kind here obeys the same sign rule, so all gates count. ReLU-only models
-#: (the DARTS and NB201 spaces) score exactly as under ``"relu"``.
-DEFAULT_ACTIVATIONS = "gates"
+# The one default of the selector lives in swapprobe.results (DEFAULT_ACTIVATIONS, "gates"):
+# SWAP_Universal (TPAMI 2026) hooks ReLU, GELU and SiLU; every other kind here obeys the same
+# sign rule, so all gates count. ReLU-only models (the DARTS and NB201 spaces) score exactly
+# as under "relu".
 
 _ALIASES = {
     "swish": "Silu",

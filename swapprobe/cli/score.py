@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from swapprobe.cli import options
+from swapprobe.results import DEFAULT_ACTIVATIONS
 
 EPILOG = """\
 models:
@@ -16,8 +17,12 @@ models:
   nb201#INDEX          a NAS-Bench-201 architecture by the index the reports print
   FILE.py:FUNCTION     a Python function (no arguments) returning a torch.nn.Module
 
-activations: every Relu, LeakyRelu, PRelu and Clip with min 0 (ReLU6) counts; a unit's bit is
-1[pre-activation > 0]. BatchNorm runs on batch statistics (as the reference), dropout is off.
+activations (--activations): "gates" (default) counts every gate of SWAP_Universal (TPAMI 2026):
+the ReLU family (Relu, LeakyRelu, PRelu, ReLU6), Gelu (also its Erf and Tanh forms), Silu/Swish,
+HardSwish, Mish, Elu, Selu, Celu, found by graph pattern; "relu" counts the ReLU family alone
+(the ICLR paper); or name kinds, e.g. "Relu,Gelu". A unit's bit is 1[input > 0]; activations
+without a batch axis (a ReLU on a parameter table) are left out and reported. BatchNorm runs
+on batch statistics (as the reference), dropout is off.
 
 defaults: S=16, 32 repeats, N(0,1) weights (--init gaussian), the paper's setting; when every
 model is an architecture of one space, that space's measured defaults instead:
@@ -55,6 +60,12 @@ def add_parser(commands: Any) -> None:
         help="onnx: onnxruntime (default); torch: run the torch module with "
         "ReLU interception (torch models only)",
     )
+    parser.add_argument(
+        "--activations",
+        default=DEFAULT_ACTIVATIONS,
+        metavar="relu|gates|KINDS",
+        help="which activation units count (default: %(default)s; see below)",
+    )
     parser.add_argument("--input-name", help="the image input, for models with several inputs")
     parser.add_argument(
         "--max-pattern-memory",
@@ -89,6 +100,8 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import re
+
     from swapprobe import report
     from swapprobe.api import score_many
     from swapprobe.errors import SettingsError
@@ -98,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
 
     out, err = options.consoles()
     options.check_mu_sigma(args)
+    from swapprobe.capture.activations import select_kinds
+
+    select_kinds(args.activations)  # an unknown kind fails before any work
     if args.resume and not args.store:
         raise SettingsError("--resume needs --store")
     options.check_outputs([args.json, args.csv])
@@ -122,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         keep_patterns=args.keep_patterns if args.store else "none",  # unread without a store
         input_name=args.input_name,
         max_pattern_bytes=args.max_pattern_memory * 2**20 if args.max_pattern_memory else None,
+        activations=args.activations,
     )
     local = options.executor_name(args) == "local"
     with options.open_executor(args) as executor, options.progress_bar(err) as bar:
@@ -161,6 +178,10 @@ def run(args: argparse.Namespace) -> int:
         if args.profile:
             out.print(report.profile_table(results))
         for result in results:
+            summary = result.metadata.get("activations")
+            if summary and not re.fullmatch(r"counted Relu [\d,]+", summary):
+                # kinds beyond ReLU counted, or units left out: say which, per model
+                err.print(f"[dim]{result.name}: {summary}[/]", highlight=False)
             passes = result.metadata.get("passes", 1)
             if passes > 1:
                 err.print(
