@@ -75,6 +75,8 @@ def score(
     """
     ref = resolve_one(model, seed=seed)
     defaults = scoring_defaults([ref])
+    if ref.input_size is not None:  # a zoo model's own input size, unless one is given
+        data_options.setdefault("input_size", ref.input_size)
     batch = _batch(data, batch_size or defaults.batch_size, seed, **data_options)
     settings = ScoreSettings(
         batch_size=len(batch.inputs),

@@ -7,6 +7,8 @@
   (a space's index);
 * an ONNX file path (``resnet.onnx``);
 * ``FILE.py:FUNCTION`` — a Python file and a function in it that returns a ``torch.nn.Module``;
+* ``torchvision:NAME``, ``timm:NAME`` — a model zoo's architecture, built with random weights
+  (weights are never needed), with the input size of its own configuration;
 * from Python also ``(space, arch)`` (a space object or its registered name; an architecture
   value or its text), a ``torch.nn.Module`` or an ``onnx.ModelProto``.
 
@@ -30,9 +32,11 @@ import numpy as np
 from swapprobe.errors import ModelLoadError, UnknownArchitectureError
 
 __all__ = [
+    "ZOOS",
     "ModelRef",
     "arch_key",
     "arch_ref",
+    "input_size_of",
     "is_torch_module",
     "module_digest",
     "resolve_models",
@@ -53,6 +57,8 @@ class ModelRef:
     load: Callable[[], Any]
     space: Any = None  # SearchSpace when this is an architecture
     arch: Hashable | None = None
+    #: (H, W) the model is made for, when it says (a zoo model's own configuration)
+    input_size: tuple[int, int] | None = None
 
 
 def arch_key(space: Any, arch: Hashable) -> str:
@@ -93,6 +99,21 @@ def scoring_defaults(refs: Iterable[ModelRef]) -> Any:
     return SpaceDefaults()
 
 
+def input_size_of(refs: Iterable[ModelRef]) -> tuple[int, int] | None:
+    """The (H, W) every model of ``refs`` that states one is made for, or None when none does.
+
+    Raises:
+        SettingsError: the models state different sizes (then one must be given).
+    """
+    from swapprobe.errors import SettingsError
+
+    sizes = {ref.input_size for ref in refs if ref.input_size is not None}
+    if len(sizes) > 1:
+        shown = ", ".join(f"{h}x{w}" for h, w in sorted(sizes))
+        raise SettingsError(f"the models are made for different input sizes ({shown}); give one")
+    return next(iter(sizes), None)
+
+
 def resolve_models(specs: Iterable[Any], *, seed: int = 0) -> list[ModelRef]:
     """Turn model specs into :class:`ModelRef` s, failing early on any that cannot work.
 
@@ -130,6 +151,8 @@ def _resolve(spec: Any, seed: int) -> list[ModelRef]:
     if indexed and _is_space(indexed.group(1)):
         return [_indexed_ref(indexed.group(1), int(indexed.group(2)))]
     head, _, rest = text.partition(":")
+    if rest and head in ZOOS:
+        return [_zoo_ref(head, rest, seed)]
     if rest and _is_space(head):
         return _space_refs(head, rest, seed)
     if rest and head.endswith(".py"):
@@ -333,6 +356,99 @@ def _python_ref(path: Path, function: str, seed: int) -> ModelRef:
     built = _call_factory(factory, f"{path.name}:{function}", seed)
     ref = _object_ref(built)
     return ModelRef(f"{path.name}:{function}", ref.key, ref.load)
+
+
+# --- model zoos: architectures by name, random weights (weights are never needed) ---------
+def _torchvision_model(name: str) -> tuple[Any, tuple[int, int] | None]:
+    models = _import_zoo("torchvision", "torchvision.models")
+    try:
+        model = models.get_model(name, weights=None)
+    except ValueError:
+        known = ", ".join(sorted(models.list_models(module=models))[:12])
+        raise ModelLoadError(
+            f"torchvision has no classification model {name!r} (e.g. {known}, ...)"
+        ) from None
+    size = None
+    try:  # the crop size of the model's own weights' transforms (metadata, no download)
+        crop = models.get_model_weights(name).DEFAULT.transforms().crop_size
+        size = (int(crop[0]), int(crop[-1]))
+    except Exception:
+        size = None
+    return model, size
+
+
+def _timm_model(name: str) -> tuple[Any, tuple[int, int] | None]:
+    timm = _import_zoo("timm", "timm")
+    try:
+        model = timm.create_model(name, pretrained=False)
+    except RuntimeError as error:  # timm's "Unknown model"
+        raise ModelLoadError(f"timm: {str(error).splitlines()[0]}") from None
+    config = getattr(model, "pretrained_cfg", None) or {}
+    size = config.get("input_size")
+    return model, (int(size[-2]), int(size[-1])) if size else None
+
+
+#: ``ZOO:NAME`` → a function returning the model (random weights) and its input (H, W)
+ZOOS: dict[str, Callable[[str], tuple[Any, tuple[int, int] | None]]] = {
+    "torchvision": _torchvision_model,
+    "timm": _timm_model,
+}
+
+
+def _import_zoo(package: str, module: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except RuntimeError as error:
+        if "torchvision::nms does not exist" not in str(error):
+            raise ModelLoadError(f"{package} cannot be imported: {error}") from None
+        # A torchvision wheel built for another torch (PyPI's CUDA build beside a CPU torch)
+        # cannot load its C++ operators, and its import stops at the first fake registration.
+        # Classification models never call those operators: declare the two the import
+        # needs, without kernels, and import again. Detection models would still fail.
+        _declare_torchvision_ops()
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
+        try:
+            return importlib.import_module(module)
+        except (ImportError, RuntimeError) as again:
+            raise ModelLoadError(
+                f"{package} is installed but cannot be imported beside this torch "
+                f"({str(again).splitlines()[0]}); install the {package} build made for your "
+                "torch"
+            ) from None
+    except ImportError:
+        raise ModelLoadError(
+            f"{package} models need {package}: pip install {package} (a build matching your "
+            "torch)"
+        ) from None
+
+
+_TORCHVISION_OPS: list[Any] = []  # keeps the declaring library alive
+
+
+def _declare_torchvision_ops() -> None:
+    import torch
+
+    if _TORCHVISION_OPS:
+        return
+    library = torch.library.Library("torchvision", "DEF")
+    library.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    library.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    _TORCHVISION_OPS.append(library)
+
+
+def _zoo_ref(zoo: str, name: str, seed: int) -> ModelRef:
+    """``torchvision:resnet18``, ``timm:convnext_atto``: built once, with random weights drawn
+    under ``seed`` (only ``init="keep"`` scores them; other schemes re-draw every weight)."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model, size = ZOOS[zoo](name)
+    ref = _object_ref(model)
+    return ModelRef(f"{zoo}:{name}", ref.key, ref.load, input_size=size)
 
 
 def _call_factory(factory: Callable[[], Any], label: str, seed: int) -> Any:

@@ -33,6 +33,7 @@ __all__ = [
     "ranking_table",
     "run_header",
     "run_header_for",
+    "saturation_notes",
     "search_panel",
     "write_csv",
     "write_csv_rows",
@@ -297,6 +298,22 @@ def _text_target(target: str | Path | TextIO) -> Iterator[TextIO]:
             yield handle
     else:
         yield target
+
+
+def saturation_notes(results: Sequence[Result], *, at: float = 0.99) -> list[str]:
+    """One line per model whose SWAP met the 2^S bound (more samples would tell its units
+    apart), with the S that lifts the bound above its V units."""
+    notes = []
+    for result in results:
+        samples, units = result.samples, result.units
+        if samples >= 63 or (1 << samples) >= units or result.swap < at * (1 << samples):
+            continue
+        wanted = max(samples + 1, math.ceil(math.log2(units)))
+        notes.append(
+            f"{result.name}: SWAP is at its bound 2^S = {1 << samples:,} (V = {units:,} units); "
+            f"score with -S {wanted} or more to tell them apart"
+        )
+    return notes
 
 
 def search_panel(space: Any, outcome: Any) -> Panel:

@@ -258,15 +258,19 @@ def write_rows(
 
 
 # --- data and executors ------------------------------------------------------------------
-def load_data(args: argparse.Namespace, batch_size: int) -> Any:
+def load_data(
+    args: argparse.Namespace, batch_size: int, *, input_size: tuple[int, ...] | None = None
+) -> Any:
+    """The batch the data options ask for (``input_size``: instead of ``--input-size``)."""
     from swapprobe.data import load_batch
 
+    size = input_size or (tuple(args.input_size) if args.input_size else None)
     return load_batch(
         args.data,
         batch_size=batch_size,
         seed=args.seed,
         data_dir=args.data_dir,
-        input_size=tuple(args.input_size) if args.input_size else None,
+        input_size=size,  # type: ignore[arg-type]
         pick=args.pick,
     )
 

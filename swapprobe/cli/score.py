@@ -16,6 +16,8 @@ models:
   SPACE:random:N       N seeded random architectures of a space; SPACE:all every one (nb201)
   nb201#INDEX          a NAS-Bench-201 architecture by the index the reports print
   FILE.py:FUNCTION     a Python function (no arguments) returning a torch.nn.Module
+  torchvision:NAME     a torchvision classification model, random weights, its own input
+  timm:NAME            size (optional: pip install torchvision / timm built for your torch)
 
 activations (--activations): "gates" (default) counts every gate of SWAP_Universal (TPAMI 2026):
 the ReLU family (Relu, LeakyRelu, PRelu, ReLU6), Gelu (also its Erf and Tanh forms), Silu/Swish,
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from swapprobe import report
     from swapprobe.api import score_many
     from swapprobe.errors import SettingsError
-    from swapprobe.models import resolve_models, scoring_defaults
+    from swapprobe.models import input_size_of, resolve_models, scoring_defaults
     from swapprobe.results import ScoreSettings
     from swapprobe.store import check_writable
 
@@ -122,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
     options.start_executor_early(args)
     refs = resolve_models(args.models, seed=args.seed)
     defaults = scoring_defaults(refs)
-    data = options.load_data(args, args.batch_size or defaults.batch_size)
+    # a zoo model's own input size unless one is given
+    size = tuple(args.input_size) if args.input_size else input_size_of(refs)
+    data = options.load_data(args, args.batch_size or defaults.batch_size, input_size=size)
     settings = ScoreSettings(
         batch_size=len(data.inputs),
         repeats=args.repeats or defaults.repeats,
@@ -177,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
                 )
         if args.profile:
             out.print(report.profile_table(results))
+        for note in report.saturation_notes(results):
+            err.print(f"[yellow]{note}[/]", highlight=False)
         for result in results:
             summary = result.metadata.get("activations")
             if summary and not re.fullmatch(r"counted Relu [\d,]+", summary):

@@ -1,0 +1,80 @@
+"""Model zoos by name: ``torchvision:NAME`` and ``timm:NAME`` resolve to random-weight models
+with their own input size. Skipped with the reason where the zoo package is absent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+import torch.nn as nn
+
+import swapprobe
+from swapprobe.errors import ModelLoadError, SettingsError
+from swapprobe.models import ZOOS, input_size_of, resolve_models
+
+
+class Tiny(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).flatten(1)
+
+
+def test_a_zoo_name_carries_its_input_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(ZOOS, "fakezoo", lambda name: (Tiny(), (40, 24) if name == "a" else (8, 8)))
+    (ref,) = resolve_models(["fakezoo:a"])
+    assert ref.name == "fakezoo:a" and ref.input_size == (40, 24)
+    result = swapprobe.score("fakezoo:a", repeats=1)
+    assert result.units == 4 * 40 * 24  # one ReLU on a 4-channel 40x24 map: the size was used
+    with pytest.raises(SettingsError, match="different input sizes"):
+        input_size_of(resolve_models(["fakezoo:a", "fakezoo:b"]))
+
+
+def _torchvision() -> Any:
+    try:
+        (ref,) = resolve_models(["torchvision:resnet18"])
+    except ModelLoadError as error:
+        pytest.skip(f"torchvision unusable here: {error}")
+    return ref
+
+
+def test_torchvision_resnet18_scores_with_every_relu_call_counted() -> None:
+    ref = _torchvision()
+    assert ref.input_size == (224, 224)  # from its weights' metadata, no download
+    model = ref.load()
+    assert sum(p.numel() for p in model.parameters()) == 11_689_512  # resnet18's known size
+    # independent count: every call of an nn.ReLU (torchvision reuses each block's ReLU)
+    sizes: list[int] = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: sizes.append(out[0].numel()))
+        for m in model.modules()
+        if isinstance(m, nn.ReLU)
+    ]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, 64, 64))
+    for hook in hooks:
+        hook.remove()
+    result = swapprobe.score(ref, batch_size=4, repeats=1, input_size=(64, 64))
+    assert result.units == sum(sizes)
+
+
+def test_unknown_zoo_model_is_one_line() -> None:
+    _torchvision()
+    with pytest.raises(ModelLoadError, match="no classification model 'resnet19'"):
+        resolve_models(["torchvision:resnet19"])
+
+
+def test_a_saturated_score_names_the_s_that_lifts_the_bound() -> None:
+    import numpy as np
+
+    from swapprobe import report
+    from swapprobe.results import Result
+
+    full = Result("big", "k", np.array([65536.0]), param_count=1, units=2_308_096, samples=16)
+    unsaturated = Result("small", "k2", np.array([900.0]), param_count=1, units=1000, samples=16)
+    (note,) = report.saturation_notes([full, unsaturated])
+    # 2^22 = 4,194,304 is the first power of two above 2,308,096 units
+    assert note.startswith("big: SWAP is at its bound 2^S = 65,536") and "-S 22 " in note
