@@ -150,7 +150,15 @@ def record_to_result(
     mu: float | None = None,
     sigma: float | None = None,
 ) -> Result:
-    """Rebuild a :class:`Result` from a stored record (μ, σ from settings or arguments)."""
+    """Rebuild a :class:`Result` from a stored record (μ, σ from settings or arguments).
+
+    Raises:
+        StoreError: the record has no SWAP scores (not written by a scoring run, or damaged).
+    """
+    if "swap" not in record.scores:
+        from swapprobe.errors import StoreError
+
+        raise StoreError(f"the stored record of {record.key[:80]!r} has no SWAP scores")
     meta = dict(record.metadata)
     samples = int(meta.get("samples", 0))
     patterns = {

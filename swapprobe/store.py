@@ -714,8 +714,7 @@ class PatternStore:
             _as_text(dataset.attrs["metric"]): np.asarray(dataset[()], dtype=np.float64)
             for dataset in group["scores"].values()
         }
-        if "swap" not in scores:
-            raise KeyError("no scores/swap")
+
         layers = tuple(
             LayerInfo(
                 _as_text(row["name"]),
