@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from swapprobe.data import load_batch
-from swapprobe.evaluate import ScoreSettings
 from swapprobe.evolution import EvolutionConfig
+from swapprobe.results import ScoreSettings
 from swapprobe.search import run_search
 from swapprobe.searchspaces import get_space
 

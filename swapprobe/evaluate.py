@@ -115,7 +115,7 @@ class Evaluator:
                 raise SettingsError(
                     "backend torch needs a torch.nn.Module; ONNX files use backend onnx"
                 )
-            from swapprobe.capture.hooks import TorchPatternRunner
+            from swapprobe.capture.torch_backend import TorchPatternRunner
 
             t0 = time.perf_counter()
             runner = TorchPatternRunner(

@@ -27,12 +27,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 from swapprobe.capture import graph
 from swapprobe.capture.export import export_module
-from swapprobe.capture.hooks import module_parameters
 from swapprobe.capture.session import PatternSession
+from swapprobe.capture.torch_backend import module_parameters
 from swapprobe.capture.weights import draw
 from swapprobe.data import Batch, load_batch
 from swapprobe.errors import NoActivationError, ShapeMismatchError
-from swapprobe.evaluate import Evaluator, Result, ScoreSettings
+from swapprobe.evaluate import Evaluator
+from swapprobe.results import Result, ScoreSettings
 
 SEED = 11
 REPEATS = 2

@@ -26,9 +26,9 @@ from swapprobe.capture import graph
 from swapprobe.capture.activations import DEFAULT_ACTIVATIONS, GATE_KINDS, select_kinds
 from swapprobe.capture.export import export_module
 from swapprobe.capture.folding import FoldedBatchNormWarning, folded_batchnorm
-from swapprobe.capture.hooks import TorchPatternRunner
 from swapprobe.capture.session import PatternSession
 from swapprobe.capture.shapes import static_shapes
+from swapprobe.capture.torch_backend import TorchPatternRunner
 from swapprobe.errors import ExportError, NoActivationError, SettingsError, ShapeMismatchError
 from tests.test_capture import SEED, evaluate, make_inputs, reference_init
 

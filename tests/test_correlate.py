@@ -23,7 +23,7 @@ from swapprobe.correlate import (
     sweep_regularisation,
 )
 from swapprobe.errors import DataError
-from swapprobe.evaluate import Result
+from swapprobe.results import Result
 
 NB201_ARCHS = [
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",

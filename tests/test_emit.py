@@ -22,8 +22,9 @@ from swapprobe.capture.graph import load_model
 from swapprobe.capture.session import PatternSession
 from swapprobe.data import load_batch
 from swapprobe.errors import ExportError
-from swapprobe.evaluate import Evaluator, ScoreSettings
+from swapprobe.evaluate import Evaluator
 from swapprobe.patterns import PatternMatrix
+from swapprobe.results import ScoreSettings
 from swapprobe.searchspaces.darts import DARTS_OPS, DARTS_V2, DartsSpace, Genotype
 from swapprobe.searchspaces.nb201 import NB201_EDGES, NB201_OPS, Nb201Arch, Nb201Space
 

@@ -22,7 +22,6 @@ from swapprobe.cli import main
 from swapprobe.correlate import read_table
 from swapprobe.data import Batch, load_batch
 from swapprobe.errors import SettingsError
-from swapprobe.evaluate import Result, ScoreSettings
 from swapprobe.evolution import EvolutionConfig
 from swapprobe.executors import (
     LocalExecutor,
@@ -31,6 +30,7 @@ from swapprobe.executors import (
     get_executor,
 )
 from swapprobe.models import resolve_models
+from swapprobe.results import Result, ScoreSettings
 from swapprobe.search import run_search, score_table
 from swapprobe.searchspaces import get_space
 from swapprobe.store import PatternStore

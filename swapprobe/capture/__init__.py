@@ -11,7 +11,7 @@ Three layers, each importing only the one below it (the optimum habit):
 beside them :mod:`~swapprobe.capture.activations` (which units count: every gate, found by graph
 pattern, and the selector), :mod:`~swapprobe.capture.shapes` (static shapes and each tensor's
 batch axis) and :mod:`~swapprobe.capture.folding` (was BN folded at export?); plus the torch
-side: :mod:`~swapprobe.capture.export` (module → ONNX) and :mod:`~swapprobe.capture.hooks` (the
-second backend, torch forward with gate interception; hand-written gates by
-:mod:`~swapprobe.capture.torch_gates`).
+side: :mod:`~swapprobe.capture.export` (module → ONNX) and
+:mod:`~swapprobe.capture.torch_backend` (the second backend, torch forward with gate
+interception; hand-written gates by :mod:`~swapprobe.capture.torch_gates`).
 """

@@ -143,7 +143,7 @@ def export_module(
 def _trace(module: nn.Module, sample: np.ndarray, *, opset: int) -> onnx.ModelProto:
     import torch
 
-    from swapprobe.capture.hooks import plain_attention
+    from swapprobe.capture.torch_backend import plain_attention
 
     example = torch.as_tensor(np.ascontiguousarray(sample[:2] if len(sample) > 1 else sample))
     buffer = io.BytesIO()

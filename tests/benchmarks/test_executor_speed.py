@@ -29,9 +29,9 @@ import torch
 from swapprobe.api import score_many
 from swapprobe.capture import session
 from swapprobe.data import load_batch
-from swapprobe.evaluate import ScoreSettings
 from swapprobe.executors import LocalExecutor, PoolExecutor
 from swapprobe.models import resolve_models
+from swapprobe.results import ScoreSettings
 from tests.benchmarks.recording import record
 
 pytestmark = pytest.mark.benchmark

@@ -142,7 +142,8 @@ def test_scoring_vs_plain_forward_and_oracle() -> None:
 
 def test_darts_architectures_per_second(shared_data: Path) -> None:
     from swapprobe.data import load_batch
-    from swapprobe.evaluate import Evaluator, ScoreSettings
+    from swapprobe.evaluate import Evaluator
+    from swapprobe.results import ScoreSettings
     from swapprobe.searchspaces import get_space
 
     space = get_space("darts")
@@ -168,7 +169,8 @@ def test_emitted_vs_traced_networks(
 ) -> None:
     from swapprobe.capture.export import export_module
     from swapprobe.data import load_batch
-    from swapprobe.evaluate import Evaluator, ScoreSettings
+    from swapprobe.evaluate import Evaluator
+    from swapprobe.results import ScoreSettings
     from swapprobe.searchspaces import get_space
 
     space = get_space(space_name)
