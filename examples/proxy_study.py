@@ -1,0 +1,253 @@
+"""Measure SWAP and AZ-NAS's proxies on a ground-truth table, then choose a default proxy set.
+
+Two steps, so the slow one can run in the background and resume::
+
+    # 1. per-architecture values (appends to the CSV; rerun to resume), one core:
+    OMP_NUM_THREADS=1 nohup python examples/proxy_study.py measure nb201 \\
+        --table ../shared/data/nb201_cifar10_dev1000.csv --out /work/results/nb201.csv &
+    # 2. the table of correlations and the chosen set:
+    python examples/proxy_study.py analyse /work/results/nb201.csv
+
+``measure`` scores every row as swapprobe does today through the public :class:`Evaluator`
+(NAS-Bench-201: real CIFAR-10 images, S = 32, 2 repeats, Kaiming init, Θ in M, and
+``--reg auto``'s μ, σ from the same calibration the CLI runs; DARTS: S = 16, 32 repeats,
+Gaussian init, Θ in K) and, on the same architecture, AZ-NAS's pass
+(:mod:`swapprobe.proxies_torch`: B Gaussian-noise images, Kaiming-normal init, BN in train
+mode) for expressivity, progressivity, trainability and FLOPs. Seconds of each part are
+columns of the CSV (``seconds_swap``, ``seconds_proxies``).
+
+THE SELECTION RULE (written here before any figure was looked at; ``analyse`` applies it):
+
+1. Candidates: SWAP (plain) together with every subset of {expressivity, progressivity,
+   trainability, flops, nwot} — 32 sets, SWAP alone included. Each set is scored by AZ-NAS's
+   aggregate Σ_k log(rank_k / N), ranks computed among the rows being judged.
+   (Θ is not a candidate beside FLOPs: both measure size; reg-SWAP is reported, not combined,
+   as the size term is already FLOPs.)
+2. The rows are split into two halves by ``numpy.random.default_rng(SPLIT_SEED).permutation``.
+3. For each half: the set with the highest Spearman ρ (aggregate vs accuracy) on that half is
+   that half's choice; its ρ on the *other* half is the out-of-fold figure of the procedure.
+4. The default set is the one with the highest mean of the two halves' ρ; among sets within
+   ``PARSIMONY`` (0.002) of that best mean, the one with the fewest proxies (then the higher
+   mean). The out-of-fold figures of step 3 are the honest estimate of what choosing costs.
+
+Everything is reported: each proxy alone and each set, ρ and Kendall τ on both halves and
+on all rows, the top-10 mean accuracy among all rows by the chosen aggregate, by reg-SWAP and
+by SWAP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CANDIDATES = ("expressivity", "progressivity", "trainability", "flops", "nwot")
+BASE = "swap"
+SPLIT_SEED = 20261202
+PARSIMONY = 0.002
+
+NB201_SETTINGS = {"batch_size": 32, "repeats": 2, "init": "kaiming"}
+DARTS_SETTINGS = {"batch_size": 16, "repeats": 32, "init": "gaussian"}
+
+
+def _shared_data() -> Path:
+    return Path(os.environ.get("SWAPPROBE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+
+
+def _read_rows(space_name: str, table: Path) -> list[tuple[str, float]]:
+    """(architecture text, accuracy) per row of the ground-truth table."""
+    if space_name == "nb201":
+        from swapprobe.searchspaces.nb201 import load_table
+
+        return [
+            (arch.format(), acc["cifar10_test_acc_200ep"])
+            for arch, acc in load_table(table, acc_cols=["cifar10_test_acc_200ep"])
+        ]
+    from swapprobe.searchspaces.darts import load_table as load_darts
+
+    return [(str(genotype), acc) for genotype, acc in load_darts(table)]
+
+
+def _proxy_network(space: Any, arch: Any, space_name: str) -> tuple[Any, list[Any]]:
+    """The network AZ-NAS's pass runs on and its blocks (see ``swapprobe.proxies_torch``)."""
+    from swapprobe.proxies_torch import darts_blocks, nb201_blocks
+
+    if space_name == "nb201":
+        net = space.build_scoring_network(arch)
+        return net, nb201_blocks(net)
+    from swapprobe.proxies_torch import darts_proxy_network
+
+    net = darts_proxy_network(arch)
+    return net, darts_blocks(net)
+
+
+def measure(args: argparse.Namespace) -> int:
+    import torch
+
+    from swapprobe.data import load_batch
+    from swapprobe.evaluate import Evaluator, ScoreSettings
+    from swapprobe.proxies_torch import collect_block_stats, gaussian_inputs, proxy_values
+    from swapprobe.regularisation import auto_regularisation
+    from swapprobe.searchspaces import get_space
+
+    torch.set_num_threads(1)
+    space = get_space(args.space)
+    fixed = NB201_SETTINGS if args.space == "nb201" else DARTS_SETTINGS
+    data = load_batch(
+        "cifar10", batch_size=fixed["batch_size"], data_dir=str(_shared_data() / "data")
+    )
+    settings = ScoreSettings(
+        batch_size=fixed["batch_size"],
+        repeats=fixed["repeats"],
+        init=fixed["init"],
+        size_unit=space.size_unit,
+        keep_patterns="none",
+    )
+    evaluator = Evaluator(data, settings)
+    rows = _read_rows(args.space, Path(args.table))
+    if args.limit:
+        rows = rows[: args.limit]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = set()
+    if out.exists():
+        with out.open(newline="") as handle:
+            done = {row["arch"] for row in csv.DictReader(handle)}
+    # --reg auto's μ, σ: the same calibration the CLI runs (100 seeded random architectures)
+    t0 = time.perf_counter()
+    reg = auto_regularisation(
+        space, lambda archs: [evaluator.evaluate_architecture(space, a) for a in archs]
+    )
+    print(f"reg auto: {reg.describe()} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    batches = [int(b) for b in args.proxy_batches.split(",")]
+    noise = {b: gaussian_inputs(b, space.input_shape, seed=0) for b in batches}
+    fields = ["arch", "accuracy", "swap", "reg_swap", "theta", "nwot", "standard_ap"]
+    fields += ["seconds_swap"]
+    for b in batches:
+        suffix = "" if b == batches[0] else f"_b{b}"
+        fields += [f"{name}{suffix}" for name in ("expressivity", "progressivity", "trainability")]
+        fields += [f"seconds_proxies{suffix}", f"seconds_forward{suffix}"]
+    fields += ["flops", "params_torch"]
+    new_file = not out.exists()
+    with out.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        if new_file:
+            writer.writeheader()
+        for i, (text, acc) in enumerate(rows):
+            if text in done:
+                continue
+            arch = space.parse(text)
+            t0 = time.perf_counter()
+            result = evaluator.evaluate_architecture(space, arch)
+            row: dict[str, Any] = {
+                "arch": text,
+                "accuracy": acc,
+                "seconds_swap": time.perf_counter() - t0,
+                "swap": result.swap,
+                "reg_swap": result.with_regularisation(reg.mu, reg.sigma).reg_swap,
+                "theta": result.theta,
+                "nwot": result.nwot,
+                "standard_ap": result.standard_ap,
+            }
+            for b in batches:
+                suffix = "" if b == batches[0] else f"_b{b}"
+                t0 = time.perf_counter()
+                net, blocks = _proxy_network(space, arch, args.space)
+                stats = collect_block_stats(net, blocks, noise[b], seed=0)
+                values = proxy_values(stats)
+                row[f"seconds_proxies{suffix}"] = time.perf_counter() - t0
+                row[f"seconds_forward{suffix}"] = stats.timings["forward"]
+                for name in ("expressivity", "progressivity", "trainability"):
+                    row[f"{name}{suffix}"] = values[name]
+                row["flops"] = values["flops"]
+                row["params_torch"] = values["params"]
+            writer.writerow(row)
+            handle.flush()
+            if i % 50 == 0:
+                print(f"{i + 1}/{len(rows)} {text[:40]} swap={row['swap']:.1f}", flush=True)
+    return 0
+
+
+def _read_values(path: Path) -> dict[str, np.ndarray]:
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    columns: dict[str, np.ndarray] = {}
+    for name in rows[0]:
+        if name == "arch":
+            continue
+        columns[name] = np.array([float(r[name]) for r in rows])
+    return columns
+
+
+def analyse(args: argparse.Namespace) -> int:
+    from swapprobe.proxies.selection import (
+        format_report,
+        select_proxy_set,
+        single_proxy_table,
+        top_k_mean,
+    )
+
+    columns = _read_values(Path(args.csv))
+    accuracy = columns.pop("accuracy")
+    suffix = args.suffix
+    table = {BASE: columns["swap"]}
+    for name in CANDIDATES:
+        key = name if name in ("flops", "nwot") else f"{name}{suffix}"
+        table[name] = columns[key]
+    print(f"{len(accuracy)} architectures from {args.csv} (proxy batch column suffix {suffix!r})")
+    print("\nEach proxy alone (ρ / τ on all rows; ρ on half A, half B):")
+    extra = {"reg_swap": columns["reg_swap"], "theta": columns["theta"]}
+    print(single_proxy_table({**table, **extra}, accuracy, seed=SPLIT_SEED))
+    selection = select_proxy_set(table, accuracy, base=BASE, seed=SPLIT_SEED, parsimony=PARSIMONY)
+    print()
+    print(format_report(selection))
+    from swapprobe.proxies.aggregate import aggregate
+
+    chosen = aggregate({name: table[name] for name in selection.chosen})
+    print("\nTop-10 mean accuracy among all rows:")
+    best = float(np.mean(np.sort(accuracy)[-10:]))
+    for label, score in (
+        ("chosen aggregate", chosen),
+        ("reg_swap", columns["reg_swap"]),
+        ("swap", columns["swap"]),
+    ):
+        print(f"  {label:<18}{top_k_mean(score, accuracy, 10):.3f}   (best possible {best:.3f})")
+    for prefix in ("seconds_swap", "seconds_proxies", "seconds_forward"):
+        for name, values in columns.items():
+            if name.startswith(prefix):
+                print(
+                    f"  mean {name:<22}{np.mean(values):.3f} s   median {np.median(values):.3f} s"
+                )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    m = commands.add_parser("measure", help="per-architecture values into a CSV (resumable)")
+    m.add_argument("space", choices=("nb201", "darts"))
+    m.add_argument("--table", required=True)
+    m.add_argument("--out", required=True)
+    m.add_argument("--limit", type=int, default=0)
+    m.add_argument(
+        "--proxy-batches",
+        default="64",
+        help="comma-separated B of the noise batch; the first gets unsuffixed columns",
+    )
+    m.set_defaults(handler=measure)
+    a = commands.add_parser("analyse", help="the correlation tables and the chosen set")
+    a.add_argument("csv")
+    a.add_argument("--suffix", default="", help="proxy column suffix, e.g. _b16")
+    a.set_defaults(handler=analyse)
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
