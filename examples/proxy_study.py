@@ -69,9 +69,11 @@ def _read_rows(space_name: str, table: Path) -> list[tuple[str, float]]:
             (arch.format(), acc["cifar10_test_acc_200ep"])
             for arch, acc in load_table(table, acc_cols=["cifar10_test_acc_200ep"])
         ]
+    from swapprobe.searchspaces import get_space
     from swapprobe.searchspaces.darts import load_table as load_darts
 
-    return [(str(genotype), acc) for genotype, acc in load_darts(table)]
+    darts = get_space("darts")
+    return [(darts.format(genotype), acc) for genotype, acc in load_darts(table)]
 
 
 def _proxy_network(space: Any, arch: Any, space_name: str) -> tuple[Any, list[Any]]:
