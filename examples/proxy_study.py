@@ -176,6 +176,48 @@ def measure(args: argparse.Namespace) -> int:
     return 0
 
 
+def measure_naslib(args: argparse.Namespace) -> int:
+    """NASLib's grad_norm, snip, synflow, jacob_cov per row into a second CSV (resumable).
+
+    Not candidates of the rule above (which was fixed before they were added): reported
+    alone, and beside the chosen set, by ``analyse --naslib``.
+    """
+    import torch
+
+    from swapprobe.proxies_torch import gaussian_inputs, naslib_pass
+    from swapprobe.searchspaces import get_space
+
+    torch.set_num_threads(1)
+    space = get_space(args.space)
+    rows = _read_rows(args.space, Path(args.table))
+    if args.limit:
+        rows = rows[: args.limit]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = set()
+    if out.exists():
+        with out.open(newline="") as handle:
+            done = {row["arch"] for row in csv.DictReader(handle)}
+    noise = gaussian_inputs(args.batch, space.input_shape, seed=0)
+    fields = ["arch", "grad_norm", "snip", "synflow", "jacob_cov", "seconds_naslib"]
+    new_file = not out.exists()
+    with out.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        if new_file:
+            writer.writeheader()
+        for i, (text, _acc) in enumerate(rows):
+            if text in done:
+                continue
+            t0 = time.perf_counter()
+            net, _blocks = _proxy_network(space, space.parse(text), args.space)
+            values = naslib_pass(net, noise, num_classes=10, seed=0)
+            writer.writerow({"arch": text, **values, "seconds_naslib": time.perf_counter() - t0})
+            handle.flush()
+            if i % 100 == 0:
+                print(f"{i + 1}/{len(rows)}", flush=True)
+    return 0
+
+
 def _read_values(path: Path) -> dict[str, np.ndarray]:
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -187,8 +229,22 @@ def _read_values(path: Path) -> dict[str, np.ndarray]:
     return columns
 
 
+def _join_naslib(main_csv: Path, naslib_csv: Path) -> dict[str, np.ndarray]:
+    """NASLib columns in the main CSV's row order (every row must have been measured)."""
+    with main_csv.open(newline="") as handle:
+        order = [row["arch"] for row in csv.DictReader(handle)]
+    with naslib_csv.open(newline="") as handle:
+        by_arch = {row["arch"]: row for row in csv.DictReader(handle)}
+    missing = [a for a in order if a not in by_arch]
+    if missing:
+        raise SystemExit(f"{len(missing)} rows of {main_csv} are not in {naslib_csv} yet")
+    names = ("grad_norm", "snip", "synflow", "jacob_cov")
+    return {n: np.array([float(by_arch[a][n]) for a in order]) for n in names}
+
+
 def analyse(args: argparse.Namespace) -> int:
     from swapprobe.proxies.selection import (
+        evaluate_set,
         format_report,
         select_proxy_set,
         single_proxy_table,
@@ -212,6 +268,21 @@ def analyse(args: argparse.Namespace) -> int:
     from swapprobe.proxies.aggregate import aggregate
 
     chosen = aggregate({name: table[name] for name in selection.chosen})
+    references = [("expressivity", "progressivity", "trainability", "flops")]
+    if args.naslib:
+        extra_columns = _join_naslib(Path(args.csv), Path(args.naslib))
+        print("\nNASLib proxies (not candidates of the rule), alone:")
+        print(single_proxy_table(extra_columns, accuracy, seed=SPLIT_SEED))
+        table.update(extra_columns)
+        references += [(*selection.chosen, name) for name in extra_columns]
+    print("\nReference sets (outside the rule; same halves):")
+    for proxies in references:
+        f = evaluate_set(table, accuracy, proxies, seed=SPLIT_SEED)
+        print(
+            f"  {'+'.join(proxies):<58}{f.rho_halves[0]:7.3f}{f.rho_halves[1]:7.3f}"
+            f"{f.rho_mean:7.3f}  rho all {f.rho_all:.3f} tau all {f.tau_all:.3f}  top-10 "
+            f"{top_k_mean(aggregate({n: table[n] for n in proxies}), accuracy, 10):.3f}"
+        )
     print("\nTop-10 mean accuracy among all rows:")
     best = float(np.mean(np.sort(accuracy)[-10:]))
     for label, score in (
@@ -243,9 +314,17 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated B of the noise batch; the first gets unsuffixed columns",
     )
     m.set_defaults(handler=measure)
+    n = commands.add_parser("measure-naslib", help="NASLib's cheap proxies into a second CSV")
+    n.add_argument("space", choices=("nb201", "darts"))
+    n.add_argument("--table", required=True)
+    n.add_argument("--out", required=True)
+    n.add_argument("--limit", type=int, default=0)
+    n.add_argument("--batch", type=int, default=16)
+    n.set_defaults(handler=measure_naslib)
     a = commands.add_parser("analyse", help="the correlation tables and the chosen set")
     a.add_argument("csv")
     a.add_argument("--suffix", default="", help="proxy column suffix, e.g. _b16")
+    a.add_argument("--naslib", help="the CSV of measure-naslib, reported beside the rule's sets")
     a.set_defaults(handler=analyse)
     args = parser.parse_args(argv)
     return int(args.handler(args))

@@ -27,6 +27,7 @@ Block choices per search space (:func:`nb201_blocks`): NAS-Bench-201's stem, its
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from swapprobe.proxies import azproxies
+from swapprobe.proxies import azproxies, naslib
 
 __all__ = [
     "BlockStats",
@@ -45,6 +46,7 @@ __all__ = [
     "darts_proxy_network",
     "gaussian_inputs",
     "init_kaiming_normal",
+    "naslib_pass",
     "nb201_blocks",
     "proxy_values",
 ]
@@ -248,3 +250,68 @@ def proxy_values(stats: BlockStats) -> dict[str, float]:
         "flops": float(stats.macs),
         "params": float(stats.params),
     }
+
+
+def _weight_layers(module: nn.Module) -> list[nn.Conv2d | nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+
+
+def _weights_and_grads(layers: Sequence[nn.Module]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    weights, grads = [], []
+    for m in layers:
+        w = m.weight  # type: ignore[union-attr]
+        weights.append(w.detach().double().numpy())
+        g = w.grad if w.grad is not None else torch.zeros_like(w)
+        grads.append(g.detach().double().numpy())
+    return weights, grads
+
+
+def naslib_pass(
+    module: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    num_classes: int,
+    seed: int = 0,
+    labels: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """grad_norm, snip, synflow and jacob_cov as NASLib computes them (bigger is better).
+
+    Three backward passes through the whole network (these proxies are not block-local):
+    cross-entropy on ``labels`` (random ones from ``seed`` when None, as the noise inputs
+    have none) for grad_norm and snip; Σ outputs with respect to the inputs for jacob_cov;
+    synflow on a float64 copy with every parameter replaced by its absolute value, eval mode
+    (BN's initial running statistics, i.e. no batch coupling) and a single all-ones input.
+    Weights are AZ-NAS's Kaiming-normal draw from ``seed`` (:func:`init_kaiming_normal`).
+    """
+    torch.manual_seed(seed)
+    init_kaiming_normal(module)
+    module.train()
+    layers = _weight_layers(module)
+    if labels is None:
+        gen = torch.Generator().manual_seed(seed + 2)
+        labels = torch.randint(0, num_classes, (inputs.shape[0],), generator=gen)
+    module.zero_grad()
+    with torch.enable_grad():
+        loss = nn.functional.cross_entropy(module(inputs), labels)
+        loss.backward()
+    weights, grads = _weights_and_grads(layers)
+    values = {"grad_norm": naslib.grad_norm(grads), "snip": naslib.snip(weights, grads)}
+    module.zero_grad()
+    x = inputs.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        out = module(x)
+        out.backward(torch.ones_like(out))
+    assert x.grad is not None
+    values["jacob_cov"] = naslib.jacob_cov(x.grad.reshape(len(x), -1).numpy())
+    module.zero_grad()
+    linear = copy.deepcopy(module).double().eval()
+    with torch.no_grad():
+        for p in linear.parameters():
+            p.abs_()
+    linear_layers = _weight_layers(linear)
+    with torch.enable_grad():
+        total = linear(torch.ones((1, *inputs.shape[1:]), dtype=torch.float64)).sum()
+        total.backward()
+    weights, grads = _weights_and_grads(linear_layers)
+    values["synflow"] = naslib.synflow(weights, grads)
+    return values

@@ -105,3 +105,31 @@ def test_aggregate_prefers_balanced_candidates() -> None:
 def test_aggregate_rejects_ragged() -> None:
     with pytest.raises(ValueError, match="same length"):
         aggregate({"a": [1.0, 2.0], "b": [1.0]})
+
+
+def test_naslib_proxies_by_hand() -> None:
+    from swapprobe.proxies import naslib
+
+    w = [np.array([[1.0, -2.0]]), np.array([3.0])]
+    g = [np.array([[0.5, 0.5]]), np.array([-1.0])]
+    assert naslib.grad_norm(g) == pytest.approx(math.sqrt(0.5) + 1.0)
+    assert naslib.snip(w, g) == pytest.approx(0.5 + 1.0 + 3.0)
+    assert naslib.synflow(w, g) == pytest.approx(0.5 - 1.0 - 3.0)
+
+
+def test_jacob_cov_uncorrelated_and_identical() -> None:
+    from swapprobe.proxies import naslib
+
+    # orthogonal zero-mean rows: correlation I, λ = 1 → −B (log(1 + k) + 1/(1 + k))
+    rows = np.array([[1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0], [1.0, -1.0, -1.0, 1.0]])
+    k = naslib.JACOB_K
+    assert naslib.jacob_cov(rows) == pytest.approx(-3 * (math.log(1 + k) + 1 / (1 + k)))
+    # identical rows: λ = (3, 0, 0) — the near-zero eigenvalues cost ≈ 1/k each
+    same = np.tile(rows[:1], (3, 1))
+    assert naslib.jacob_cov(same) < -1e5
+
+
+def test_jacob_cov_of_constant_jacobian_is_neg_inf() -> None:
+    from swapprobe.proxies import naslib
+
+    assert naslib.jacob_cov(np.zeros((3, 4))) == -math.inf

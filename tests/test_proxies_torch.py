@@ -128,3 +128,25 @@ def test_nb201_zero_cell_ranks_last() -> None:
     values = proxy_values(collect_block_stats(net, nb201_blocks(net), gaussian_inputs(4)))
     assert values["expressivity"] == -np.inf  # constant cell outputs: no eigenvalue spread
     assert values["trainability"] < -1e5  # σ = 0 through an all-zero cell
+
+
+def test_naslib_pass_on_a_linear_map() -> None:
+    from swapprobe.proxies_torch import naslib_pass
+
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, bias=False))
+    x = torch.randn(5, 1, 2, 2)
+    labels = torch.tensor([0, 1, 2, 0, 1])
+    values = naslib_pass(net, x, num_classes=3, seed=4, labels=labels)
+    w = net[1].weight.detach().double().numpy()  # the init the pass drew
+    xs = x.reshape(5, 4).double().numpy()
+    z = xs @ w.T
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    onehot = np.eye(3)[labels.numpy()]
+    grad = (p - onehot).T @ xs / 5  # ∂ mean CE / ∂W
+    assert values["grad_norm"] == pytest.approx(np.linalg.norm(grad), rel=1e-5)
+    assert values["snip"] == pytest.approx(np.abs(w * grad).sum(), rel=1e-5)
+    # linearised: R = Σ_ij |W_ij| · 1, so ∂R/∂W = 1 and synflow = Σ |W|
+    assert values["synflow"] == pytest.approx(np.abs(w).sum(), rel=1e-9)
+    # ∂Σ out/∂x = Σ_i W_i for every sample: identical rows, a near-singular correlation
+    assert values["jacob_cov"] < -1e4

@@ -24,6 +24,7 @@ from swapprobe.proxies.aggregate import aggregate, ascending_ranks
 __all__ = [
     "Selection",
     "SetFigures",
+    "evaluate_set",
     "format_report",
     "select_proxy_set",
     "single_proxy_table",
@@ -93,6 +94,20 @@ def _set_figures(
         taus.append(tau)
     rho_all, tau_all = _corr(aggregate({name: table[name] for name in proxies}), accuracy)
     return SetFigures(proxies, (rhos[0], rhos[1]), (taus[0], taus[1]), rho_all, tau_all)
+
+
+def evaluate_set(
+    table: Mapping[str, Sequence[float] | np.ndarray],
+    accuracy: Sequence[float] | np.ndarray,
+    proxies: Sequence[str],
+    *,
+    seed: int,
+) -> SetFigures:
+    """One set's figures on the halves of ``split_halves(len(accuracy), seed)`` and on all rows
+    (for sets outside the rule's candidates, e.g. AZ-NAS's own set without SWAP)."""
+    acc = np.asarray(accuracy, dtype=np.float64)
+    columns = {name: np.asarray(table[name], dtype=np.float64) for name in proxies}
+    return _set_figures(columns, acc, tuple(proxies), split_halves(len(acc), seed))
 
 
 def select_proxy_set(
