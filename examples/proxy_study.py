@@ -128,7 +128,15 @@ def measure(args: argparse.Namespace) -> int:
     )
     print(f"reg auto: {reg.describe()} ({time.perf_counter() - t0:.0f} s)", flush=True)
     batches = [int(b) for b in args.proxy_batches.split(",")]
-    noise = {b: gaussian_inputs(b, space.input_shape, seed=0) for b in batches}
+    if args.proxy_inputs == "noise":
+        noise = {b: gaussian_inputs(b, space.input_shape, seed=0) for b in batches}
+    else:  # the first B real CIFAR-10 training images, to check AZ-NAS's choice of noise
+        noise = {
+            b: torch.from_numpy(
+                load_batch("cifar10", batch_size=b, data_dir=str(_shared_data() / "data")).inputs
+            )
+            for b in batches
+        }
     fields = ["arch", "accuracy", "swap", "reg_swap", "theta", "nwot", "standard_ap"]
     fields += ["seconds_swap"]
     for b in batches:
@@ -312,6 +320,12 @@ def main(argv: list[str] | None = None) -> int:
         "--proxy-batches",
         default="64",
         help="comma-separated B of the noise batch; the first gets unsuffixed columns",
+    )
+    m.add_argument(
+        "--proxy-inputs",
+        choices=("noise", "cifar10"),
+        default="noise",
+        help="the proxies' batch: N(0, 1) noise (AZ-NAS) or CIFAR-10 training images",
     )
     m.set_defaults(handler=measure)
     n = commands.add_parser("measure-naslib", help="NASLib's cheap proxies into a second CSV")
