@@ -118,9 +118,12 @@ def measure(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = set()
-    if out.exists():
-        with out.open(newline="") as handle:
-            done = {row["arch"] for row in csv.DictReader(handle)}
+    for path in [out, *(Path(p) for p in args.skip)]:
+        if path.exists():
+            with path.open(newline="") as handle:
+                done |= {row["arch"] for row in csv.DictReader(handle)}
+    shard, shards = (int(v) for v in args.shard.split("/"))
+    rows = [row for i, row in enumerate(rows) if i % shards == shard]
     # --reg auto's μ, σ: the same calibration the CLI runs (100 seeded random architectures)
     t0 = time.perf_counter()
     reg = auto_regularisation(
@@ -226,26 +229,34 @@ def measure_naslib(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_values(path: Path) -> dict[str, np.ndarray]:
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    columns: dict[str, np.ndarray] = {}
-    for name in rows[0]:
-        if name == "arch":
-            continue
-        columns[name] = np.array([float(r[name]) for r in rows])
-    return columns
+def _read_rows_of(paths: list[Path], table: Path | None, space: str) -> list[dict[str, str]]:
+    """Rows of one or more measure CSVs (shards), in the ground-truth table's order if given."""
+    by_arch: dict[str, dict[str, str]] = {}
+    for path in paths:
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                by_arch.setdefault(row["arch"], row)
+    if table is None:
+        return list(by_arch.values())
+    return [by_arch[text] for text, _ in _read_rows(space, table) if text in by_arch]
 
 
-def _join_naslib(main_csv: Path, naslib_csv: Path) -> dict[str, np.ndarray]:
-    """NASLib columns in the main CSV's row order (every row must have been measured)."""
-    with main_csv.open(newline="") as handle:
-        order = [row["arch"] for row in csv.DictReader(handle)]
+def _read_values(rows: list[dict[str, str]], needed: list[str]) -> dict[str, np.ndarray]:
+    """Float columns of the rows that have every ``needed`` column filled in."""
+    rows = [r for r in rows if all(r.get(n) not in (None, "") for n in needed)]
+    names = [n for n in rows[0] if n != "arch" and all(r.get(n) not in (None, "") for r in rows)]
+    return {n: np.array([float(r[n]) for r in rows]) for n in names} | {
+        "_arch": np.array([r["arch"] for r in rows], dtype=object)
+    }
+
+
+def _join_naslib(order: list[str], naslib_csv: Path) -> dict[str, np.ndarray]:
+    """NASLib columns in the analysed rows' order (every row must have been measured)."""
     with naslib_csv.open(newline="") as handle:
         by_arch = {row["arch"]: row for row in csv.DictReader(handle)}
     missing = [a for a in order if a not in by_arch]
     if missing:
-        raise SystemExit(f"{len(missing)} rows of {main_csv} are not in {naslib_csv} yet")
+        raise SystemExit(f"{len(missing)} analysed rows are not in {naslib_csv} yet")
     names = ("grad_norm", "snip", "synflow", "jacob_cov")
     return {n: np.array([float(by_arch[a][n]) for a in order]) for n in names}
 
@@ -259,14 +270,17 @@ def analyse(args: argparse.Namespace) -> int:
         top_k_mean,
     )
 
-    columns = _read_values(Path(args.csv))
-    accuracy = columns.pop("accuracy")
     suffix = args.suffix
+    needed = [f"{n}{suffix}" for n in ("expressivity", "progressivity", "trainability")]
+    rows = _read_rows_of([Path(p) for p in args.csv], args.table and Path(args.table), args.space)
+    columns = _read_values(rows, needed)
+    archs = list(columns.pop("_arch"))
+    accuracy = columns.pop("accuracy")
     table = {BASE: columns["swap"]}
     for name in CANDIDATES:
         key = name if name in ("flops", "nwot") else f"{name}{suffix}"
         table[name] = columns[key]
-    print(f"{len(accuracy)} architectures from {args.csv} (proxy batch column suffix {suffix!r})")
+    print(f"{len(accuracy)} architectures from {', '.join(args.csv)} (proxy columns {suffix!r})")
     print("\nEach proxy alone (ρ / τ on all rows; ρ on half A, half B):")
     extra = {"reg_swap": columns["reg_swap"], "theta": columns["theta"]}
     print(single_proxy_table({**table, **extra}, accuracy, seed=SPLIT_SEED))
@@ -278,7 +292,7 @@ def analyse(args: argparse.Namespace) -> int:
     chosen = aggregate({name: table[name] for name in selection.chosen})
     references = [("expressivity", "progressivity", "trainability", "flops")]
     if args.naslib:
-        extra_columns = _join_naslib(Path(args.csv), Path(args.naslib))
+        extra_columns = _join_naslib(archs, Path(args.naslib))
         print("\nNASLib proxies (not candidates of the rule), alone:")
         print(single_proxy_table(extra_columns, accuracy, seed=SPLIT_SEED))
         table.update(extra_columns)
@@ -321,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         default="64",
         help="comma-separated B of the noise batch; the first gets unsuffixed columns",
     )
+    m.add_argument("--shard", default="0/1", help="i/n: only rows whose index is i mod n")
+    m.add_argument("--skip", nargs="*", default=[], help="CSVs whose rows are already measured")
     m.add_argument(
         "--proxy-inputs",
         choices=("noise", "cifar10"),
@@ -336,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("--batch", type=int, default=16)
     n.set_defaults(handler=measure_naslib)
     a = commands.add_parser("analyse", help="the correlation tables and the chosen set")
-    a.add_argument("csv")
+    a.add_argument("csv", nargs="+", help="measure CSVs (shards are merged)")
+    a.add_argument("--space", choices=("nb201", "darts"), default="nb201")
+    a.add_argument("--table", help="the ground-truth table, to analyse rows in its order")
     a.add_argument("--suffix", default="", help="proxy column suffix, e.g. _b16")
     a.add_argument("--naslib", help="the CSV of measure-naslib, reported beside the rule's sets")
     a.set_defaults(handler=analyse)
