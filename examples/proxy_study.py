@@ -1,0 +1,366 @@
+"""Measure SWAP and AZ-NAS's proxies on a ground-truth table, then choose a default proxy set.
+
+Two steps, so the slow one can run in the background and resume::
+
+    # 1. per-architecture values (appends to the CSV; rerun to resume), one core:
+    OMP_NUM_THREADS=1 nohup python examples/proxy_study.py measure nb201 \\
+        --table ../shared/data/nb201_cifar10_dev1000.csv --out /work/results/nb201.csv &
+    # 2. the table of correlations and the chosen set:
+    python examples/proxy_study.py analyse /work/results/nb201.csv
+
+``measure`` scores every row as swapprobe does today through the public :class:`Evaluator`
+(NAS-Bench-201: real CIFAR-10 images, S = 32, 2 repeats, Kaiming init, Θ in M, and
+``--reg auto``'s μ, σ from the same calibration the CLI runs; DARTS: S = 16, 32 repeats,
+Gaussian init, Θ in K) and, on the same architecture, AZ-NAS's pass
+(:mod:`swapprobe.proxies_torch`: B Gaussian-noise images, Kaiming-normal init, BN in train
+mode) for expressivity, progressivity, trainability and FLOPs. Seconds of each part are
+columns of the CSV (``seconds_swap``, ``seconds_proxies``).
+
+THE SELECTION RULE (written here before any figure was looked at; ``analyse`` applies it):
+
+1. Candidates: SWAP (plain) together with every subset of {expressivity, progressivity,
+   trainability, flops, nwot} — 32 sets, SWAP alone included. Each set is scored by AZ-NAS's
+   aggregate Σ_k log(rank_k / N), ranks computed among the rows being judged.
+   (Θ is not a candidate beside FLOPs: both measure size; reg-SWAP is reported, not combined,
+   as the size term is already FLOPs.)
+2. The rows are split into two halves by ``numpy.random.default_rng(SPLIT_SEED).permutation``.
+3. For each half: the set with the highest Spearman ρ (aggregate vs accuracy) on that half is
+   that half's choice; its ρ on the *other* half is the out-of-fold figure of the procedure.
+4. The default set is the one with the highest mean of the two halves' ρ; among sets within
+   ``PARSIMONY`` (0.002) of that best mean, the one with the fewest proxies (then the higher
+   mean). The out-of-fold figures of step 3 are the honest estimate of what choosing costs.
+
+Everything is reported: each proxy alone and each set, ρ and Kendall τ on both halves and
+on all rows, the top-10 mean accuracy among all rows by the chosen aggregate, by reg-SWAP and
+by SWAP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CANDIDATES = ("expressivity", "progressivity", "trainability", "flops", "nwot")
+BASE = "swap"
+SPLIT_SEED = 20261202
+PARSIMONY = 0.002
+
+NB201_SETTINGS = {"batch_size": 32, "repeats": 2, "init": "kaiming"}
+DARTS_SETTINGS = {"batch_size": 16, "repeats": 32, "init": "gaussian"}
+
+
+def _shared_data() -> Path:
+    return Path(os.environ.get("SWAPPROBE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+
+
+def _read_rows(space_name: str, table: Path) -> list[tuple[str, float]]:
+    """(architecture text, accuracy) per row of the ground-truth table."""
+    if space_name == "nb201":
+        from swapprobe.searchspaces.nb201 import load_table
+
+        return [
+            (arch.format(), acc["cifar10_test_acc_200ep"])
+            for arch, acc in load_table(table, acc_cols=["cifar10_test_acc_200ep"])
+        ]
+    from swapprobe.searchspaces import get_space
+    from swapprobe.searchspaces.darts import load_table as load_darts
+
+    darts = get_space("darts")
+    return [(darts.format(genotype), acc) for genotype, acc in load_darts(table)]
+
+
+def _proxy_network(space: Any, arch: Any, space_name: str) -> tuple[Any, list[Any]]:
+    """The network AZ-NAS's pass runs on and its blocks (see ``swapprobe.proxies_torch``)."""
+    from swapprobe.proxies_torch import darts_blocks, nb201_blocks
+
+    if space_name == "nb201":
+        net = space.build_scoring_network(arch)
+        return net, nb201_blocks(net)
+    from swapprobe.proxies_torch import darts_proxy_network
+
+    net = darts_proxy_network(arch)
+    return net, darts_blocks(net)
+
+
+def measure(args: argparse.Namespace) -> int:
+    import torch
+
+    from swapprobe.data import load_batch
+    from swapprobe.evaluate import Evaluator, ScoreSettings
+    from swapprobe.proxies_torch import collect_block_stats, gaussian_inputs, proxy_values
+    from swapprobe.regularisation import auto_regularisation
+    from swapprobe.searchspaces import get_space
+
+    torch.set_num_threads(1)
+    space = get_space(args.space)
+    fixed = NB201_SETTINGS if args.space == "nb201" else DARTS_SETTINGS
+    data = load_batch(
+        "cifar10", batch_size=fixed["batch_size"], data_dir=str(_shared_data() / "data")
+    )
+    settings = ScoreSettings(
+        batch_size=fixed["batch_size"],
+        repeats=fixed["repeats"],
+        init=fixed["init"],
+        size_unit=space.size_unit,
+        keep_patterns="none",
+    )
+    evaluator = Evaluator(data, settings)
+    rows = _read_rows(args.space, Path(args.table))
+    if args.limit:
+        rows = rows[: args.limit]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = set()
+    for path in [out, *(Path(p) for p in args.skip)]:
+        if path.exists():
+            with path.open(newline="") as handle:
+                done |= {row["arch"] for row in csv.DictReader(handle)}
+    shard, shards = (int(v) for v in args.shard.split("/"))
+    rows = [row for i, row in enumerate(rows) if i % shards == shard]
+    # --reg auto's μ, σ: the same calibration the CLI runs (100 seeded random architectures)
+    t0 = time.perf_counter()
+    reg = auto_regularisation(
+        space, lambda archs: [evaluator.evaluate_architecture(space, a) for a in archs]
+    )
+    print(f"reg auto: {reg.describe()} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    batches = [int(b) for b in args.proxy_batches.split(",")]
+    if args.proxy_inputs == "noise":
+        noise = {b: gaussian_inputs(b, space.input_shape, seed=0) for b in batches}
+    else:  # the first B real CIFAR-10 training images, to check AZ-NAS's choice of noise
+        noise = {
+            b: torch.from_numpy(
+                load_batch("cifar10", batch_size=b, data_dir=str(_shared_data() / "data")).inputs
+            )
+            for b in batches
+        }
+    fields = ["arch", "accuracy", "swap", "reg_swap", "theta", "nwot", "standard_ap"]
+    fields += ["seconds_swap"]
+    for b in batches:
+        suffix = "" if b == batches[0] else f"_b{b}"
+        fields += [f"{name}{suffix}" for name in ("expressivity", "progressivity", "trainability")]
+        fields += [f"seconds_proxies{suffix}", f"seconds_forward{suffix}"]
+    fields += ["flops", "params_torch"]
+    new_file = not out.exists()
+    with out.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        if new_file:
+            writer.writeheader()
+        for i, (text, acc) in enumerate(rows):
+            if text in done:
+                continue
+            arch = space.parse(text)
+            t0 = time.perf_counter()
+            result = evaluator.evaluate_architecture(space, arch)
+            row: dict[str, Any] = {
+                "arch": text,
+                "accuracy": acc,
+                "seconds_swap": time.perf_counter() - t0,
+                "swap": result.swap,
+                "reg_swap": result.with_regularisation(reg.mu, reg.sigma).reg_swap,
+                "theta": result.theta,
+                "nwot": result.nwot,
+                "standard_ap": result.standard_ap,
+            }
+            for b in batches:
+                suffix = "" if b == batches[0] else f"_b{b}"
+                t0 = time.perf_counter()
+                net, blocks = _proxy_network(space, arch, args.space)
+                stats = collect_block_stats(net, blocks, noise[b], seed=0)
+                values = proxy_values(stats)
+                row[f"seconds_proxies{suffix}"] = time.perf_counter() - t0
+                row[f"seconds_forward{suffix}"] = stats.timings["forward"]
+                for name in ("expressivity", "progressivity", "trainability"):
+                    row[f"{name}{suffix}"] = values[name]
+                row["flops"] = values["flops"]
+                row["params_torch"] = values["params"]
+            writer.writerow(row)
+            handle.flush()
+            if i % 50 == 0:
+                print(f"{i + 1}/{len(rows)} {text[:40]} swap={row['swap']:.1f}", flush=True)
+    return 0
+
+
+def measure_naslib(args: argparse.Namespace) -> int:
+    """NASLib's grad_norm, snip, synflow, jacob_cov per row into a second CSV (resumable).
+
+    Not candidates of the rule above (which was fixed before they were added): reported
+    alone, and beside the chosen set, by ``analyse --naslib``.
+    """
+    import torch
+
+    from swapprobe.proxies_torch import gaussian_inputs, naslib_pass
+    from swapprobe.searchspaces import get_space
+
+    torch.set_num_threads(1)
+    space = get_space(args.space)
+    rows = _read_rows(args.space, Path(args.table))
+    if args.limit:
+        rows = rows[: args.limit]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = set()
+    if out.exists():
+        with out.open(newline="") as handle:
+            done = {row["arch"] for row in csv.DictReader(handle)}
+    noise = gaussian_inputs(args.batch, space.input_shape, seed=0)
+    fields = ["arch", "grad_norm", "snip", "synflow", "jacob_cov", "seconds_naslib"]
+    new_file = not out.exists()
+    with out.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        if new_file:
+            writer.writeheader()
+        for i, (text, _acc) in enumerate(rows):
+            if text in done:
+                continue
+            t0 = time.perf_counter()
+            net, _blocks = _proxy_network(space, space.parse(text), args.space)
+            values = naslib_pass(net, noise, num_classes=10, seed=0)
+            writer.writerow({"arch": text, **values, "seconds_naslib": time.perf_counter() - t0})
+            handle.flush()
+            if i % 100 == 0:
+                print(f"{i + 1}/{len(rows)}", flush=True)
+    return 0
+
+
+def _read_rows_of(paths: list[Path], table: Path | None, space: str) -> list[dict[str, str]]:
+    """Rows of one or more measure CSVs (shards), in the ground-truth table's order if given."""
+    by_arch: dict[str, dict[str, str]] = {}
+    for path in paths:
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                by_arch.setdefault(row["arch"], row)
+    if table is None:
+        return list(by_arch.values())
+    return [by_arch[text] for text, _ in _read_rows(space, table) if text in by_arch]
+
+
+def _read_values(rows: list[dict[str, str]], needed: list[str]) -> dict[str, np.ndarray]:
+    """Float columns of the rows that have every ``needed`` column filled in."""
+    rows = [r for r in rows if all(r.get(n) not in (None, "") for n in needed)]
+    names = [n for n in rows[0] if n != "arch" and all(r.get(n) not in (None, "") for r in rows)]
+    return {n: np.array([float(r[n]) for r in rows]) for n in names} | {
+        "_arch": np.array([r["arch"] for r in rows], dtype=object)
+    }
+
+
+def _join_naslib(order: list[str], naslib_csv: Path) -> dict[str, np.ndarray]:
+    """NASLib columns in the analysed rows' order (every row must have been measured)."""
+    with naslib_csv.open(newline="") as handle:
+        by_arch = {row["arch"]: row for row in csv.DictReader(handle)}
+    missing = [a for a in order if a not in by_arch]
+    if missing:
+        raise SystemExit(f"{len(missing)} analysed rows are not in {naslib_csv} yet")
+    names = ("grad_norm", "snip", "synflow", "jacob_cov")
+    return {n: np.array([float(by_arch[a][n]) for a in order]) for n in names}
+
+
+def analyse(args: argparse.Namespace) -> int:
+    from swapprobe.proxies.selection import (
+        evaluate_set,
+        format_report,
+        select_proxy_set,
+        single_proxy_table,
+        top_k_mean,
+    )
+
+    suffix = args.suffix
+    needed = [f"{n}{suffix}" for n in ("expressivity", "progressivity", "trainability")]
+    rows = _read_rows_of([Path(p) for p in args.csv], args.table and Path(args.table), args.space)
+    columns = _read_values(rows, needed)
+    archs = list(columns.pop("_arch"))
+    accuracy = columns.pop("accuracy")
+    table = {BASE: columns["swap"]}
+    for name in CANDIDATES:
+        key = name if name in ("flops", "nwot") else f"{name}{suffix}"
+        table[name] = columns[key]
+    print(f"{len(accuracy)} architectures from {', '.join(args.csv)} (proxy columns {suffix!r})")
+    print("\nEach proxy alone (ρ / τ on all rows; ρ on half A, half B):")
+    extra = {"reg_swap": columns["reg_swap"], "theta": columns["theta"]}
+    print(single_proxy_table({**table, **extra}, accuracy, seed=SPLIT_SEED))
+    selection = select_proxy_set(table, accuracy, base=BASE, seed=SPLIT_SEED, parsimony=PARSIMONY)
+    print()
+    print(format_report(selection))
+    from swapprobe.proxies.aggregate import aggregate
+
+    chosen = aggregate({name: table[name] for name in selection.chosen})
+    references = [("expressivity", "progressivity", "trainability", "flops")]
+    if args.naslib:
+        extra_columns = _join_naslib(archs, Path(args.naslib))
+        print("\nNASLib proxies (not candidates of the rule), alone:")
+        print(single_proxy_table(extra_columns, accuracy, seed=SPLIT_SEED))
+        table.update(extra_columns)
+        references += [(*selection.chosen, name) for name in extra_columns]
+    print("\nReference sets (outside the rule; same halves):")
+    for proxies in references:
+        f = evaluate_set(table, accuracy, proxies, seed=SPLIT_SEED)
+        print(
+            f"  {'+'.join(proxies):<58}{f.rho_halves[0]:7.3f}{f.rho_halves[1]:7.3f}"
+            f"{f.rho_mean:7.3f}  rho all {f.rho_all:.3f} tau all {f.tau_all:.3f}  top-10 "
+            f"{top_k_mean(aggregate({n: table[n] for n in proxies}), accuracy, 10):.3f}"
+        )
+    print("\nTop-10 mean accuracy among all rows:")
+    best = float(np.mean(np.sort(accuracy)[-10:]))
+    for label, score in (
+        ("chosen aggregate", chosen),
+        ("reg_swap", columns["reg_swap"]),
+        ("swap", columns["swap"]),
+    ):
+        print(f"  {label:<18}{top_k_mean(score, accuracy, 10):.3f}   (best possible {best:.3f})")
+    for prefix in ("seconds_swap", "seconds_proxies", "seconds_forward"):
+        for name, values in columns.items():
+            if name.startswith(prefix):
+                print(
+                    f"  mean {name:<22}{np.mean(values):.3f} s   median {np.median(values):.3f} s"
+                )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    m = commands.add_parser("measure", help="per-architecture values into a CSV (resumable)")
+    m.add_argument("space", choices=("nb201", "darts"))
+    m.add_argument("--table", required=True)
+    m.add_argument("--out", required=True)
+    m.add_argument("--limit", type=int, default=0)
+    m.add_argument(
+        "--proxy-batches",
+        default="64",
+        help="comma-separated B of the noise batch; the first gets unsuffixed columns",
+    )
+    m.add_argument("--shard", default="0/1", help="i/n: only rows whose index is i mod n")
+    m.add_argument("--skip", nargs="*", default=[], help="CSVs whose rows are already measured")
+    m.add_argument(
+        "--proxy-inputs",
+        choices=("noise", "cifar10"),
+        default="noise",
+        help="the proxies' batch: N(0, 1) noise (AZ-NAS) or CIFAR-10 training images",
+    )
+    m.set_defaults(handler=measure)
+    n = commands.add_parser("measure-naslib", help="NASLib's cheap proxies into a second CSV")
+    n.add_argument("space", choices=("nb201", "darts"))
+    n.add_argument("--table", required=True)
+    n.add_argument("--out", required=True)
+    n.add_argument("--limit", type=int, default=0)
+    n.add_argument("--batch", type=int, default=16)
+    n.set_defaults(handler=measure_naslib)
+    a = commands.add_parser("analyse", help="the correlation tables and the chosen set")
+    a.add_argument("csv", nargs="+", help="measure CSVs (shards are merged)")
+    a.add_argument("--space", choices=("nb201", "darts"), default="nb201")
+    a.add_argument("--table", help="the ground-truth table, to analyse rows in its order")
+    a.add_argument("--suffix", default="", help="proxy column suffix, e.g. _b16")
+    a.add_argument("--naslib", help="the CSV of measure-naslib, reported beside the rule's sets")
+    a.set_defaults(handler=analyse)
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,317 @@
+"""The torch pass behind AZ-NAS's proxies: per-block covariances, VJP cross matrices, FLOPs.
+
+The pure formulas live in :mod:`swapprobe.proxies`; this module only runs the network and
+returns small matrices. It follows AZ-NAS (CVPR 2024, cvlab-yonsei/AZ-NAS,
+``NB201/ZeroShotProxy/compute_az_nas_score.py``; re-derived, not copied):
+
+- weights: Kaiming-normal (fan-in, ReLU gain) for every conv and linear weight, biases 0,
+  norm layers' affine 1 and 0 (:func:`init_kaiming_normal`);
+- inputs: B Gaussian-noise images N(0, 1) (AZ-NAS uses B = 64); the batch is the caller's, so
+  other inputs can be compared (with CIFAR images progressivity collapses, see the issue);
+- the module in **train mode**: BN normalises with the batch's own statistics;
+- blocks: a list of submodules whose outputs F_0, F_1, … are the features. The forward is the
+  module's own (forward hooks read the outputs), so any network works. For trainability,
+  block l must be fed by block l−1's output (the same tensor object, checked by a forward
+  pre-hook); a block that is not (or whose VJP gives back its cotangent unchanged, i.e. an
+  identity map) gets no σ and is left out of the mean.
+
+Trainability's estimator, per block l ≥ 1 in reverse order: G_out = a random ±1 tensor of F_l's
+shape, G_in = the VJP of F_l with respect to F_{l−1} (``torch.autograd.grad``, so only block
+l's graph is traversed — block-local backward), pixel-unshuffled by H_in/H_out when the block
+changes resolution, then M_l = G_inᵀ G_out / (B·H·W) over the B·H·W positions (rows) and
+channels (columns), transposed to be tall. σ_l is M_l's largest singular value.
+
+Block choices per search space (:func:`nb201_blocks`): NAS-Bench-201's stem, its 15 cells and
+2 reduction blocks (18 features, 17 VJPs), exactly AZ-NAS's ``extract_cell_features``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from swapprobe.proxies import azproxies, naslib
+
+__all__ = [
+    "BlockStats",
+    "collect_block_stats",
+    "darts_blocks",
+    "darts_proxy_network",
+    "gaussian_inputs",
+    "init_kaiming_normal",
+    "naslib_pass",
+    "nb201_blocks",
+    "proxy_values",
+]
+
+
+@dataclass
+class BlockStats:
+    """What one pass hands to the pure proxies (all numpy, all small).
+
+    Attributes:
+        covariances: per block, the C_l×C_l centred channel covariance of F_l (float64).
+        crosses: per block, M_l (see the module docstring) or None where left out; entry 0 is
+            always None (the first block has no preceding feature).
+        macs: multiply-accumulates per sample of every Conv2d and Linear that ran.
+        params: parameters of the module (all of them, used or not).
+        timings: seconds of the ``forward`` (with covariances) and ``backward`` (the VJPs).
+    """
+
+    covariances: list[np.ndarray]
+    crosses: list[np.ndarray | None]
+    macs: int
+    params: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def init_kaiming_normal(module: nn.Module) -> None:
+    """AZ-NAS's default init: conv/linear weights ~ Kaiming normal (fan-in, ReLU), biases 0,
+    BN/GroupNorm weight 1 and bias 0. Draws from torch's global generator (seed it first)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d | nn.GroupNorm) and m.affine:
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def gaussian_inputs(
+    batch_size: int, shape: tuple[int, int, int] = (3, 32, 32), seed: int = 0
+) -> torch.Tensor:
+    """B images of i.i.d. N(0, 1) pixels (AZ-NAS's inputs), reproducible from ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn((batch_size, *shape), generator=gen)
+
+
+def nb201_blocks(network: nn.Module) -> list[nn.Module]:
+    """NAS-Bench-201's blocks: the stem, then the 17 entries of ``cells`` (15 cells and the 2
+    reduction blocks), in forward order; each is fed by the previous one's output."""
+    return [network.stem, *network.cells]  # type: ignore[attr-defined]
+
+
+def darts_proxy_network(genotype: Any, layers: int = 8, channels: int = 8) -> nn.Module:
+    """The network AZ-NAS's pass runs on for a DARTS genotype: a small CIFAR evaluation network.
+
+    SWAP's DARTS scoring network is a single reduction cell on the raw image, too shallow for
+    per-block entropies to progress; so the proxies see the genotype's CIFAR network shrunk to
+    ``layers`` cells (reductions at layers/3 and 2·layers/3) of ``channels`` base channels.
+    8 cells of 8 channels was fixed for cost before any correlation was seen: 0.37 s per
+    genotype at B = 32 on one core, against 4.7 s for 8 cells of 16 channels at B = 64.
+    """
+    from swapprobe.searchspaces.darts_networks import EvaluationNetworkCIFAR
+
+    return EvaluationNetworkCIFAR(genotype, layers=layers, channels=channels)
+
+
+def darts_blocks(network: nn.Module) -> list[nn.Module]:
+    """DARTS blocks: the stem, then every cell; cell l is fed (s0, s1) with s1 = cell l−1's
+    output, so its VJP is taken with respect to that input only."""
+    return [network.stem, *network.cells]  # type: ignore[attr-defined]
+
+
+def _channel_covariance(feature: torch.Tensor) -> np.ndarray:
+    """Centred C×C covariance of an (B, C, H, W) or (B, C) feature, rows = positions."""
+    f = feature.detach()
+    if f.dim() == 4:
+        f = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
+    elif f.dim() != 2:
+        raise ValueError(f"block features must be (B, C, H, W) or (B, C), got {tuple(f.shape)}")
+    f = f.double()
+    f = f - f.mean(dim=0, keepdim=True)
+    return (f.T @ f / f.shape[0]).numpy()
+
+
+def _positions(t: torch.Tensor) -> torch.Tensor:
+    if t.dim() == 4:
+        return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1])
+    return t.reshape(t.shape[0], -1)
+
+
+def _cross_matrix(
+    f_in: torch.Tensor, f_out: torch.Tensor, gen: torch.Generator
+) -> np.ndarray | None:
+    """M_l of one block, or None for an identity block (its VJP returns the cotangent)."""
+    g_out = torch.randint(0, 2, f_out.shape, generator=gen).to(f_out.dtype) * 2 - 1
+    (g_in,) = torch.autograd.grad(f_out, f_in, g_out, retain_graph=False, allow_unused=True)
+    if g_in is None:
+        g_in = torch.zeros_like(f_in)
+    if g_in.shape == g_out.shape and torch.equal(g_in, g_out):
+        return None
+    if g_in.dim() == 4 and g_in.shape[2:] != g_out.shape[2:]:
+        stride = g_in.shape[2] // g_out.shape[2]
+        g_in = nn.functional.pixel_unshuffle(g_in, stride)
+    rows_in, rows_out = _positions(g_in), _positions(g_out)
+    if rows_in.shape[0] != rows_out.shape[0]:
+        return None  # shapes that pixel-unshuffle cannot match: leave the block out
+    m = rows_in.double().T @ rows_out.double() / rows_out.shape[0]
+    if m.shape[0] < m.shape[1]:
+        m = m.T
+    return m.numpy()
+
+
+def collect_block_stats(
+    module: nn.Module,
+    blocks: Sequence[nn.Module],
+    inputs: torch.Tensor,
+    *,
+    seed: int = 0,
+    init: bool = True,
+    trainability: bool = True,
+) -> BlockStats:
+    """One forward (train mode) and, if asked, one block-local VJP per block.
+
+    Args:
+        module: the network; its ``forward(inputs)`` must run every block.
+        blocks: the feature-producing submodules, in forward order (see :func:`nb201_blocks`).
+        inputs: the batch, e.g. :func:`gaussian_inputs` (B = 64 in AZ-NAS).
+        seed: seeds the init (global torch generator) and the ±1 cotangents.
+        init: re-initialise with :func:`init_kaiming_normal` first (False keeps the weights).
+        trainability: also compute the VJP cross matrices (the costly part).
+    """
+    if init:
+        torch.manual_seed(seed)
+        init_kaiming_normal(module)
+    module.train()
+    outputs: dict[int, torch.Tensor] = {}
+    fed_by_previous: dict[int, bool] = {}
+    macs = [0]
+    handles = []
+    for index, block in enumerate(blocks):
+
+        def keep(_m: nn.Module, _args: tuple, out: torch.Tensor, index: int = index) -> None:
+            outputs[index] = out
+
+        def check(_m: nn.Module, args: tuple, index: int = index) -> None:
+            previous = outputs.get(index - 1)
+            fed_by_previous[index] = previous is not None and any(a is previous for a in args)
+
+        handles.append(block.register_forward_hook(keep))
+        handles.append(block.register_forward_pre_hook(check))
+
+    def count(m: nn.Module, _args: tuple, out: torch.Tensor) -> None:
+        if isinstance(m, nn.Conv2d):
+            macs[0] += azproxies.conv_macs(
+                m.out_channels, out.shape[2], out.shape[3], m.in_channels, m.kernel_size, m.groups
+            )
+        else:
+            macs[0] += azproxies.conv_macs(m.out_features, 1, 1, m.in_features, (1, 1))
+
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            handles.append(m.register_forward_hook(count))
+    t0 = time.perf_counter()
+    try:
+        with torch.enable_grad():
+            module(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    missing = [i for i in range(len(blocks)) if i not in outputs]
+    if missing:
+        raise ValueError(f"blocks {missing} did not run in the module's forward")
+    features = [outputs[i] for i in range(len(blocks))]
+    covariances = [_channel_covariance(f) for f in features]
+    t1 = time.perf_counter()
+    crosses: list[np.ndarray | None] = [None] * len(features)
+    if trainability:
+        gen = torch.Generator().manual_seed(seed + 1)
+        for index in reversed(range(1, len(features))):
+            f_out, f_in = features[index], features[index - 1]
+            if fed_by_previous.get(index) and f_out.requires_grad and f_in.requires_grad:
+                crosses[index] = _cross_matrix(f_in, f_out, gen)
+    t2 = time.perf_counter()
+    return BlockStats(
+        covariances=covariances,
+        crosses=crosses,
+        macs=macs[0],
+        params=sum(p.numel() for p in module.parameters()),
+        timings={"forward": t1 - t0, "backward": t2 - t1},
+    )
+
+
+def proxy_values(stats: BlockStats) -> dict[str, float]:
+    """E, P, T and complexity (MACs, params) from one pass's statistics, all bigger-is-better."""
+    h = azproxies.block_entropies(stats.covariances)
+    sigmas = [None if c is None else azproxies.largest_singular_value(c) for c in stats.crosses[1:]]
+    return {
+        "expressivity": azproxies.expressivity(h),
+        "progressivity": azproxies.progressivity(h),
+        "trainability": azproxies.trainability(sigmas),
+        "flops": float(stats.macs),
+        "params": float(stats.params),
+    }
+
+
+def _weight_layers(module: nn.Module) -> list[nn.Conv2d | nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+
+
+def _weights_and_grads(layers: Sequence[nn.Module]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    weights, grads = [], []
+    for m in layers:
+        w = m.weight  # type: ignore[union-attr]
+        weights.append(w.detach().double().numpy())
+        g = w.grad if w.grad is not None else torch.zeros_like(w)
+        grads.append(g.detach().double().numpy())
+    return weights, grads
+
+
+def naslib_pass(
+    module: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    num_classes: int,
+    seed: int = 0,
+    labels: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """grad_norm, snip, synflow and jacob_cov as NASLib computes them (bigger is better).
+
+    Three backward passes through the whole network (these proxies are not block-local):
+    cross-entropy on ``labels`` (random ones from ``seed`` when None, as the noise inputs
+    have none) for grad_norm and snip; Σ outputs with respect to the inputs for jacob_cov;
+    synflow on a float64 copy with every parameter replaced by its absolute value, eval mode
+    (BN's initial running statistics, i.e. no batch coupling) and a single all-ones input.
+    Weights are AZ-NAS's Kaiming-normal draw from ``seed`` (:func:`init_kaiming_normal`).
+    """
+    torch.manual_seed(seed)
+    init_kaiming_normal(module)
+    module.train()
+    layers = _weight_layers(module)
+    if labels is None:
+        gen = torch.Generator().manual_seed(seed + 2)
+        labels = torch.randint(0, num_classes, (inputs.shape[0],), generator=gen)
+    module.zero_grad()
+    with torch.enable_grad():
+        loss = nn.functional.cross_entropy(module(inputs), labels)
+        loss.backward()
+    weights, grads = _weights_and_grads(layers)
+    values = {"grad_norm": naslib.grad_norm(grads), "snip": naslib.snip(weights, grads)}
+    module.zero_grad()
+    x = inputs.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        out = module(x)
+        out.backward(torch.ones_like(out))
+    assert x.grad is not None
+    values["jacob_cov"] = naslib.jacob_cov(x.grad.reshape(len(x), -1).numpy())
+    module.zero_grad()
+    linear = copy.deepcopy(module).double().eval()
+    with torch.no_grad():
+        for p in linear.parameters():
+            p.abs_()
+    linear_layers = _weight_layers(linear)
+    with torch.enable_grad():
+        total = linear(torch.ones((1, *inputs.shape[1:]), dtype=torch.float64)).sum()
+        total.backward()
+    weights, grads = _weights_and_grads(linear_layers)
+    values["synflow"] = naslib.synflow(weights, grads)
+    return values
