@@ -16,6 +16,7 @@ import numpy as np
 from swapprobe.data import Batch, load_batch
 from swapprobe.evaluate import Evaluator
 from swapprobe.models import ModelRef, resolve_models, resolve_one, scoring_defaults
+from swapprobe.proxies import set_aggregates
 from swapprobe.results import Result, ScoreSettings
 from swapprobe.runs import record_to_result, result_to_record, run_refs, run_store
 
@@ -120,13 +121,15 @@ def score_many(
     for model in models:  # specs and ready references may be mixed
         refs += resolve_models([model], seed=settings.seed)
     with run_store(store, settings.store_settings(data), resume=resume) as handle:
-        return run_refs(
+        results = run_refs(
             refs,
             Evaluator(data, settings, on_repeat=on_repeat),
             executor=executor,
             store=handle,
             on_result=on_model,
         )
+    set_aggregates(results, settings.proxies)  # ranks among the models given
+    return results
 
 
 def rescore(

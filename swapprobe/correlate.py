@@ -35,7 +35,18 @@ __all__ = [
     "sweep_regularisation",
 ]
 
-METRICS = ("swap", "reg_swap", "standard_ap", "nwot", "params")
+METRICS = (
+    "aggregate",
+    "swap",
+    "reg_swap",
+    "standard_ap",
+    "nwot",
+    "params",
+    "expressivity",
+    "progressivity",
+    "trainability",
+    "flops",
+)
 
 
 @dataclass(frozen=True)
@@ -197,15 +208,13 @@ def _interval(values: list[float]) -> tuple[float, float]:
 
 
 def metric_values(results: Sequence[Result], metric: str) -> np.ndarray:
-    """One column of scores: swap, reg_swap, standard_ap, nwot or params."""
+    """One column of scores: any of :data:`METRICS` (NaN where a result lacks it)."""
     getters: dict[str, Callable[[Result], float | None]] = {
-        "swap": lambda r: r.swap,
+        "aggregate": lambda r: r.aggregate,
         "reg_swap": lambda r: r.reg_swap,
         "standard_ap": lambda r: r.standard_ap,
-        "nwot": lambda r: r.nwot,
-        "params": lambda r: float(r.param_count),
     }
-    get = getters[metric]
+    get = getters.get(metric) or (lambda r: r.proxy(metric))
     return np.array([math.nan if get(r) is None else float(get(r)) for r in results])  # type: ignore[arg-type]
 
 

@@ -86,6 +86,10 @@ class Evaluator:
             size_unit=size_unit,
             timings=timings,
         )
+        if self.settings.pass_proxies:
+            t0 = time.perf_counter()
+            result.proxies = self._pass_proxies(ref, network)
+            result.timings["proxies"] = time.perf_counter() - t0
         result.seconds = time.perf_counter() - start
         result.metadata["model_sha256"] = digest
         if ref.space is not None:
@@ -104,6 +108,47 @@ class Evaluator:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(torch_seed(self.settings.seed, ref.key))
             return ref.space.build_scoring_network(ref.arch)
+
+    def _pass_proxies(self, ref: ModelRef, network: Any) -> dict[str, float]:
+        """The torch-pass proxies of one model (AZ-NAS's protocol: Kaiming-normal weights, BN
+        on batch statistics, Gaussian-noise inputs, all seeded). A
+        search-space architecture runs on the space's proxy network and blocks; a torch module
+        on a copy of itself with its top-level modules as blocks. ONNX files have no backward
+        here, so they are refused. The batch is ``settings.proxy_batch`` noise images."""
+        import copy
+
+        import torch
+
+        from swapprobe import proxies_torch
+
+        settings = self.settings
+        if ref.space is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(torch_seed(settings.seed, ref.key))
+                module = ref.space.proxy_network(ref.arch)
+            blocks = ref.space.proxy_blocks(module)
+        elif is_torch_module(network):
+            module = copy.deepcopy(network)
+            blocks = list(module.children())
+        else:
+            raise SettingsError(
+                f"{ref.name}: the proxies {', '.join(settings.pass_proxies)} need a backward "
+                "pass, which swapprobe runs on torch modules and search-space architectures; "
+                "score the ONNX file with SWAP alone (proxies none) or pass the torch module"
+            )
+        inputs = proxies_torch.gaussian_inputs(
+            settings.proxy_batch, tuple(self.data.inputs.shape[1:]), seed=settings.seed
+        )
+        with torch.random.fork_rng(devices=[]):
+            stats = proxies_torch.collect_block_stats(
+                module,
+                blocks,
+                inputs,
+                seed=torch_seed(settings.seed, ref.key) % 2**31,
+                trainability="trainability" in settings.pass_proxies,
+            )
+        values = proxies_torch.proxy_values(stats)
+        return {name: float(values[name]) for name in settings.pass_proxies}
 
     # --- internals ----------------------------------------------------------------------
     def _prepare(self, model: Any, timings: dict[str, float], *, name: str) -> tuple[Any, str]:

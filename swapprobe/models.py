@@ -43,6 +43,7 @@ __all__ = [
     "resolve_one",
     "scoring_defaults",
     "short_name",
+    "text_key",
 ]
 
 _SPEC_FORMS = "an .onnx file, SPACE:ARCH, SPACE:random:N or FILE.py:FUNCTION"
@@ -63,7 +64,12 @@ class ModelRef:
 
 def arch_key(space: Any, arch: Hashable) -> str:
     """The store key of an architecture: ``SPACE:canonical text`` (the one place it is made)."""
-    return f"{space.name}:{space.format(arch)}"
+    return text_key(space, space.format(arch))
+
+
+def text_key(space: Any, text: str) -> str:
+    """The store key of an architecture given its canonical text (see :func:`arch_key`)."""
+    return f"{space.name}:{text}"
 
 
 def arch_ref(space: Any, arch: Hashable, name: str | None = None) -> ModelRef:
@@ -420,8 +426,7 @@ def _import_zoo(package: str, module: str) -> Any:
             ) from None
     except ImportError:
         raise ModelLoadError(
-            f"{package} models need {package}: pip install {package} (a build matching your "
-            "torch)"
+            f"{package} models need {package}: pip install {package} (a build matching your torch)"
         ) from None
 
 

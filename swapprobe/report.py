@@ -47,8 +47,11 @@ def format_params(count: int, unit: str) -> str:
 
 
 def rank_results(results: Iterable[Result]) -> list[Result]:
-    """Best first: by regularised SWAP when every result has one, else by SWAP."""
+    """Best first: by the proxy aggregate when every result has one, else by regularised SWAP
+    when every result has one, else by SWAP."""
     items = list(results)
+    if items and all(r.aggregate is not None for r in items):
+        return sorted(items, key=lambda r: -r.aggregate)  # type: ignore[operator]
     use_reg = bool(items) and all(r.reg_swap is not None for r in items)
     return sorted(items, key=lambda r: -(r.reg_swap if use_reg else r.swap))  # type: ignore[operator]
 
@@ -110,9 +113,13 @@ def ranking_table(results: Sequence[Result], *, title: str | None = "SWAP rankin
     ranked = rank_results(results)
     show_reg = any(r.reg_swap is not None for r in ranked)
     show_baselines = any(r.nwot is not None for r in ranked)
+    proxies = list(dict.fromkeys(name for r in ranked for name in r.proxies))
+    show_aggregate = any(r.aggregate is not None for r in ranked)
     table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column("#", justify="right", style="dim")
     table.add_column("model", overflow="ellipsis", no_wrap=True, max_width=48)
+    if show_aggregate:
+        table.add_column("aggregate", justify="right", style="bold magenta", no_wrap=True)
     table.add_column("SWAP", justify="right", style="bold cyan", no_wrap=True)
     if show_reg:
         table.add_column("reg. SWAP", justify="right", style="bold green", no_wrap=True)
@@ -123,9 +130,14 @@ def ranking_table(results: Sequence[Result], *, title: str | None = "SWAP rankin
     if show_baselines:
         table.add_column("std. AP", justify="right", style="dim")
         table.add_column("NWOT", justify="right", style="dim")
+    for name in proxies:
+        table.add_column(_PROXY_LABELS.get(name, name), justify="right", no_wrap=True)
     table.add_column("s", justify="right", style="dim")
     for rank, result in enumerate(ranked, 1):
-        cells = [str(rank), result.name, f"{result.swap:,.1f} ± {result.swap_std:,.1f}"]
+        cells = [str(rank), result.name]
+        if show_aggregate:
+            cells.append("—" if result.aggregate is None else f"{result.aggregate:.2f}")
+        cells.append(f"{result.swap:,.1f} ± {result.swap_std:,.1f}")
         if show_reg:
             cells.append("—" if result.reg_swap is None else f"{result.reg_swap:,.1f}")
         cells += [
@@ -137,9 +149,21 @@ def ranking_table(results: Sequence[Result], *, title: str | None = "SWAP rankin
         if show_baselines:
             cells.append("—" if result.standard_ap is None else f"{result.standard_ap:g}")
             cells.append("—" if result.nwot is None else _fmt_float(result.nwot))
+        for name in proxies:
+            value = result.proxies.get(name)
+            cells.append("—" if value is None else _fmt_proxy(name, value))
         cells.append(f"{result.seconds:.2f}")
         table.add_row(*cells)
     return table
+
+
+_PROXY_LABELS = {"expressivity": "E", "progressivity": "P", "trainability": "T", "flops": "MACs"}
+
+
+def _fmt_proxy(name: str, value: float) -> str:
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value / 1e6:,.1f} M" if name == "flops" else f"{value:.3f}"
 
 
 def profile_table(results: Sequence[Result]) -> Table:
@@ -212,11 +236,16 @@ def correlation_table(rows: Sequence[Any], *, title: str | None = None) -> Table
 
 
 _METRIC_LABELS = {
+    "aggregate": "aggregate (ranks)",
     "swap": "SWAP",
     "reg_swap": "regularised SWAP",
     "standard_ap": "standard AP",
     "nwot": "NWOT",
     "params": "parameter count",
+    "expressivity": "expressivity",
+    "progressivity": "progressivity",
+    "trainability": "trainability",
+    "flops": "FLOPs (MACs)",
 }
 
 

@@ -23,6 +23,8 @@ __all__ = [
     "DEFAULT_ACTIVATIONS",
     "INIT_SCHEMES",
     "KEEP_PATTERNS",
+    "PASS_PROXIES",
+    "PROXIES",
     "Result",
     "ScoreSettings",
     "check_scheme",
@@ -33,6 +35,11 @@ INIT_SCHEMES: tuple[str, ...] = ("gaussian", "kaiming", "keep")
 #: ReLU family, GELU, SiLU/Swish, Hardswish, Mish, ELU/SELU/CELU — with bit 1[input > 0], as
 #: SWAP_Universal (TPAMI 2026) counts them; ``relu`` is the ICLR paper's ReLU family alone
 DEFAULT_ACTIVATIONS = "gates"
+#: proxies a run can compute beside SWAP (all bigger-is-better): AZ-NAS's expressivity,
+#: progressivity and trainability and the FLOPs (multiply-accumulates) of a torch pass on
+#: Gaussian-noise inputs (:mod:`swapprobe.capture.proxy_pass`); NWOT and Θ come with SWAP
+PASS_PROXIES: tuple[str, ...] = ("expressivity", "progressivity", "trainability", "flops")
+PROXIES: tuple[str, ...] = (*PASS_PROXIES, "nwot", "params")
 
 
 def check_scheme(scheme: str) -> None:
@@ -69,6 +76,10 @@ class ScoreSettings:
     max_pattern_bytes: int | None = None
     #: which activations count: ``gates`` (default), ``relu``, or kinds such as ``Relu,Gelu``
     activations: str = DEFAULT_ACTIVATIONS
+    #: proxies beside SWAP (names from :data:`PROXIES`); with any, results carry an aggregate
+    proxies: tuple[str, ...] = ()
+    #: Gaussian-noise inputs of the torch-pass proxies (AZ-NAS: 64)
+    proxy_batch: int = 64
 
     def __post_init__(self) -> None:
         if self.batch_size < 2:
@@ -85,6 +96,15 @@ class ScoreSettings:
         if self.mu is not None:
             metrics.regularisation_factor(1.0, self.mu, self.sigma)  # validates both
         metrics.parameters_in_unit(1, self.size_unit)
+        unknown = [name for name in self.proxies if name not in PROXIES]
+        if unknown:
+            raise SettingsError(
+                f"unknown proxy {unknown[0]!r}: use any of {', '.join(PROXIES)} (or none)"
+            )
+        if self.proxy_batch < 2:
+            raise SettingsError(f"proxy_batch must be at least 2, got {self.proxy_batch}")
+        if "nwot" in self.proxies and not self.baselines:
+            raise SettingsError("the nwot proxy needs the baselines (drop --no-baselines)")
 
     def store_settings(self, data: Batch) -> dict[str, Any]:
         """The settings a store must share to be resumed: those that change the patterns."""
@@ -97,7 +117,14 @@ class ScoreSettings:
             "data_fingerprint": data.fingerprint,
             "keep_patterns": self.keep_patterns,
             "activations": self.activations,
+            "proxies": list(self.pass_proxies),
+            "proxy_batch": self.proxy_batch if self.pass_proxies else None,
         }
+
+    @property
+    def pass_proxies(self) -> tuple[str, ...]:
+        """The requested proxies that need the torch pass (not NWOT or Θ)."""
+        return tuple(name for name in self.proxies if name in PASS_PROXIES)
 
 
 @dataclass
@@ -121,6 +148,20 @@ class Result:
     patterns: dict[int, PatternMatrix] = field(default_factory=dict)
     per_layer_swap: dict[str, float] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: values of the torch-pass proxies (:data:`PASS_PROXIES`) that were computed
+    proxies: dict[str, float] = field(default_factory=dict)
+    #: the rank aggregate among the candidates it was compared with (None: not aggregated)
+    aggregate: float | None = None
+
+    def proxy(self, name: str) -> float | None:
+        """One proxy's value: SWAP, NWOT, Θ (``params``) or a torch-pass proxy."""
+        if name == "swap":
+            return self.swap
+        if name == "nwot":
+            return self.nwot
+        if name == "params":
+            return float(self.param_count)
+        return self.proxies.get(name)
 
     @property
     def repeats(self) -> int:
@@ -196,6 +237,9 @@ class Result:
             "nwot": self.nwot,
             "seconds": self.seconds,
         }
+        row.update(self.proxies)
+        if self.aggregate is not None:
+            row["aggregate"] = self.aggregate
         if self.per_layer_swap is not None:
             row["per_layer_swap"] = self.per_layer_swap
         return row

@@ -29,7 +29,10 @@ if TYPE_CHECKING:
     from swapprobe.models import ModelRef
     from swapprobe.store import ModelRecord, PatternStore
 
-__all__ = ["record_to_result", "result_to_record", "run_refs", "run_store"]
+__all__ = ["PROXY_PREFIX", "record_to_result", "result_to_record", "run_refs", "run_store"]
+
+#: a torch-pass proxy's value is stored as the score ``proxy:NAME`` (one value per model)
+PROXY_PREFIX = "proxy:"
 
 
 @contextmanager
@@ -122,6 +125,8 @@ def result_to_record(result: Result) -> ModelRecord:
         scores["standard_ap"] = np.asarray(result.standard_ap_per_repeat, dtype=np.float64)
     if result.nwot_per_repeat is not None:
         scores["nwot"] = np.asarray(result.nwot_per_repeat, dtype=np.float64)
+    for name, value in result.proxies.items():
+        scores[PROXY_PREFIX + name] = np.array([value], dtype=np.float64)
     metadata = {
         **result.metadata,
         "param_count": int(result.param_count),
@@ -185,6 +190,11 @@ def record_to_result(
         patterns=patterns,
         per_layer_swap=meta.get("per_layer_swap"),
         metadata=meta,
+        proxies={
+            name[len(PROXY_PREFIX) :]: float(values[0])
+            for name, values in record.scores.items()
+            if name.startswith(PROXY_PREFIX)
+        },
     )
 
 

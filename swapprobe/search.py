@@ -22,7 +22,8 @@ from swapprobe.errors import SettingsError, SwapprobeError, UnknownArchitectureE
 from swapprobe.evaluate import Evaluator
 from swapprobe.evolution import CycleReport, Evolution, EvolutionConfig, SearchResult
 from swapprobe.executors import Executor, ResultList, TaskOutcome
-from swapprobe.models import arch_key, arch_ref
+from swapprobe.models import arch_key, arch_ref, text_key
+from swapprobe.proxies import set_aggregates
 from swapprobe.regularisation import (
     DEFAULT_SAMPLES,
     TARGET_SIZE_RHO,
@@ -30,7 +31,7 @@ from swapprobe.regularisation import (
     auto_regularisation,
 )
 from swapprobe.results import Result, ScoreSettings
-from swapprobe.runs import result_to_record, run_refs, run_store
+from swapprobe.runs import record_to_result, result_to_record, run_refs, run_store
 from swapprobe.searchspaces.base import SearchSpace
 
 __all__ = [
@@ -49,7 +50,10 @@ STATE_NAME = "search"
 
 
 def fitness_of(result: Result) -> float:
-    """The search's fitness: regularised SWAP when μ/σ are set, else SWAP (as the paper)."""
+    """The search's fitness: the proxy aggregate when the result has one (set among all
+    scored so far), else regularised SWAP when μ/σ are set, else SWAP (as the paper)."""
+    if result.aggregate is not None:
+        return float(result.aggregate)
     reg = result.reg_swap
     return float(result.swap if reg is None else reg)
 
@@ -116,7 +120,10 @@ def calibrate_for_space(
     Raises:
         SwapprobeError: an architecture of the calibration failed (its one-line reason).
     """
-    plain = replace(settings, baselines=False, keep_patterns="none", mu=None, sigma=None)
+    # the proxies stay: the calibration's architectures seed the search's population
+    plain = replace(
+        settings, baselines="nwot" in settings.proxies, keep_patterns="none", mu=None, sigma=None
+    )
     evaluator = Evaluator(data, plain)
 
     def score(archs: list[Any]) -> list[Any]:
@@ -228,9 +235,24 @@ def run_search(
             if handle is not None:
                 handle.write_state(STATE_NAME, state)
 
+        def rerank(texts: Sequence[str]) -> list[float]:
+            """The aggregate of every architecture scored so far (failed ones: -inf)."""
+            keys = [text_key(space, text) for text in texts]
+            for key in keys:  # scored before a resume: read back from the store
+                if key not in results and handle is not None and handle.has(key):
+                    results[key] = record_to_result(handle.read(key, patterns=False), settings)
+            set_aggregates([results[k] for k in keys if k in results], settings.proxies)
+            return [fitness_of(results[k]) if k in results else float("-inf") for k in keys]
+
         state = handle.read_state(STATE_NAME) if (handle is not None and resume) else None
         engine = Evolution(
-            space, fitness, config, on_cycle=on_cycle, checkpoint=checkpoint, initial=initial
+            space,
+            fitness,
+            config,
+            on_cycle=on_cycle,
+            checkpoint=checkpoint,
+            initial=initial,
+            rerank=rerank if settings.proxies else None,
         )
         outcome = engine.run(state=state)
         best_arch = space.parse(outcome.best.text)
@@ -332,6 +354,7 @@ def correlate_table(
         executor=executor,
     )
     wall = time.perf_counter() - started
+    set_aggregates(results, settings.proxies)  # ranks among the table's rows
     report = correlation_report(
         results, accuracies, rows, sweep=sweep, bootstrap=bootstrap, seed=seed
     )

@@ -45,6 +45,7 @@ def add_parser(commands: Any) -> None:
     options.add_data_options(parser, batch_default="the space's, listed below")
     options.add_scoring_options(parser, per_space=True, executor="auto")
     options.add_reg_option(parser)
+    options.add_proxy_option(parser, default_word="the space's, listed below")
     parser.add_argument(
         "--sweep", action="store_true", help="sweep μ=σ over the size range and report the best"
     )
@@ -103,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         sigma=args.sigma,
         size_unit=args.size_unit or space.size_unit,
         keep_patterns=args.keep_patterns,
+        proxies=defaults.proxies if args.proxies is None else args.proxies,
     )
     with options.open_executor(args) as executor, options.progress_bar(err) as bar:
         task = bar.add_task("architectures", total=args.limit or len(truth.archs))

@@ -88,6 +88,34 @@ def probability(text: str) -> float:
 batch_size = at_least(2, "distinct patterns need 2 samples")
 
 
+def proxy_list(text: str) -> tuple[str, ...]:
+    """``--proxies``: ``none`` or a comma list of proxy names (checked here)."""
+    from swapprobe.results import PROXIES
+
+    if text.strip().lower() == "none":
+        return ()
+    names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in PROXIES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown proxy {unknown[0] if unknown else text!r}: use none or any of "
+            f"{', '.join(PROXIES)}"
+        )
+    return names
+
+
+def add_proxy_option(parser: argparse.ArgumentParser, *, default_word: str) -> None:
+    parser.add_argument(
+        "--proxies",
+        type=proxy_list,
+        default=None,
+        metavar="LIST|none",
+        help="proxies aggregated with SWAP by ranks, Σ log(rank/N) over the candidates compared "
+        "(AZ-NAS's sum): expressivity, progressivity, trainability, flops (a torch pass on "
+        f"Gaussian noise), nwot, params; none = SWAP alone (default: {default_word})",
+    )
+
+
 # --- option groups -----------------------------------------------------------------------
 def add_data_options(parser: argparse.ArgumentParser, *, batch_default: str) -> None:
     """``--data``, ``--data-dir``, ``-S``, ``--pick``, ``--input-size``; ``batch_default`` is

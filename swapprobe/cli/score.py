@@ -68,6 +68,7 @@ def add_parser(commands: Any) -> None:
         metavar="relu|gates|KINDS",
         help="which activation units count (default: %(default)s; see below)",
     )
+    options.add_proxy_option(parser, default_word="the space's for its architectures, else none")
     parser.add_argument("--input-name", help="the image input, for models with several inputs")
     parser.add_argument(
         "--max-pattern-memory",
@@ -143,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         input_name=args.input_name,
         max_pattern_bytes=args.max_pattern_memory * 2**20 if args.max_pattern_memory else None,
         activations=args.activations,
+        proxies=defaults.proxies if args.proxies is None else args.proxies,
     )
     local = options.executor_name(args) == "local"
     with options.open_executor(args) as executor, options.progress_bar(err) as bar:

@@ -8,6 +8,8 @@ from typing import Any
 
 from swapprobe.cli import options
 
+FITNESSES = ("aggregate", "reg-swap", "swap")
+
 EPILOG = """\
 The fitness is regularised SWAP Ψ·exp(−(Θ−μ)²/σ) when --mu/--sigma or --reg auto are given (Θ
 in the space's unit: thousands of parameters of the DARTS scoring cell, millions for
@@ -36,7 +38,15 @@ def add_parser(commands: Any) -> None:
     options.add_data_options(parser, batch_default="the space's, listed below")
     options.add_scoring_options(parser, per_space=True, executor="auto")
     options.add_reg_option(parser)
+    options.add_proxy_option(parser, default_word="the space's, listed below")
     engine = parser.add_argument_group("evolution")
+    engine.add_argument(
+        "--fitness",
+        choices=FITNESSES,
+        help="aggregate: SWAP and --proxies by ranks among all scored so far; reg-swap: "
+        "regularised SWAP (the paper's, μ and σ by --reg auto unless given); swap: plain SWAP "
+        "(default: the space's measured best, listed below)",
+    )
     engine.add_argument(
         "--population",
         type=options.at_least(2, "crossover needs two parents"),
@@ -122,6 +132,16 @@ def run(args: argparse.Namespace) -> int:
 
         table = read_table(args.table, arch_col=args.arch_col, acc_cols=args.acc_col)
     data = options.load_data(args, args.batch_size or defaults.batch_size)
+    fitness = args.fitness or defaults.fitness
+    proxies: tuple[str, ...] = ()
+    if fitness == "aggregate":
+        proxies = defaults.proxies if args.proxies is None else args.proxies
+        if not proxies:
+            raise SettingsError("--fitness aggregate needs --proxies (a list, not none)")
+    elif args.proxies:
+        raise SettingsError(
+            f"--proxies are only aggregated with --fitness aggregate, not {fitness}"
+        )
     settings = ScoreSettings(
         batch_size=len(data.inputs),
         repeats=args.repeats or defaults.repeats,
@@ -131,10 +151,11 @@ def run(args: argparse.Namespace) -> int:
         mu=args.mu,
         sigma=args.sigma,
         size_unit=args.size_unit or space.size_unit,
-        baselines=False,
+        baselines="nwot" in proxies,
         keep_patterns="none",
+        proxies=proxies,
     )
-    auto = args.reg == "auto"
+    auto = args.reg == "auto" or (fitness == "reg-swap" and args.mu is None)
     reg = (
         "auto (calibrated first)"
         if auto
@@ -143,7 +164,9 @@ def run(args: argparse.Namespace) -> int:
         else "none (plain SWAP)"
     )
     err.print(
-        f"[dim]search[/] {space.name}  P={config.population} C={config.cycles} "
+        f"[dim]search[/] {space.name}  fitness {fitness}"
+        + (f" of swap,{','.join(proxies)}" if proxies else "")
+        + f"  P={config.population} C={config.cycles} "
         f"mutants={config.mutation_times}  S={settings.batch_size} repeats={settings.repeats}  "
         f"regularisation {reg}  data {data.source}"
     )

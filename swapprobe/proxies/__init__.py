@@ -12,7 +12,12 @@ from stored values. Every proxy is oriented so that **bigger is better**.
 
 from __future__ import annotations
 
-from swapprobe.proxies.aggregate import aggregate, ascending_ranks
+from swapprobe.proxies.aggregate import (
+    aggregate,
+    aggregate_results,
+    ascending_ranks,
+    set_aggregates,
+)
 from swapprobe.proxies.azproxies import (
     block_entropies,
     conv_macs,
@@ -26,6 +31,7 @@ from swapprobe.proxies.azproxies import (
 
 __all__ = [
     "aggregate",
+    "aggregate_results",
     "ascending_ranks",
     "block_entropies",
     "conv_macs",
@@ -33,6 +39,7 @@ __all__ = [
     "expressivity",
     "largest_singular_value",
     "progressivity",
+    "set_aggregates",
     "trainability",
     "trainability_term",
 ]

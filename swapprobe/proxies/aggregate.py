@@ -8,12 +8,17 @@ depends on the set it is ranked in, so aggregates of different sets are not comp
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["aggregate", "ascending_ranks"]
+if TYPE_CHECKING:
+    from swapprobe.results import Result
+
+__all__ = ["aggregate", "aggregate_results", "ascending_ranks", "set_aggregates"]
 
 
 def ascending_ranks(values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -46,3 +51,25 @@ def aggregate(proxies: Mapping[str, Sequence[float] | np.ndarray]) -> np.ndarray
     for column in columns:
         total += np.log(ascending_ranks(column) / n)
     return total
+
+
+def aggregate_results(results: Sequence[Result], proxies: Sequence[str]) -> np.ndarray:
+    """The aggregate of SWAP (regularised SWAP when the results carry μ and σ) and the named
+    proxies (see :meth:`~swapprobe.results.Result.proxy`) over ``results``, the candidates
+    being compared; a proxy a result lacks ranks it last on that proxy."""
+    columns: dict[str, list[float]] = {
+        "swap": [r.swap if r.reg_swap is None else r.reg_swap for r in results]
+    }
+    for name in proxies:
+        values = [r.proxy(name) for r in results]
+        columns[name] = [math.nan if v is None else float(v) for v in values]
+    return aggregate(columns)
+
+
+def set_aggregates(results: Sequence[Result], proxies: Sequence[str]) -> None:
+    """Give every result its :attr:`~swapprobe.results.Result.aggregate` among ``results``
+    (nothing to do without proxies: SWAP alone is then the ranking)."""
+    if not proxies or not results:
+        return
+    for result, value in zip(results, aggregate_results(results, proxies), strict=True):
+        result.aggregate = float(value)

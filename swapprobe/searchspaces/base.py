@@ -30,8 +30,10 @@ class SpaceDefaults:
     """What ``score``, ``search`` and ``correlate`` use for a space unless told otherwise: the
     one place each default is declared (the CLI's help, the engine and the API all read it).
 
-    ``batch_size`` S, ``init`` scheme and ``repeats`` decide the scores; ``population`` P,
-    ``cycles`` C and ``mutation_times`` size a search.
+    ``batch_size`` S, ``init`` scheme and ``repeats`` decide the scores; ``proxies`` are
+    the ones aggregated with SWAP by default (empty: SWAP alone); ``fitness`` is a search's
+    (``swap``, ``reg-swap`` or ``aggregate``); ``population`` P, ``cycles`` C and
+    ``mutation_times`` size a search.
     """
 
     batch_size: int = 16
@@ -40,13 +42,22 @@ class SpaceDefaults:
     population: int = 50
     cycles: int = 100
     mutation_times: int = 5
+    proxies: tuple[str, ...] = ()
+    fitness: str = "swap"
 
     def describe(self, *, engine: bool = True) -> str:
-        """One help line: ``S=16 init=gaussian repeats=32 [P=50 C=100 mutants=5]``."""
-        scoring = f"S={self.batch_size} init={self.init} repeats={self.repeats}"
+        """One help line: ``S=16 init=gaussian repeats=32 proxies=none [fitness=swap P=50 C=100
+        mutants=5]``."""
+        scoring = (
+            f"S={self.batch_size} init={self.init} repeats={self.repeats} "
+            f"proxies={','.join(self.proxies) or 'none'}"
+        )
         if not engine:
             return scoring
-        return f"{scoring} P={self.population} C={self.cycles} mutants={self.mutation_times}"
+        return (
+            f"{scoring} fitness={self.fitness} P={self.population} C={self.cycles} "
+            f"mutants={self.mutation_times}"
+        )
 
 
 class SearchSpace(ABC):
@@ -97,6 +108,16 @@ class SearchSpace(ABC):
     @abstractmethod
     def build_evaluation_network(self, arch: Hashable, dataset: str = "cifar10") -> nn.Module:
         """The network one would train and deploy (size reporting, export of a found model)."""
+
+    def proxy_network(self, arch: Hashable) -> nn.Module:
+        """The network the block-wise proxies (expressivity, progressivity, trainability) run
+        on; default: the scoring network."""
+        return self.build_scoring_network(arch)
+
+    def proxy_blocks(self, network: nn.Module) -> list[nn.Module]:
+        """The block boundaries of :meth:`proxy_network`: submodules whose outputs are the
+        features F_0, F_1, … in forward order; default: its top-level modules."""
+        return list(network.children())
 
     def scoring_param_count(self, arch: Hashable) -> int:
         """Θ of the scoring network, counted in parameters (not yet in ``size_unit``)."""

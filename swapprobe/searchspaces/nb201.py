@@ -30,6 +30,8 @@ from swapprobe.errors import DataError, SettingsError, UnknownArchitectureError
 from swapprobe.searchspaces.base import SearchSpace, SizeUnit, SpaceDefaults, register_space
 
 if TYPE_CHECKING:
+    import torch.nn as nn
+
     from swapprobe.searchspaces.nb201_networks import Nb201Network
 
 __all__ = [
@@ -314,6 +316,11 @@ class Nb201Space(SearchSpace):
         from swapprobe.searchspaces.nb201_networks import Nb201Network
 
         return Nb201Network(_coerce(arch), self.num_classes, self.channels, self.cells_per_stage)
+
+    def proxy_blocks(self, network: nn.Module) -> list[nn.Module]:
+        """AZ-NAS's blocks of NAS-Bench-201: the stem, then the 15 cells and the 2 residual
+        reduction blocks (``cells``), each fed by the previous one's output."""
+        return [network.stem, *network.cells]  # type: ignore[attr-defined]
 
     def build_evaluation_network(
         self, arch: Nb201Arch | str, dataset: str = "cifar10"
