@@ -83,6 +83,8 @@ class SearchOutcome:
             "space": self.space,
             "architecture": self.best_text,
             "fitness": self.search.best.fitness,
+            "aggregate": best.aggregate,
+            "proxies": dict(best.proxies),
             "swap": best.swap,
             "reg_swap": best.reg_swap,
             "mu": best.mu,

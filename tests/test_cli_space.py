@@ -86,7 +86,9 @@ def check_search_json(path: Path, name: str, population: int, cycles: int) -> di
     assert found["evaluation_params"] == space.evaluation_param_count(arch)
     assert [h["cycle"] for h in found["history"]] == list(range(cycles + 1))
     best = [h["best_fitness"] for h in found["history"]]
-    assert best == sorted(best) and best[-1] == found["fitness"]
+    assert best[-1] == found["fitness"]
+    if found.get("aggregate") is None:  # a fixed fitness only grows; an aggregate is re-ranked
+        assert best == sorted(best)
     assert found["evaluations"] == found["history"][-1]["evaluations"] >= population + cycles
     assert found["wall_seconds"] > 0
     return found
@@ -121,7 +123,10 @@ def test_search_nb201(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
     found = check_search_json(out_json, "nb201", population=6, cycles=3)
     assert found["mu"] is None and found["reg_swap"] is None
-    assert found["fitness"] == found["swap"]  # plain SWAP without μ/σ
+    # nb201's default fitness: SWAP aggregated with the space's proxies by ranks (≤ 0)
+    assert "fitness aggregate of swap,expressivity,progressivity,trainability,flops" in err
+    assert found["fitness"] == found["aggregate"] <= 0
+    assert set(found["proxies"]) == {"expressivity", "progressivity", "trainability", "flops"}
     assert 0 < found["swap"] <= 2**32  # nb201's default S = 32 bounds the distinct patterns
 
     check_export(best_onnx, "nb201", found)
@@ -353,6 +358,9 @@ def test_search_help_lists_each_space_defaults(capsys: pytest.CaptureFixture[str
     for name in list_spaces():
         d = get_space(name).defaults  # the one declaration the help, engine and API read
         scoring = f"S={d.batch_size} init={d.init} repeats={d.repeats}"
-        engine = f"P={d.population} C={d.cycles} mutants={d.mutation_times}"
-        assert f"{name:<8}{scoring} {engine}" in search_help
-        assert f"{name:<8}{scoring}" in correlate_help
+        proxies = f"proxies={','.join(d.proxies) or 'none'}"
+        engine = f"fitness={d.fitness} P={d.population} C={d.cycles} mutants={d.mutation_times}"
+        (search_line,) = [x for x in search_help.splitlines() if x.startswith(f"  {name:<8}")]
+        assert scoring in search_line and proxies in search_line and engine in search_line
+        (line,) = [x for x in correlate_help.splitlines() if x.startswith(f"  {name:<8}")]
+        assert scoring in line and proxies in line
