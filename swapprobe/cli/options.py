@@ -351,14 +351,18 @@ def consoles() -> tuple[Any, Any]:
     """stdout for results, stderr for progress and errors.
 
     Piped or redirected output gets 160 columns instead of Rich's 80, so that tables in logs
-    and files keep whole numbers rather than wrapping them.
+    and files keep whole numbers rather than wrapping them; messages to a redirected stderr are
+    not wrapped at all.
     """
     from rich.console import Console
 
     out = Console()
     if not out.is_terminal:
         out = Console(width=160)
-    return out, Console(stderr=True)
+    err = Console(stderr=True)
+    if not err.is_terminal:  # logs: one message, one line
+        err = Console(stderr=True, width=160, soft_wrap=True)
+    return out, err
 
 
 def progress_bar(err: Any, *, extra_columns: Sequence[Any] = ()) -> Any:
