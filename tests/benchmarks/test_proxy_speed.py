@@ -26,13 +26,14 @@ _ARCHS = 8
 
 def test_proxy_cost_vs_swap(cifar10_dir) -> None:  # type: ignore[no-untyped-def]
     from swapprobe.data import load_batch
-    from swapprobe.evaluate import Evaluator, ScoreSettings
+    from swapprobe.evaluate import Evaluator
     from swapprobe.proxies_torch import (
         collect_block_stats,
         gaussian_inputs,
         nb201_blocks,
         proxy_values,
     )
+    from swapprobe.results import ScoreSettings
     from swapprobe.searchspaces import get_space
 
     threads = torch.get_num_threads()
@@ -60,5 +61,47 @@ def test_proxy_cost_vs_swap(cifar10_dir) -> None:  # type: ignore[no-untyped-def
             figures[f"proxies_b{batch}_s"] = proxies
             figures[f"ratio_b{batch}"] = (swap + proxies) / swap
         record("nb201 proxies vs SWAP per architecture, one thread", figures)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_default_aggregate_scoring_vs_swap_alone(cifar10_dir) -> None:  # type: ignore[no-untyped-def]
+    """(b) what a user pays: the Evaluator with NAS-Bench-201's default proxies (the space's
+    declared set and proxy batch) ÷ the same Evaluator without proxies, per architecture,
+    network build, export, session and proxy pass all included; goal ≤ 2."""
+    from dataclasses import replace
+
+    from swapprobe.data import load_batch
+    from swapprobe.evaluate import Evaluator
+    from swapprobe.models import arch_ref
+    from swapprobe.results import ScoreSettings
+    from swapprobe.searchspaces import get_space
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        space = get_space("nb201")
+        d = space.defaults
+        rng = np.random.default_rng(11)
+        refs = [arch_ref(space, space.sample(rng)) for _ in range(_ARCHS)]
+        data = load_batch("cifar10", batch_size=d.batch_size, data_dir=str(cifar10_dir.parent))
+        plain = ScoreSettings(
+            batch_size=d.batch_size, repeats=d.repeats, init=d.init, keep_patterns="none"
+        )
+        runs = {
+            "swap": Evaluator(data, plain),
+            "aggregate": Evaluator(data, replace(plain, proxies=d.proxies)),
+        }
+        for evaluator in runs.values():
+            evaluator.evaluate(refs[0])  # warm-up
+        seconds = {name: 0.0 for name in runs}
+        for ref in refs:  # interleaved, so load changes hit both alike
+            for name, evaluator in runs.items():
+                start = time.perf_counter()
+                evaluator.evaluate(ref)
+                seconds[name] += time.perf_counter() - start
+        figures = {f"{k}_s": v / _ARCHS for k, v in seconds.items()}
+        figures["ratio"] = seconds["aggregate"] / seconds["swap"]
+        record("nb201 default aggregate vs SWAP alone per architecture, one thread", figures)
     finally:
         torch.set_num_threads(threads)
