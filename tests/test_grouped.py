@@ -44,16 +44,17 @@ def _assert_grouped_is_per_repeat(
     network: nn.Module,
     images: np.ndarray,
     *,
+    samples: int = S,
     repeats: int = 3,
     init: str = "gaussian",
     max_chunk_bytes: int | None = None,
     varies: bool = True,
 ) -> GroupedPatternSession:
     model = _loaded(network, images)
-    per_repeat = PatternSession(model, batch_size=S, sample_shape=images.shape[1:], init=init)
+    per_repeat = PatternSession(model, batch_size=samples, sample_shape=images.shape[1:], init=init)
     grouped = GroupedPatternSession(
         model,
-        batch_size=S,
+        batch_size=samples,
         sample_shape=images.shape[1:],
         init=init,
         max_chunk_bytes=max_chunk_bytes,
@@ -104,6 +105,14 @@ def test_chunks_of_repeats_give_the_same_patterns(images: np.ndarray) -> None:
     session = _assert_grouped_is_per_repeat(network, images, repeats=5, max_chunk_bytes=bound)
     assert session.max_chunk == 2
     assert session.chunks(list(range(5))) == [[0, 1], [2, 3], [4]]
+
+
+def test_more_than_64_samples_pack_into_several_words() -> None:
+    """S = 80: five 16-sample groups in two 64-bit words per unit."""
+    images = load_batch("synthetic", batch_size=80, seed=3).inputs
+    network = DartsSpace().build_scoring_network(_darts_genotype("dil_conv_3x3"))
+    session = _assert_grouped_is_per_repeat(network, images, samples=80, repeats=3)
+    assert session.run(images, seed=7, repeat=0).words.shape[1] == 2
 
 
 def _nb201_archs() -> list[Nb201Arch]:

@@ -466,8 +466,7 @@ class GroupedPatternSession:
         for chunk in self.chunks(wanted):
             session, names = self._session(len(chunk))
             t0 = time.perf_counter()
-            draws = [draw(self.init, self._drawn, seed, r) for r in chunk]
-            feeds = {p.name: np.concatenate([d[p.name] for d in draws]) for p in self._drawn}
+            feeds = {p.name: _drawn_chunk(self.init, p, seed, chunk) for p in self._drawn}
             feeds[self.input_name] = data
             t1 = time.perf_counter()
             try:
@@ -477,15 +476,8 @@ class GroupedPatternSession:
                     f"forward pass failed: {str(error).strip()[:300]}"
                 ) from None
             t2 = time.perf_counter()
-            blocks = [graph.join_sample_groups(out) for out in outputs]
-            for index in range(len(chunk)):
-                words = np.concatenate(
-                    [
-                        block[index * size : (index + 1) * size]
-                        for block, size in zip(blocks, self._unit_counts, strict=True)
-                    ]
-                )
-                matrices.append(PatternMatrix(words, self.batch_size, self.layers))
+            words = _repeat_words(outputs, self._unit_counts, len(chunk))
+            matrices += [PatternMatrix(w, self.batch_size, self.layers) for w in words]
             t3 = time.perf_counter()
             for stage, seconds in (("draw", t1 - t0), ("forward", t2 - t1), ("pack", t3 - t2)):
                 self.timings[stage] = self.timings.get(stage, 0.0) + seconds
@@ -494,6 +486,60 @@ class GroupedPatternSession:
     def run(self, inputs: np.ndarray, *, seed: int, repeat: int) -> PatternMatrix:
         """One repeat (as :meth:`PatternSession.run`)."""
         return self.run_all(inputs, seed=seed, repeats=[repeat])[0]
+
+
+def _repeat_words(
+    outputs: Sequence[np.ndarray], unit_counts: Sequence[int], repeats: int
+) -> np.ndarray:
+    """The in-graph packed outputs of a chunk → ``(repeats, V, W)`` uint64 words.
+
+    Output l is ``(G, repeats · V_l)`` float32 sample groups (see
+    :func:`~swapprobe.capture.graph.expose_patterns`), repeat r in columns
+    ``[r·V_l, (r+1)·V_l)``. Each repeat's rows are the layers in order, the words those of
+    :func:`~swapprobe.capture.graph.join_sample_groups`: sample s is bit s % 64 of word s // 64.
+    Done for all layers and repeats at once (one gather, one transpose), not per repeat.
+    """
+    per_word = 64 // graph.GROUP_BITS
+    columns = [out.reshape(out.shape[0], repeats, -1) for out in outputs]
+    groups = np.concatenate(columns, axis=2) if len(columns) > 1 else columns[0]  # (G, R, V)
+    count, _, units = groups.shape
+    assert units == sum(unit_counts)
+    width = -(-count // per_word)
+    words = np.zeros((width, repeats, units), dtype=np.uint64)
+    for group in range(count):  # the float sums are exact integers below 2^16
+        shifted = groups[group].astype(np.uint64)
+        if group % per_word:
+            shifted <<= np.uint64(graph.GROUP_BITS * (group % per_word))
+        words[group // per_word] |= shifted
+    if width == 1:
+        return words.reshape(repeats, units, 1)
+    return np.ascontiguousarray(words.transpose(1, 2, 0))  # (R, V, W)
+
+
+#: drawn chunks kept across architectures: the same (scheme, seed, repeats, name, shape) draws
+#: the same numbers in every architecture of a space (the preprocessing convolutions, every
+#: edge with the same op at the same place), so a table or a search draws each once.
+_DRAW_CACHE: dict[tuple[object, ...], np.ndarray] = {}
+_DRAW_CACHE_BYTES = 64 << 20
+_draw_cache_used = [0]  # bytes held (a list: updated in place)
+
+
+def _drawn_chunk(
+    scheme: str, param: graph.ParameterInfo, seed: int, repeats: Sequence[int]
+) -> np.ndarray:
+    """The repeats' draws of ``param`` concatenated on the first axis (each exactly
+    :func:`~swapprobe.capture.weights.draw`'s for that repeat), cached."""
+    key = (scheme, seed, tuple(repeats), param)
+    value = _DRAW_CACHE.get(key)
+    if value is None:
+        value = np.concatenate([draw(scheme, [param], seed, r)[param.name] for r in repeats])
+        if _draw_cache_used[0] + value.nbytes > _DRAW_CACHE_BYTES:
+            _DRAW_CACHE.clear()
+            _draw_cache_used[0] = 0
+        value.setflags(write=False)
+        _DRAW_CACHE[key] = value
+        _draw_cache_used[0] += value.nbytes
+    return value
 
 
 def _produced(model: onnx.ModelProto) -> set[str]:
