@@ -19,7 +19,12 @@ import swapprobe.capture.grouped as grouped_mod
 from swapprobe.capture.emit import GraphEmitter
 from swapprobe.capture.export import export_module
 from swapprobe.capture.graph import load_model
-from swapprobe.capture.grouped import GroupedPatternSession, GroupingError, group_repeats
+from swapprobe.capture.grouped import (
+    GroupedPatternSession,
+    GroupingError,
+    group_repeats,
+    varying_tensors,
+)
 from swapprobe.capture.session import PatternSession
 from swapprobe.data import load_batch
 from swapprobe.evaluate import Evaluator, ScoreSettings
@@ -238,12 +243,21 @@ def test_two_stacked_cells_grouped_is_per_repeat(images: np.ndarray) -> None:
     rewritten = group_repeats(
         session._base, 4, input_name="input", drawn=[p.name for p in session._drawn]
     )
-    # the structure the exactness rests on, read off the rewritten graph
+    # the structure the exactness rests on, read off the rewritten graph: every conv's groups
+    # times 4, except a one-group conv reading a tensor no repeat changes (the image's ReLU),
+    # whose 4·C_out output channels are each repeat's own
     convs_before = {n.name: n for n in session._base.graph.node if n.op_type == "Conv"}
+    varying = varying_tensors(session._base.graph.node, {p.name for p in session._drawn})
+    seen = set()
     for node in rewritten.graph.node:
         if node.op_type == "Conv":
-            before = next(a.i for a in convs_before[node.name].attribute if a.name == "group")
-            assert next(a.i for a in node.attribute if a.name == "group") == 4 * before
+            original = convs_before[node.name]
+            before = next(a.i for a in original.attribute if a.name == "group")
+            after = next(a.i for a in node.attribute if a.name == "group")
+            once = original.input[0] not in varying and before == 1
+            assert after == (1 if once else 4 * before)
+            seen.add(once)
+    assert seen == {True, False}
     inputs = {
         v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in rewritten.graph.input
     }

@@ -53,8 +53,6 @@ DEFAULT_MAX_CHUNK_BYTES = 1 << 30
 #: per-repeat fixed costs grouping saves are noise: such networks keep the per-repeat path.
 GROUP_BELOW_BYTES = 32 << 20
 
-_TILED_INPUT = "swapprobe_group__input"
-
 
 class GroupingError(NotImplementedError):
     """A graph the channel-group rewrite cannot prove exact for (the per-repeat path runs)."""
@@ -82,78 +80,78 @@ def group_repeats(
     activations = {a.tensor for a in graph.find_activations(model)}
     kept = _ancestors(g.node, activations)
     drawn_set = set(drawn)
+    varying = varying_tensors(kept, drawn_set)
 
     nodes: list[onnx.NodeProto] = []
     new_inits: list[onnx.TensorProto] = []
     new_inputs: list[onnx.ValueInfoProto] = []
-    grouped = {input_name}
-    used_input = False
+    data_tensors = {input_name}
+    tiled: dict[str, str] = {}
+
+    def tile(name: str) -> str:
+        """A tensor the same in every repeat, repeated in the channel axis (once)."""
+        if name not in tiled:
+            tiled[name] = f"{name}__swapprobe_tiled"
+            nodes.append(
+                helper.make_node(
+                    "Concat", [name] * repeats, [tiled[name]], axis=1, name=f"{name}__tile"
+                )
+            )
+        return tiled[name]
+
     for node in kept:
         op = node.op_type
         if op == "Constant":
             nodes.append(node)
             continue
-        data = [name for name in node.input if name in grouped]
-        if not data:
-            raise GroupingError(f"{op} node {node.name!r} reads no data tensor")
+        data = [name for name in node.input if name in data_tensors]
+        _check_supported(node, data, shapes, constants, initializers)
+        data_tensors.update(node.output)
+        if not varying.intersection(node.output):
+            nodes.append(node)  # the same in every repeat: computed once, as it is
+            continue
         copy = onnx.NodeProto()
         copy.CopyFrom(node)
-        if input_name in copy.input:
-            copy.input[:] = [_TILED_INPUT if i == input_name else i for i in copy.input]
-            used_input = True
         if op == "Conv":
-            _group_conv(copy, repeats, initializers, drawn_set, new_inits, new_inputs)
+            # A conv over one group reading a tensor that no repeat changes needs no tiling:
+            # its R·C_out output channels are already each repeat's own.
+            spread = node.input[0] in varying or _group_count(node) != 1
+            if node.input[0] not in varying and spread:
+                copy.input[0] = tile(node.input[0])
+            _group_conv(copy, repeats if spread else 1)
+            for position in range(1, len(node.input)):
+                if node.input[position]:
+                    _group_parameter(
+                        node.input[position],
+                        repeats,
+                        initializers,
+                        drawn_set,
+                        new_inits,
+                        new_inputs,
+                    )
             nodes.append(copy)
-        elif op == "BatchNormalization":
+            continue
+        copy.input[:] = [
+            tile(name) if name in data_tensors and name not in varying else name
+            for name in node.input
+        ]
+        if op == "BatchNormalization":
             for position in range(1, 5):
                 _group_parameter(
-                    copy.input[position], repeats, initializers, drawn_set, new_inits, new_inputs
+                    node.input[position], repeats, initializers, drawn_set, new_inits, new_inputs
                 )
             nodes.append(copy)
-        elif op in _CHANNELWISE:
-            nodes.append(copy)
-        elif op == "Add":
-            if len(data) != len(node.input):
-                raise GroupingError(f"Add node {node.name!r} adds a constant")
-            nodes.append(copy)
-        elif op == "Mul":
-            others = [i for i in node.input if i not in grouped]
-            if len(others) != 1 or not _is_scalar(others[0], constants, initializers):
-                raise GroupingError(f"Mul node {node.name!r} is not a product with a scalar")
-            nodes.append(copy)
-        elif op == "Slice":
-            rank = len(shapes[node.input[0]])
-            axes = _constant(node.input[3] if len(node.input) > 3 else "", constants)
-            if axes is None or {int(a) % rank for a in np.ravel(axes)} & {0, 1}:
-                raise GroupingError(f"Slice node {node.name!r} is not on spatial axes only")
-            nodes.append(copy)
-        elif op == "Pad":
-            pads = _constant(node.input[1] if len(node.input) > 1 else "", constants)
-            rank = len(shapes[node.input[0]])
-            mode = _string_attribute(node, "mode", "constant")
-            if pads is None or mode != "constant" or len(node.input) > 3:
-                raise GroupingError(f"Pad node {node.name!r} is not a constant spatial pad")
-            pads = np.ravel(pads)
-            if np.any(pads[[0, 1, rank, rank + 1]] != 0):
-                raise GroupingError(f"Pad node {node.name!r} pads the batch or channel axis")
-            nodes.append(copy)
         elif op == "Concat":
-            nodes += _group_concat(copy, repeats, shapes, node.name, len(data), new_inits)
+            nodes += _group_concat(copy, repeats, shapes, node, new_inits)
         else:
-            raise GroupingError(f"op {op} (node {node.name!r}) has no channel-group rewrite")
-        grouped.update(node.output)
-    if not used_input:
-        raise GroupingError("no node reads the data input")
-    tile = helper.make_node(
-        "Concat", [input_name] * repeats, [_TILED_INPUT], axis=1, name="swapprobe_group_tile"
-    )
+            nodes.append(copy)
     drop = {t.name for t in new_inits} | {v.name for v in new_inputs}
     out = onnx.ModelProto()
     out.CopyFrom(model)
     out.graph.ClearField("value_info")
     out.graph.ClearField("output")
     del out.graph.node[:]
-    out.graph.node.extend([tile, *nodes])
+    out.graph.node.extend(nodes)
     used = {name for node in nodes for name in node.input}
     keep = [t for t in g.initializer if t.name in used and t.name not in drop]
     del out.graph.initializer[:]
@@ -164,27 +162,70 @@ def group_repeats(
     return out
 
 
-def _group_conv(
+def varying_tensors(nodes: Sequence[onnx.NodeProto], drawn: set[str]) -> set[str]:
+    """The tensors that differ between repeats: outputs of a node that reads a drawn
+    parameter or a tensor that differs. The rest is computed once for all repeats."""
+    varying: set[str] = set()
+    for node in nodes:
+        if any(name in drawn or name in varying for name in node.input):
+            varying.update(node.output)
+    return varying
+
+
+def _check_supported(
     node: onnx.NodeProto,
-    repeats: int,
+    data: Sequence[str],
+    shapes: dict[str, tuple[int, ...]],
+    constants: dict[str, np.ndarray],
     initializers: dict[str, onnx.TensorProto],
-    drawn: set[str],
-    new_inits: list[onnx.TensorProto],
-    new_inputs: list[onnx.ValueInfoProto],
 ) -> None:
-    groups = 1
-    for attribute in node.attribute:
-        if attribute.name == "group":
-            groups = attribute.i
+    """Raise :class:`GroupingError` unless ``node`` acts on each repeat's channels alone."""
+    op = node.op_type
+    if not data:
+        raise GroupingError(f"{op} node {node.name!r} reads no data tensor")
+    if op in ("Conv", "BatchNormalization") or op in _CHANNELWISE:
+        if node.input[0] not in data or len(data) != 1:
+            raise GroupingError(f"{op} node {node.name!r} reads data as a parameter")
+    elif op == "Add":
+        if len(data) != len(node.input):
+            raise GroupingError(f"Add node {node.name!r} adds a constant")
+    elif op == "Mul":
+        others = [i for i in node.input if i not in data]
+        if len(others) != 1 or not _is_scalar(others[0], constants, initializers):
+            raise GroupingError(f"Mul node {node.name!r} is not a product with a scalar")
+    elif op == "Slice":
+        rank = len(shapes[node.input[0]])
+        axes = _constant(node.input[3] if len(node.input) > 3 else "", constants)
+        if axes is None or {int(a) % rank for a in np.ravel(axes)} & {0, 1}:
+            raise GroupingError(f"Slice node {node.name!r} is not on spatial axes only")
+    elif op == "Pad":
+        pads = _constant(node.input[1] if len(node.input) > 1 else "", constants)
+        rank = len(shapes[node.input[0]])
+        mode = _string_attribute(node, "mode", "constant")
+        if pads is None or mode != "constant" or len(node.input) > 3:
+            raise GroupingError(f"Pad node {node.name!r} is not a constant spatial pad")
+        if np.any(np.ravel(pads)[[0, 1, rank, rank + 1]] != 0):
+            raise GroupingError(f"Pad node {node.name!r} pads the batch or channel axis")
+    elif op == "Concat":
+        axis = next((a.i for a in node.attribute if a.name == "axis"), None)
+        rank = len(shapes[node.input[0]])
+        if axis is None or axis % rank != 1 or len(data) != len(node.input):
+            raise GroupingError(f"Concat node {node.name!r} is not a channel concat of data")
+    else:
+        raise GroupingError(f"op {op} (node {node.name!r}) has no channel-group rewrite")
+
+
+def _group_count(node: onnx.NodeProto) -> int:
+    return next((a.i for a in node.attribute if a.name == "group"), 1)
+
+
+def _group_conv(node: onnx.NodeProto, factor: int) -> None:
+    """Multiply the conv's group count by ``factor`` (R, or 1 on an unrepeated input)."""
+    groups = _group_count(node)
     for attribute in list(node.attribute):
         if attribute.name == "group":
             node.attribute.remove(attribute)
-    node.attribute.append(helper.make_attribute("group", groups * repeats))
-    for position in range(1, len(node.input)):
-        if node.input[position]:
-            _group_parameter(
-                node.input[position], repeats, initializers, drawn, new_inits, new_inputs
-            )
+    node.attribute.append(helper.make_attribute("group", groups * factor))
 
 
 def _group_parameter(
@@ -216,20 +257,17 @@ def _group_concat(
     node: onnx.NodeProto,
     repeats: int,
     shapes: dict[str, tuple[int, ...]],
-    label: str,
-    grouped_inputs: int,
+    original: onnx.NodeProto,
     new_inits: list[onnx.TensorProto],
 ) -> list[onnx.NodeProto]:
-    """Channel concat of grouped tensors, each repeat's channels kept contiguous."""
-    axis = next((a.i for a in node.attribute if a.name == "axis"), None)
-    rank = len(shapes[node.input[0]])
-    if axis is None or axis % rank != 1 or grouped_inputs != len(node.input):
-        raise GroupingError(f"Concat node {label!r} is not a channel concat of data tensors")
+    """Channel concat of repeated tensors, each repeat's channels kept contiguous (the shapes
+    are the per-repeat ones, read from ``original``'s inputs)."""
+    label = original.name
     prefix = f"{label}__swapprobe_group"
     out: list[onnx.NodeProto] = []
     split: list[str] = []
-    for index, name in enumerate(node.input):
-        s, c, *rest = shapes[name]
+    for index, (name, source) in enumerate(zip(node.input, original.input, strict=True)):
+        s, c, *rest = shapes[source]
         shape_name = f"{prefix}_shape{index}"
         new_inits.append(
             numpy_helper.from_array(np.asarray([s, repeats, c, *rest], np.int64), shape_name)
@@ -361,12 +399,13 @@ class GroupedPatternSession:
         self._random = [p for p in self.parameters if is_random(init, p.role)]
         # Only parameters some activation depends on are drawn (the classifier's are not):
         # each draw is seeded by its own name, so skipping one changes no other.
-        needed = {
-            n
-            for node in _ancestors(base.graph.node, {a.tensor for a in activations})
-            for n in node.input
-        }
+        kept = _ancestors(base.graph.node, {a.tensor for a in activations})
+        needed = {n for node in kept for n in node.input}
         self._drawn = [p for p in self._random if p.name in needed]
+        # Activations no drawn weight precedes (the DARTS cell's ReLUs on the image) are the
+        # same in every repeat: computed once per chunk, their words repeated on the host.
+        varying = varying_tensors(kept, {p.name for p in self._drawn})
+        self._repeated = [a.tensor in varying for a in activations]
         self._unit_shapes = [shapes[a.tensor][1:] for a in activations]
         self._unit_counts = [int(np.prod(s)) for s in self._unit_shapes]
         produced = _produced(base)
@@ -399,7 +438,9 @@ class GroupedPatternSession:
         # Prove the rewrite now (it raises GroupingError before any repeat is run), and with
         # the repeats known, build their sessions up front (the per-repeat session does too).
         if repeats is None:
-            group_repeats(self._base, 1, input_name=self.input_name, drawn=[])
+            group_repeats(
+                self._base, 1, input_name=self.input_name, drawn=[p.name for p in self._drawn]
+            )
         else:
             for size in sorted({len(chunk) for chunk in self.chunks(list(range(repeats)))}):
                 self._session(size)
@@ -476,7 +517,7 @@ class GroupedPatternSession:
                     f"forward pass failed: {str(error).strip()[:300]}"
                 ) from None
             t2 = time.perf_counter()
-            words = _repeat_words(outputs, self._unit_counts, len(chunk))
+            words = _repeat_words(outputs, self._unit_counts, self._repeated, len(chunk))
             matrices += [PatternMatrix(w, self.batch_size, self.layers) for w in words]
             t3 = time.perf_counter()
             for stage, seconds in (("draw", t1 - t0), ("forward", t2 - t1), ("pack", t3 - t2)):
@@ -489,7 +530,10 @@ class GroupedPatternSession:
 
 
 def _repeat_words(
-    outputs: Sequence[np.ndarray], unit_counts: Sequence[int], repeats: int
+    outputs: Sequence[np.ndarray],
+    unit_counts: Sequence[int],
+    repeated: Sequence[bool],
+    repeats: int,
 ) -> np.ndarray:
     """The in-graph packed outputs of a chunk → ``(repeats, V, W)`` uint64 words.
 
@@ -497,10 +541,16 @@ def _repeat_words(
     :func:`~swapprobe.capture.graph.expose_patterns`), repeat r in columns
     ``[r·V_l, (r+1)·V_l)``. Each repeat's rows are the layers in order, the words those of
     :func:`~swapprobe.capture.graph.join_sample_groups`: sample s is bit s % 64 of word s // 64.
-    Done for all layers and repeats at once (one gather, one transpose), not per repeat.
+    A layer that is not ``repeated`` was computed once (``(G, V_l)``) and is the same in
+    every repeat. Done for all layers and repeats at once, not per repeat.
     """
     per_word = 64 // graph.GROUP_BITS
-    columns = [out.reshape(out.shape[0], repeats, -1) for out in outputs]
+    columns = [
+        out.reshape(out.shape[0], repeats, -1)
+        if again
+        else np.broadcast_to(out[:, None, :], (out.shape[0], repeats, out.shape[1]))
+        for out, again in zip(outputs, repeated, strict=True)
+    ]
     groups = np.concatenate(columns, axis=2) if len(columns) > 1 else columns[0]  # (G, R, V)
     count, _, units = groups.shape
     assert units == sum(unit_counts)
