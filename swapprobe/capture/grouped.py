@@ -22,8 +22,17 @@ per-repeat :class:`~swapprobe.capture.session.PatternSession`. The supported set
 emitted search-space graphs (:mod:`swapprobe.capture.emit`) contain up to their last
 activation; nodes no activation depends on (global pooling, the classifier) are dropped.
 
+What no drawn weight precedes (the DARTS cell's two ReLUs on the image) is the same in every
+repeat: it is computed once per chunk at its own size, and a one-group conv reading it writes
+all R·C_out channels at once (no tiling); its pattern words are repeated on the host.
+
 The patterns are bit-identical to the per-repeat pass (tests hold every op of both spaces to
 it): each repeat's arithmetic is the same ops on the same values, only more of them per node.
+
+Measured on the CPU (one thread): grouping saves the per-call and per-repeat host costs, but
+the kernels themselves do not get cheaper per element, and slow down once a chunk's tensors
+leave the caches, so chunks are kept to ~8 DARTS repeats (:data:`DEFAULT_MAX_CHUNK_BYTES`), and
+compute-bound networks (NAS-Bench-201) keep the per-repeat path (:data:`GROUP_BELOW_BYTES`).
 """
 
 from __future__ import annotations
@@ -40,7 +49,13 @@ from swapprobe.capture.weights import check_scheme, constant_value, draw, is_ran
 from swapprobe.errors import SettingsError, ShapeMismatchError
 from swapprobe.patterns import LayerInfo, PatternMatrix
 
-__all__ = ["GroupedPatternSession", "GroupingError", "group_repeats", "grouped_session"]
+__all__ = [
+    "GroupedPatternSession",
+    "GroupingError",
+    "group_repeats",
+    "grouped_session",
+    "varying_tensors",
+]
 
 #: ops whose every output channel depends only on the same input channel (kept unchanged)
 _CHANNELWISE = frozenset({"Relu", "MaxPool", "AveragePool", "GlobalAveragePool"})
