@@ -172,7 +172,9 @@ class Evaluator:
             timings["session"] = time.perf_counter() - t0
             return runner, module_digest(model)
 
+        from swapprobe.capture.emit import can_emit
         from swapprobe.capture.graph import load_model, model_digest
+        from swapprobe.capture.grouped import grouped_session
         from swapprobe.capture.session import PatternSession
 
         t0 = time.perf_counter()
@@ -186,17 +188,23 @@ class Evaluator:
             proto = model
         loaded = load_model(proto)
         digest = model_digest(loaded)
-        runner = PatternSession(
-            loaded,
-            batch_size=settings.batch_size,
-            sample_shape=inputs.shape[1:],
-            init=settings.init,
-            input_name=settings.input_name,
-            device=settings.device,
-            max_pattern_bytes=settings.max_pattern_bytes,
-            name=name,
-            activations=settings.activations,
-        )
+        session_args: dict[str, Any] = {
+            "batch_size": settings.batch_size,
+            "sample_shape": inputs.shape[1:],
+            "init": settings.init,
+            "input_name": settings.input_name,
+            "device": settings.device,
+            "max_pattern_bytes": settings.max_pattern_bytes,
+        }
+        runner: Any = None
+        if is_module and can_emit(model) and settings.repeats > 1:
+            # Emitted search-space graphs (ReLU networks): all repeats in one pass,
+            # bit-identical patterns; None where the rewrite does not apply or pay
+            runner = grouped_session(loaded, repeats=settings.repeats, **session_args)
+        if runner is None:
+            runner = PatternSession(
+                loaded, name=name, activations=settings.activations, **session_args
+            )
         if is_module:
             # Θ of a module counts every parameter, also those its forward never uses
             # (the DARTS scoring network's classifier, as the reference counts it).
@@ -222,8 +230,17 @@ class Evaluator:
         per_layer: dict[str, list[int]] = {}
         count_time = 0.0
         matrix: PatternMatrix | None = None
+        run_all = getattr(runner, "run_all", None)  # a grouped session: every repeat at once
+        matrices = (
+            run_all(self.data.inputs, seed=settings.seed, repeats=settings.repeats)
+            if run_all is not None
+            else None
+        )
         for repeat in range(settings.repeats):
-            matrix = runner.run(self.data.inputs, seed=settings.seed, repeat=repeat)
+            if matrices is not None:
+                matrix = matrices[repeat]
+            else:
+                matrix = runner.run(self.data.inputs, seed=settings.seed, repeat=repeat)
             t0 = time.perf_counter()
             found = metrics.scores(matrix, baselines=settings.baselines)
             swaps[repeat] = found.swap
