@@ -206,3 +206,37 @@ def test_sigkill_of_a_pool_run_leaves_no_process_behind() -> None:
     while time.monotonic() < deadline and any(_alive(p) for p in helpers):
         time.sleep(0.25)
     assert not [p for p in helpers if _alive(p)]
+
+
+def test_a_fixed_batch_export_says_how_to_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """torch 2.13's default (dynamo) export bakes the example's batch of 1 into a Reshape."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    shape = numpy_helper.from_array(np.array([1, -1], np.int64), "shape")
+    fc = numpy_helper.from_array(np.ones((10, 4 * 32 * 32), np.float32), "fc")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Reshape", ["r", "shape"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "fc"], ["y"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "fixed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+        [weight, shape, fc],
+    )
+    path = tmp_path / "fixed.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    store = tmp_path / "new.h5"
+    capsys.readouterr()
+    assert main(["score", str(path), *SMALL, "--store", str(store)]) == 2
+    line = one_error_line(capsys)
+    assert "fixed batch of 1" in line and "dynamic_axes" in line
+    assert not store.exists()  # a store this run made and never wrote to is gone again

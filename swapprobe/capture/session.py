@@ -197,7 +197,9 @@ class PatternSession:
             )
         except Exception as error:  # ORT raises its own Fail/InvalidGraph types
             raise ShapeMismatchError(
-                f"onnxruntime cannot run the model at batch size {batch_size}: {_first_line(error)}"
+                _fixed_batch_advice(model, self.input_name, batch_size)
+                or f"onnxruntime cannot run the model at batch size {batch_size}: "
+                f"{_first_line(error)}"
             ) from None
         self.provider = self.session.get_providers()[0]
         self.device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
@@ -438,6 +440,25 @@ def _bake_constants(
             )
             out.graph.initializer[index].CopyFrom(replacement)
     return out
+
+
+def _fixed_batch_advice(model: onnx.ModelProto, input_name: str, batch_size: int) -> str | None:
+    """The one line for a model exported with a fixed batch (torch's default dynamo exporter
+    bakes the example's batch of 1 into Reshape nodes), or None when its batch axis is free.
+
+    SWAP needs S samples in one forward (BatchNorm's batch statistics couple them), so such a
+    file cannot be scored as it is: say how to export one that can."""
+    dims = graph.input_shape(graph.model_input(model, input_name))
+    fixed = dims[0] if dims else None
+    if not isinstance(fixed, int) or fixed <= 0 or fixed == batch_size:
+        return None
+    return (
+        f"the model was exported with a fixed batch of {fixed} and cannot run {batch_size} "
+        "samples at once; export it with a free batch axis and BatchNorm kept: "
+        "torch.onnx.export(model, x, path, dynamo=False, do_constant_folding=False, "
+        "input_names=['x'], dynamic_axes={'x': {0: 'batch'}}), or score the torch module "
+        "itself (FILE.py:FUNCTION)"
+    )
 
 
 def _first_line(error: BaseException) -> str:
