@@ -143,7 +143,7 @@ def measure(args: argparse.Namespace) -> int:
     fields = ["arch", "accuracy", "swap", "reg_swap", "theta", "nwot", "standard_ap"]
     fields += ["seconds_swap"]
     for b in batches:
-        suffix = "" if b == batches[0] else f"_b{b}"
+        suffix = "" if b == batches[0] and not args.always_suffix else f"_b{b}"
         fields += [f"{name}{suffix}" for name in ("expressivity", "progressivity", "trainability")]
         fields += [f"seconds_proxies{suffix}", f"seconds_forward{suffix}"]
     fields += ["flops", "params_torch"]
@@ -169,7 +169,7 @@ def measure(args: argparse.Namespace) -> int:
                 "standard_ap": result.standard_ap,
             }
             for b in batches:
-                suffix = "" if b == batches[0] else f"_b{b}"
+                suffix = "" if b == batches[0] and not args.always_suffix else f"_b{b}"
                 t0 = time.perf_counter()
                 net, blocks = _proxy_network(space, arch, args.space)
                 stats = collect_block_stats(net, blocks, noise[b], seed=0)
@@ -334,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         "--proxy-batches",
         default="64",
         help="comma-separated B of the noise batch; the first gets unsuffixed columns",
+    )
+    m.add_argument(
+        "--always-suffix", action="store_true", help="suffix the first batch's columns too"
     )
     m.add_argument("--shard", default="0/1", help="i/n: only rows whose index is i mod n")
     m.add_argument("--skip", nargs="*", default=[], help="CSVs whose rows are already measured")
