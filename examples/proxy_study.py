@@ -126,10 +126,14 @@ def measure(args: argparse.Namespace) -> int:
     rows = [row for i, row in enumerate(rows) if i % shards == shard]
     # --reg auto's μ, σ: the same calibration the CLI runs (100 seeded random architectures)
     t0 = time.perf_counter()
-    reg = auto_regularisation(
-        space, lambda archs: [evaluator.evaluate_architecture(space, a) for a in archs]
-    )
-    print(f"reg auto: {reg.describe()} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    if args.reg:  # μ, σ of an earlier run's calibration (printed in its log)
+        mu, sigma = (float(v) for v in args.reg.split(","))
+    else:
+        reg = auto_regularisation(
+            space, lambda archs: [evaluator.evaluate_architecture(space, a) for a in archs]
+        )
+        mu, sigma = reg.mu, reg.sigma
+        print(f"reg auto: {reg.describe()} ({time.perf_counter() - t0:.0f} s)", flush=True)
     batches = [int(b) for b in args.proxy_batches.split(",")]
     if args.proxy_inputs == "noise":
         noise = {b: gaussian_inputs(b, space.input_shape, seed=0) for b in batches}
@@ -163,7 +167,7 @@ def measure(args: argparse.Namespace) -> int:
                 "accuracy": acc,
                 "seconds_swap": time.perf_counter() - t0,
                 "swap": result.swap,
-                "reg_swap": result.with_regularisation(reg.mu, reg.sigma).reg_swap,
+                "reg_swap": result.with_regularisation(mu, sigma).reg_swap,
                 "theta": result.theta,
                 "nwot": result.nwot,
                 "standard_ap": result.standard_ap,
@@ -338,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument(
         "--always-suffix", action="store_true", help="suffix the first batch's columns too"
     )
+    m.add_argument("--reg", help="MU,SIGMA instead of running --reg auto's calibration")
     m.add_argument("--shard", default="0/1", help="i/n: only rows whose index is i mod n")
     m.add_argument("--skip", nargs="*", default=[], help="CSVs whose rows are already measured")
     m.add_argument(
