@@ -60,3 +60,10 @@ def test_base_must_be_present() -> None:
 
 def test_top_k_mean_by_hand() -> None:
     assert top_k_mean([3.0, 1.0, np.nan, 2.0], [90.0, 10.0, 99.0, 80.0], 2) == 85.0
+
+
+def test_set_figures_carry_top10() -> None:
+    table, accuracy = _table(n=200)
+    selection = select_proxy_set(table, accuracy, base="swap", seed=1)
+    alone = selection.figures(("swap",))
+    assert alone.top10_all == pytest.approx(top_k_mean(table["swap"], accuracy, 10))
