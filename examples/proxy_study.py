@@ -12,7 +12,7 @@ Two steps, so the slow one can run in the background and resume::
 (NAS-Bench-201: real CIFAR-10 images, S = 32, 2 repeats, Kaiming init, Θ in M, and
 ``--reg auto``'s μ, σ from the same calibration the CLI runs; DARTS: S = 16, 32 repeats,
 Gaussian init, Θ in K) and, on the same architecture, AZ-NAS's pass
-(:mod:`swapprobe.proxies_torch`: B Gaussian-noise images, Kaiming-normal init, BN in train
+(:mod:`swapprobe.capture.proxy_pass`: B Gaussian-noise images, Kaiming-normal init, BN in train
 mode) for expressivity, progressivity, trainability and FLOPs. Seconds of each part are
 columns of the CSV (``seconds_swap``, ``seconds_proxies``).
 
@@ -88,13 +88,13 @@ def _read_rows(space_name: str, table: Path) -> list[tuple[str, float]]:
 
 
 def _proxy_network(space: Any, arch: Any, space_name: str) -> tuple[Any, list[Any]]:
-    """The network AZ-NAS's pass runs on and its blocks (see ``swapprobe.proxies_torch``)."""
-    from swapprobe.proxies_torch import darts_blocks, nb201_blocks
+    """The network AZ-NAS's pass runs on and its blocks (see ``swapprobe.capture.proxy_pass``)."""
+    from swapprobe.capture.proxy_pass import darts_blocks, nb201_blocks
 
     if space_name == "nb201":
         net = space.build_scoring_network(arch)
         return net, nb201_blocks(net)
-    from swapprobe.proxies_torch import darts_proxy_network
+    from swapprobe.capture.proxy_pass import darts_proxy_network
 
     net = darts_proxy_network(arch)
     return net, darts_blocks(net)
@@ -103,9 +103,9 @@ def _proxy_network(space: Any, arch: Any, space_name: str) -> tuple[Any, list[An
 def measure(args: argparse.Namespace) -> int:
     import torch
 
+    from swapprobe.capture.proxy_pass import collect_block_stats, gaussian_inputs, proxy_values
     from swapprobe.data import load_batch
     from swapprobe.evaluate import Evaluator, ScoreSettings
-    from swapprobe.proxies_torch import collect_block_stats, gaussian_inputs, proxy_values
     from swapprobe.regularisation import auto_regularisation
     from swapprobe.searchspaces import get_space
 
@@ -210,7 +210,7 @@ def measure_naslib(args: argparse.Namespace) -> int:
     """
     import torch
 
-    from swapprobe.proxies_torch import gaussian_inputs, naslib_pass
+    from swapprobe.capture.proxy_pass import gaussian_inputs, naslib_pass
     from swapprobe.searchspaces import get_space
 
     torch.set_num_threads(1)

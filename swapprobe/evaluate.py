@@ -119,7 +119,7 @@ class Evaluator:
 
         import torch
 
-        from swapprobe import proxies_torch
+        from swapprobe.capture import proxy_pass
 
         settings = self.settings
         if ref.space is not None:
@@ -136,18 +136,18 @@ class Evaluator:
                 "pass, which swapprobe runs on torch modules and search-space architectures; "
                 "score the ONNX file with SWAP alone (proxies none) or pass the torch module"
             )
-        inputs = proxies_torch.gaussian_inputs(
+        inputs = proxy_pass.gaussian_inputs(
             settings.proxy_batch, tuple(self.data.inputs.shape[1:]), seed=settings.seed
         )
         with torch.random.fork_rng(devices=[]):
-            stats = proxies_torch.collect_block_stats(
+            stats = proxy_pass.collect_block_stats(
                 module,
                 blocks,
                 inputs,
                 seed=torch_seed(settings.seed, ref.key) % 2**31,
                 trainability="trainability" in settings.pass_proxies,
             )
-        values = proxies_torch.proxy_values(stats)
+        values = proxy_pass.proxy_values(stats)
         return {name: float(values[name]) for name in settings.pass_proxies}
 
     # --- internals ----------------------------------------------------------------------

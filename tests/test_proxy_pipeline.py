@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch.nn as nn
 
-from swapprobe import proxies_torch
 from swapprobe.api import score_many
+from swapprobe.capture import proxy_pass
 from swapprobe.data import Batch, load_batch
 from swapprobe.errors import SettingsError
 from swapprobe.evaluate import Evaluator, torch_seed
@@ -48,13 +48,13 @@ def test_evaluator_proxies_are_the_pass_on_the_spaces_proxy_network(data: Batch)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(torch_seed(0, ref.key))
         network = ref.space.proxy_network(ref.arch)
-    stats = proxies_torch.collect_block_stats(
+    stats = proxy_pass.collect_block_stats(
         network,
         ref.space.proxy_blocks(network),
-        proxies_torch.gaussian_inputs(SETTINGS.proxy_batch, (3, 32, 32), seed=0),
+        proxy_pass.gaussian_inputs(SETTINGS.proxy_batch, (3, 32, 32), seed=0),
         seed=torch_seed(0, ref.key) % 2**31,
     )
-    expected = proxies_torch.proxy_values(stats)
+    expected = proxy_pass.proxy_values(stats)
     assert {k: result.proxies[k] for k in PROXIES} == {k: expected[k] for k in PROXIES}
 
 

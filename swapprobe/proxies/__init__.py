@@ -2,7 +2,7 @@
 
 Nothing here imports torch or onnxruntime: the pass that produces the inputs (block
 covariances, block-local vector-Jacobian cross matrices, FLOPs) lives elsewhere
-(:mod:`swapprobe.proxies_torch` today), so the numbers can be tested by hand and recomputed
+(:mod:`swapprobe.capture.proxy_pass` today), so the numbers can be tested by hand and recomputed
 from stored values. Every proxy is oriented so that **bigger is better**.
 
 - :mod:`.azproxies`: AZ-NAS's expressivity, progressivity, trainability and complexity;

@@ -2,7 +2,7 @@
 for Network Architecture Search", CVPR 2024; public code cvlab-yonsei/AZ-NAS,
 ``NB201/ZeroShotProxy/compute_az_nas_score.py``, read and re-derived here, not copied).
 
-The pass (see :mod:`swapprobe.proxies_torch`) hands over, per block l of the network:
+The pass (see :mod:`swapprobe.capture.proxy_pass`) hands over, per block l of the network:
 
 - the channel covariance Σ_l (C×C) of the block's output F_l, rows = the B·H·W positions,
   centred per channel, divided by B·H·W;

@@ -3,7 +3,7 @@
 Definitions as in NASLib's NAS-Bench-Suite-Zero (Krishnakumar et al., NeurIPS 2022 Datasets
 & Benchmarks; github.com/automl/NASLib, ``naslib/predictors/pruners/measures/``), which takes
 them from Abdelfattah et al., "Zero-Cost Proxies for Lightweight NAS", ICLR 2021. The torch
-side (:func:`swapprobe.proxies_torch.naslib_pass`) runs the backward passes and hands over
+side (:func:`swapprobe.capture.proxy_pass.naslib_pass`) runs the backward passes and hands over
 one (weight, gradient) pair per conv/linear layer, or the input Jacobians. Bigger is better
 for all four, as NASLib ranks them.
 """

@@ -3,7 +3,7 @@
 
 (a) seconds per architecture of SWAP alone (the NAS-Bench-201 search setting: CIFAR-10,
     S = 32, 2 repeats, Kaiming init, through the Evaluator) and of the proxy pass
-    (:func:`swapprobe.proxies_torch.collect_block_stats` + :func:`proxy_values`: network
+    (:func:`swapprobe.capture.proxy_pass.collect_block_stats` + :func:`proxy_values`: network
     build, forward with covariances, 17 block-local VJPs) at B = 16, 32, 64 noise images;
     reported as (SWAP + proxies) ÷ SWAP, the issue's goal being ≤ 2.
 """
@@ -25,14 +25,14 @@ _ARCHS = 8
 
 
 def test_proxy_cost_vs_swap(cifar10_dir) -> None:  # type: ignore[no-untyped-def]
-    from swapprobe.data import load_batch
-    from swapprobe.evaluate import Evaluator
-    from swapprobe.proxies_torch import (
+    from swapprobe.capture.proxy_pass import (
         collect_block_stats,
         gaussian_inputs,
         nb201_blocks,
         proxy_values,
     )
+    from swapprobe.data import load_batch
+    from swapprobe.evaluate import Evaluator
     from swapprobe.results import ScoreSettings
     from swapprobe.searchspaces import get_space
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from swapprobe.proxies_torch import (
+from swapprobe.capture.proxy_pass import (
     collect_block_stats,
     gaussian_inputs,
     init_kaiming_normal,
@@ -131,7 +131,7 @@ def test_nb201_zero_cell_ranks_last() -> None:
 
 
 def test_naslib_pass_on_a_linear_map() -> None:
-    from swapprobe.proxies_torch import naslib_pass
+    from swapprobe.capture.proxy_pass import naslib_pass
 
     net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, bias=False))
     x = torch.randn(5, 1, 2, 2)
