@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         if auto
         else f"μ={settings.mu:g} σ={settings.sigma:g} (Θ in {settings.size_unit})"
         if settings.mu
-        else "none (plain SWAP)"
+        else "none"
     )
     err.print(
         f"[dim]search[/] {space.name}  fitness {fitness}"
