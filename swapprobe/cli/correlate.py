@@ -76,20 +76,12 @@ def run(args: argparse.Namespace) -> int:
 
     from swapprobe import report
     from swapprobe.correlate import read_table, scatter_plot
-    from swapprobe.errors import SettingsError
     from swapprobe.results import ScoreSettings
     from swapprobe.search import correlate_table
     from swapprobe.searchspaces import get_space
-    from swapprobe.store import check_writable
 
     out, err = options.consoles()
-    options.check_mu_sigma(args)
-    if args.resume and not args.store:
-        raise SettingsError("--resume needs --store")
-    options.check_outputs([args.json, args.csv, args.plot])
-    if args.store:
-        check_writable(args.store)
-    options.start_executor_early(args)
+    options.before_work(args, [args.json, args.csv, args.plot])
     space = get_space(args.space)
     defaults = space.defaults
     truth = read_table(args.table, arch_col=args.arch_col, acc_cols=args.acc_col)

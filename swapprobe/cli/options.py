@@ -235,6 +235,21 @@ def add_reg_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def before_work(args: argparse.Namespace, outputs: Iterable[str | None]) -> None:
+    """What every scoring command checks before any work, then starts: μ/σ given together,
+    ``--resume`` with ``--store``, output folders and the store writable; pool workers start
+    importing beside the command's own start-up."""
+    from swapprobe.store import check_writable
+
+    check_mu_sigma(args)
+    if args.resume and not args.store:
+        raise SettingsError("--resume needs --store")
+    check_outputs(outputs)
+    if args.store:
+        check_writable(args.store)
+    start_executor_early(args)
+
+
 def check_mu_sigma(args: argparse.Namespace) -> None:
     if (args.mu is None) != (args.sigma is None):
         raise SettingsError("give --mu and --sigma together")

@@ -107,22 +107,13 @@ def run(args: argparse.Namespace) -> int:
 
     from swapprobe import report
     from swapprobe.api import score_many
-    from swapprobe.errors import SettingsError
+    from swapprobe.capture.activations import select_kinds
     from swapprobe.models import input_size_of, resolve_models, scoring_defaults
     from swapprobe.results import ScoreSettings
-    from swapprobe.store import check_writable
 
     out, err = options.consoles()
-    options.check_mu_sigma(args)
-    from swapprobe.capture.activations import select_kinds
-
     select_kinds(args.activations)  # an unknown kind fails before any work
-    if args.resume and not args.store:
-        raise SettingsError("--resume needs --store")
-    options.check_outputs([args.json, args.csv])
-    if args.store:
-        check_writable(args.store)
-    options.start_executor_early(args)
+    options.before_work(args, [args.json, args.csv])
     refs = resolve_models(args.models, seed=args.seed)
     defaults = scoring_defaults(refs)
     # a zoo model's own input size unless one is given

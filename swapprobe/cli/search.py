@@ -107,16 +107,9 @@ def run(args: argparse.Namespace) -> int:
     from swapprobe.results import ScoreSettings
     from swapprobe.search import export_network, run_search, search_plot
     from swapprobe.searchspaces import get_space
-    from swapprobe.store import check_writable
 
     out, err = options.consoles()
-    options.check_mu_sigma(args)
-    if args.resume and not args.store:
-        raise SettingsError("--resume needs --store")
-    options.check_outputs([args.json, args.export, args.plot])
-    if args.store:
-        check_writable(args.store)
-    options.start_executor_early(args)
+    options.before_work(args, [args.json, args.export, args.plot])
     space = get_space(args.space)
     defaults = space.defaults
     config = EvolutionConfig(
