@@ -115,6 +115,8 @@ def ranking_table(results: Sequence[Result], *, title: str | None = "SWAP rankin
     show_baselines = any(r.nwot is not None for r in ranked)
     proxies = list(dict.fromkeys(name for r in ranked for name in r.proxies))
     show_aggregate = any(r.aggregate is not None for r in ranked)
+    if show_aggregate and title == "SWAP ranking":
+        title = "ranking by the aggregate of SWAP and " + ", ".join(proxies or ["its proxies"])
     table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column("#", justify="right", style="dim")
     table.add_column("model", overflow="ellipsis", no_wrap=True, max_width=48)
