@@ -140,7 +140,8 @@ def rescore(
     size_unit: str | None = None,
     baselines: bool = True,
 ) -> list[Result]:
-    """Recompute regularised SWAP (and baselines from kept patterns) without running a model.
+    """Recompute regularised SWAP (and baselines from kept patterns) without running a model;
+    where the store holds proxies, their aggregate among the stored models too.
 
     SWAP per repeat is read from the store; standard AP and NWOT are recomputed from the
     stored pattern blocks when ``baselines`` (for the repeats that were kept).
@@ -162,6 +163,9 @@ def rescore(
                 result.nwot_per_repeat = np.array([metrics.nwot(result.patterns[r]) for r in kept])
             result.patterns = {}
             results.append(result)
+    # the stored proxies' aggregate among the store's models, with the new μ, σ inside it
+    stored = sorted({name for result in results for name in result.proxies})
+    set_aggregates(results, stored)
     return results
 
 

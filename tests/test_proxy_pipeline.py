@@ -101,3 +101,18 @@ def test_aggregate_search_resumes_exactly(data: Batch, tmp_path: Path) -> None:
     # the fitness is the aggregate among everything scored: the found one has the best
     values = {k: r.aggregate for k, r in whole.results.items()}
     assert whole.best.aggregate == max(values.values())
+
+
+def test_rescore_recomputes_the_aggregate_from_stored_values(data: Batch, tmp_path: Path) -> None:
+    from swapprobe.api import rescore
+
+    refs = _archs(3, seed=5)
+    store = tmp_path / "run.h5"
+    scored = score_many(refs, data, SETTINGS, store=store)
+    again = rescore(store, mu=0.5, sigma=0.5, size_unit="M")
+    # regularised SWAP replaces SWAP inside the aggregate (no model is run)
+    columns = {"swap": [r.reg_swap for r in again]} | {
+        name: [r.proxies[name] for r in again] for name in PROXIES
+    }
+    np.testing.assert_allclose([r.aggregate for r in again], aggregate(columns))
+    assert [r.proxies for r in again] == [r.proxies for r in scored]
