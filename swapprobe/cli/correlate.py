@@ -76,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
 
     from swapprobe import report
     from swapprobe.correlate import read_table, scatter_plot
-    from swapprobe.results import ScoreSettings
     from swapprobe.search import correlate_table
     from swapprobe.searchspaces import get_space
 
@@ -86,15 +85,11 @@ def run(args: argparse.Namespace) -> int:
     defaults = space.defaults
     truth = read_table(args.table, arch_col=args.arch_col, acc_cols=args.acc_col)
     data = options.load_data(args, args.batch_size or defaults.batch_size)
-    settings = ScoreSettings(
-        batch_size=len(data.inputs),
-        repeats=args.repeats or defaults.repeats,
-        seed=args.seed,
-        init=args.init or defaults.init,
-        device=args.device,
-        mu=args.mu,
-        sigma=args.sigma,
-        size_unit=args.size_unit or space.size_unit,
+    settings = options.score_settings(
+        args,
+        data,
+        defaults,
+        size_unit=space.size_unit,
         keep_patterns=args.keep_patterns,
         proxies=defaults.proxies if args.proxies is None else args.proxies,
     )

@@ -300,6 +300,28 @@ def write_rows(
         report.write_csv(results, sys.stdout if csv_path == "-" else csv_path)
 
 
+def score_settings(
+    args: argparse.Namespace, data: Any, defaults: Any, *, size_unit: str, **extra: Any
+) -> Any:
+    """The :class:`~swapprobe.results.ScoreSettings` of the scoring options every command
+    shares (``--repeats``, ``--seed``, ``--init``, ``--device``, ``--mu``/``--sigma``,
+    ``--size-unit``), with ``defaults`` (a space's, or the paper's) where none was given;
+    ``extra`` are the command's own settings."""
+    from swapprobe.results import ScoreSettings
+
+    return ScoreSettings(
+        batch_size=len(data.inputs),
+        repeats=args.repeats or defaults.repeats,
+        seed=args.seed,
+        init=args.init or defaults.init,
+        device=args.device,
+        mu=args.mu,
+        sigma=args.sigma,
+        size_unit=args.size_unit or size_unit,
+        **extra,
+    )
+
+
 # --- data and executors ------------------------------------------------------------------
 def load_data(
     args: argparse.Namespace, batch_size: int, *, input_size: tuple[int, ...] | None = None

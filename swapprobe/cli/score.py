@@ -109,7 +109,6 @@ def run(args: argparse.Namespace) -> int:
     from swapprobe.api import score_many
     from swapprobe.capture.activations import select_kinds
     from swapprobe.models import input_size_of, resolve_models, scoring_defaults
-    from swapprobe.results import ScoreSettings
 
     out, err = options.consoles()
     select_kinds(args.activations)  # an unknown kind fails before any work
@@ -119,16 +118,12 @@ def run(args: argparse.Namespace) -> int:
     # a zoo model's own input size unless one is given
     size = tuple(args.input_size) if args.input_size else input_size_of(refs)
     data = options.load_data(args, args.batch_size or defaults.batch_size, input_size=size)
-    settings = ScoreSettings(
-        batch_size=len(data.inputs),
-        repeats=args.repeats or defaults.repeats,
-        seed=args.seed,
-        init=args.init or defaults.init,
+    settings = options.score_settings(
+        args,
+        data,
+        defaults,
+        size_unit="M",
         backend=args.backend,
-        device=args.device,
-        mu=args.mu,
-        sigma=args.sigma,
-        size_unit=args.size_unit or "M",
         baselines=not args.no_baselines,
         per_layer=args.per_layer,
         keep_patterns=args.keep_patterns if args.store else "none",  # unread without a store

@@ -104,7 +104,6 @@ def run(args: argparse.Namespace) -> int:
     from swapprobe import report
     from swapprobe.errors import SettingsError
     from swapprobe.evolution import EvolutionConfig
-    from swapprobe.results import ScoreSettings
     from swapprobe.search import export_network, run_search, search_plot
     from swapprobe.searchspaces import get_space
 
@@ -135,15 +134,11 @@ def run(args: argparse.Namespace) -> int:
         raise SettingsError(
             f"--proxies are only aggregated with --fitness aggregate, not {fitness}"
         )
-    settings = ScoreSettings(
-        batch_size=len(data.inputs),
-        repeats=args.repeats or defaults.repeats,
-        seed=args.seed,
-        init=args.init or defaults.init,
-        device=args.device,
-        mu=args.mu,
-        sigma=args.sigma,
-        size_unit=args.size_unit or space.size_unit,
+    settings = options.score_settings(
+        args,
+        data,
+        defaults,
+        size_unit=space.size_unit,
         baselines="nwot" in proxies,
         keep_patterns="none",
         proxies=proxies,
