@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import tempfile
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Literal
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import onnx
 
+from swapprobe.capture import graph
 from swapprobe.capture.emit import EmitError, can_emit, emit_module
 from swapprobe.errors import ExportError
 
@@ -143,10 +146,30 @@ def export_module(
 def _trace(module: nn.Module, sample: np.ndarray, *, opset: int) -> onnx.ModelProto:
     import torch
 
+    example = torch.as_tensor(np.ascontiguousarray(sample[:2] if len(sample) > 1 else sample))
+    with contextlib.ExitStack() as stack:
+        # protobuf cannot hold 2 GiB in one message: a large module is exported into a folder
+        # (its weights in external data files) and loaded back, weights and all
+        target: io.BytesIO | str = io.BytesIO()
+        if _weight_bytes(module) >= graph.INLINE_LIMIT:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="swapprobe-export-"))
+            target = os.path.join(folder, "model.onnx")
+        _export(module, example, target, opset=opset)
+        if isinstance(target, str):
+            return onnx.load(target)
+        return onnx.load_from_string(target.getvalue())
+
+
+def _weight_bytes(module: nn.Module) -> int:
+    tensors = [*module.parameters(), *module.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _export(module: nn.Module, example: object, target: io.BytesIO | str, *, opset: int) -> None:
+    import torch
+
     from swapprobe.capture.torch_backend import plain_attention
 
-    example = torch.as_tensor(np.ascontiguousarray(sample[:2] if len(sample) > 1 else sample))
-    buffer = io.BytesIO()
     with (
         inference_mode(module),
         plain_attention(),
@@ -161,7 +184,7 @@ def _trace(module: nn.Module, sample: np.ndarray, *, opset: int) -> onnx.ModelPr
             torch.onnx.export(
                 module,
                 (example,),
-                buffer,
+                target,
                 dynamo=False,
                 do_constant_folding=False,
                 opset_version=opset,
@@ -174,4 +197,3 @@ def _trace(module: nn.Module, sample: np.ndarray, *, opset: int) -> onnx.ModelPr
             raise ExportError(
                 f"cannot export {type(module).__name__} to ONNX: {text[0] if text else error!r}"
             ) from None
-    return onnx.load_from_string(buffer.getvalue())

@@ -123,8 +123,15 @@ INLINE_LIMIT = (1 << 31) - (1 << 24)
 
 
 def is_large(model: onnx.ModelProto) -> bool:
-    """True when ``model`` is too large to serialise in one piece."""
-    return model.ByteSize() >= INLINE_LIMIT
+    """True when ``model`` is too large to serialise in one piece.
+
+    protobuf cannot even measure a message past 2 GiB (``ByteSize`` raises ``EncodeError``):
+    that answer is "large" too.
+    """
+    try:
+        return model.ByteSize() >= INLINE_LIMIT
+    except Exception:  # google.protobuf.message.EncodeError: "Failed to serialize proto"
+        return True
 
 
 def model_digest(model: onnx.ModelProto) -> str:
@@ -136,7 +143,14 @@ def model_digest(model: onnx.ModelProto) -> str:
         return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
     digest = hashlib.sha256()
     for tensor in model.graph.initializer:
-        digest.update(tensor.SerializeToString(deterministic=True))
+        if len(tensor.raw_data) < INLINE_LIMIT:
+            digest.update(tensor.SerializeToString(deterministic=True))
+        else:  # a tensor past protobuf's limit itself: its header, then its bytes
+            header = onnx.TensorProto(
+                name=tensor.name, data_type=tensor.data_type, dims=tensor.dims
+            )
+            digest.update(header.SerializeToString(deterministic=True))
+            digest.update(tensor.raw_data)
     skeleton = onnx.GraphProto()
     skeleton.node.extend(model.graph.node)
     skeleton.input.extend(model.graph.input)
