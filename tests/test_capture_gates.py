@@ -36,8 +36,9 @@ from tests.test_capture import SEED, evaluate, make_inputs, reference_init
 GATE_MODULES = (nn.ReLU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Mish, nn.ELU, nn.SELU, nn.CELU)
 
 
-def oracle_patterns(module: nn.Module, inputs: np.ndarray) -> np.ndarray:
-    """(S, V) signs of every gate module's input, flattened per sample, in call order."""
+def oracle_patterns(module: nn.Module, inputs: np.ndarray, **keywords: np.ndarray) -> np.ndarray:
+    """(S, V) signs of every gate module's input, flattened per sample, in call order
+    (``keywords``: further named inputs, passed to the module as keyword arguments)."""
     net = module.train()  # BatchNorm on batch statistics, as the reference runs it
     recorded: list[torch.Tensor] = []
 
@@ -51,7 +52,7 @@ def oracle_patterns(module: nn.Module, inputs: np.ndarray) -> np.ndarray:
     ]
     try:
         with torch.no_grad():
-            net(torch.from_numpy(inputs))
+            net(torch.from_numpy(inputs), **{k: torch.from_numpy(v) for k, v in keywords.items()})
     finally:
         for handle in handles:
             handle.remove()

@@ -16,7 +16,7 @@ import io
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -24,6 +24,7 @@ import onnx
 
 from swapprobe.capture import graph
 from swapprobe.capture.emit import EmitError, can_emit, emit_module
+from swapprobe.capture.feeds import module_keywords
 from swapprobe.errors import ExportError
 
 if TYPE_CHECKING:
@@ -124,6 +125,7 @@ def export_module(
     *,
     opset: int = DEFAULT_OPSET,
     method: ExportMethod = "auto",
+    extra: Mapping[str, np.ndarray] | None = None,
 ) -> onnx.ModelProto:
     """Export ``module`` for batches shaped like ``sample`` (first axis dynamic).
 
@@ -131,22 +133,28 @@ def export_module(
     graph from the modules (:mod:`swapprobe.capture.emit`, the search spaces' networks, 25–30×
     faster); ``auto`` emits when the module supports it and traces otherwise.
 
+    ``sample`` keeps its dtype (int64 token ids give an int64 input); ``extra`` are further
+    named inputs (e.g. ``attention_mask``): those ``forward`` takes by name become graph inputs
+    of the same names, with a dynamic first axis too. The data input is named
+    :data:`INPUT_NAME`.
+
     Raises:
         ExportError: when tracing or export fails (message names the torch error).
     """
-    if method == "emit" or (method == "auto" and can_emit(module)):
+    keywords = module_keywords(module, extra or {})
+    plain = not keywords and np.asarray(sample).dtype.kind == "f"  # emitted graphs take floats
+    if method == "emit" or (method == "auto" and plain and can_emit(module)):
         try:
             return emit_module(module, np.shape(sample)[1:], input_name=INPUT_NAME, opset=opset)
         except EmitError as error:
             if method == "emit":
                 raise ExportError(f"cannot emit {type(module).__name__}: {error}") from None
-    return _trace(module, sample, opset=opset)
+    return _trace(module, sample, keywords, opset=opset)
 
 
-def _trace(module: nn.Module, sample: np.ndarray, *, opset: int) -> onnx.ModelProto:
-    import torch
-
-    example = torch.as_tensor(np.ascontiguousarray(sample[:2] if len(sample) > 1 else sample))
+def _trace(
+    module: nn.Module, sample: np.ndarray, keywords: Mapping[str, np.ndarray], *, opset: int
+) -> onnx.ModelProto:
     with contextlib.ExitStack() as stack:
         # protobuf cannot hold 2 GiB in one message: a large module is exported into a folder
         # (its weights in external data files) and loaded back, weights and all
@@ -154,7 +162,7 @@ def _trace(module: nn.Module, sample: np.ndarray, *, opset: int) -> onnx.ModelPr
         if _weight_bytes(module) >= graph.INLINE_LIMIT:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="swapprobe-export-"))
             target = os.path.join(folder, "model.onnx")
-        _export(module, example, target, opset=opset)
+        _export(module, sample, keywords, target, opset=opset)
         if isinstance(target, str):
             return onnx.load(target)
         return onnx.load_from_string(target.getvalue())
@@ -165,11 +173,25 @@ def _weight_bytes(module: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def _export(module: nn.Module, example: object, target: io.BytesIO | str, *, opset: int) -> None:
+def _export(
+    module: nn.Module,
+    sample: np.ndarray,
+    keywords: Mapping[str, np.ndarray],
+    target: io.BytesIO | str,
+    *,
+    opset: int,
+) -> None:
     import torch
 
     from swapprobe.capture.torch_backend import plain_attention
 
+    def example(array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.ascontiguousarray(array[:2] if len(array) > 1 else array))
+
+    args: tuple[object, ...] = (example(sample),)
+    if keywords:  # a trailing dict: keyword arguments, given to the graph in signature order
+        args = (*args, {name: example(array) for name, array in keywords.items()})
+    names = [INPUT_NAME, *keywords]
     with (
         inference_mode(module),
         plain_attention(),
@@ -183,14 +205,14 @@ def _export(module: nn.Module, example: object, target: io.BytesIO | str, *, ops
         try:
             torch.onnx.export(
                 module,
-                (example,),
+                args,
                 target,
                 dynamo=False,
                 do_constant_folding=False,
                 opset_version=opset,
-                input_names=[INPUT_NAME],
+                input_names=names,
                 output_names=["output"],
-                dynamic_axes={INPUT_NAME: {0: "batch"}},
+                dynamic_axes={name: {0: "batch"} for name in names},
             )
         except Exception as error:
             text = str(error).strip().splitlines()
