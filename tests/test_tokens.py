@@ -518,3 +518,19 @@ def test_bert_exported_by_torch_scores_as_the_module(bert: nn.Module, tmp_path: 
     from_module = evaluate(bert, batch, init="keep", repeats=1, backend="torch")
     assert from_file.units == from_module.units == BERT_UNITS
     np.testing.assert_array_equal(from_file.patterns[0].words, from_module.patterns[0].words)
+
+
+def test_ids_beyond_the_models_vocabulary_are_one_line_on_both_backends() -> None:
+    batch = load_batch("tokens:uniform", batch_size=8, seq_len=LENGTH, vocab_size=VOCAB + 10)
+    assert batch.inputs.max() >= VOCAB
+    module = encoder(IdsOnly)
+    for model, backend in (
+        (module, "torch"),
+        (module, "onnx"),
+        (export_module(module, token_ids(4)), "onnx"),
+    ):
+        with pytest.raises(
+            DataError, match=f"outside the model's vocabulary of {VOCAB} "
+        ) as caught:
+            evaluate(model, batch, backend=backend)
+        assert "\n" not in str(caught.value)
