@@ -314,10 +314,11 @@ def _tokenizer_ids(text: str, name: str, vocab: int | None) -> tuple[np.ndarray,
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
     except Exception as exc:  # OSError, ValueError, HF's own: all mean "not here"
+        why = _reason(exc).split(". ")[0][:160]  # HF's first sentence; the rest is advice
         raise DataError(
             f"tokenizer {name!r} is not available offline: its vocabulary files are not on this "
-            f"machine and cannot be fetched here ({_reason(exc)[:200]}); give a local tokenizer "
-            "folder, or no tokenizer for the built-in offline scheme"
+            f"machine and cannot be fetched here ({why}); give a local tokenizer folder, or no "
+            "tokenizer for the built-in offline scheme"
         ) from None
     ids = np.asarray(
         tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"], dtype=np.int64
