@@ -148,7 +148,8 @@ def add_data_options(parser: argparse.ArgumentParser, *, batch_default: str) -> 
         "--pick",
         choices=("first", "random"),
         default="first",
-        help="which images: the first S, or S drawn with --seed (default: %(default)s)",
+        help="which samples (images, token documents or rows): the first S, or S drawn with "
+        "--seed (default: %(default)s)",
     )
     group.add_argument(
         "--input-size",
