@@ -113,7 +113,9 @@ def count_distinct_rows(words: np.ndarray) -> int:
         if column.size > 4096:
             top = int(column.max())
             if top < (1 << 22) and top < 8 * column.size:
-                return int(np.count_nonzero(np.bincount(column.astype(np.intp), minlength=top + 1)))
+                seen = np.zeros(top + 1, np.bool_)  # small patterns (S ≤ 22): mark, no sort
+                seen[column] = True
+                return int(np.count_nonzero(seen))
             if top < (1 << 32):
                 column = column.astype(np.uint32)  # S ≤ 32: the same values, sorted faster
         ordered = np.sort(column)
@@ -150,11 +152,15 @@ def transpose_bits(words: np.ndarray, samples: int) -> np.ndarray:
     :meth:`PatternMatrix.to_bool` along the units (a test holds it to that).
     """
     units = words.shape[0]
-    per_sample = -(-samples // 8)  # bytes of a unit row that hold sample bits
     blocks = -(-units // 8)
-    raw = np.ascontiguousarray(words, dtype="<u8").view(np.uint8).reshape(units, -1)
+    if words.shape[1] == 1:  # the narrowest integer that holds S bits: contiguous bytes
+        per_sample = next(size for size in (1, 2, 4, 8) if 8 * size >= samples)
+        raw = words[:, 0].astype(f"<u{per_sample}").view(np.uint8).reshape(units, per_sample)
+    else:
+        per_sample = 8 * words.shape[1]
+        raw = np.ascontiguousarray(words, dtype="<u8").view(np.uint8).reshape(units, per_sample)
     grid = np.zeros((blocks * 8, per_sample), np.uint8)
-    grid[:units] = raw[:, :per_sample]
+    grid[:units] = raw
     # (blocks, 8 units, bytes) → (blocks, bytes, 8 units): one uint64 per 8×8 bit block
     x = np.ascontiguousarray(grid.reshape(blocks, 8, per_sample).transpose(0, 2, 1))
     x = x.view("<u8").reshape(blocks, per_sample)
