@@ -90,17 +90,9 @@ def nwot_kernel(patterns: PatternMatrix) -> np.ndarray:
     return patterns.units - hamming_matrix(patterns.sample_words())
 
 
-#: at most this many words XOR-ed at once: small matrices (a DARTS cell's, 32 times per score)
-#: take one vectorised pass over all pairs instead of a Python loop over the samples
-_ONE_PASS_WORDS = 1 << 18
-
-
 def hamming_matrix(rows: np.ndarray) -> np.ndarray:
     """Pairwise Hamming distances (float64, exact) of packed rows ``(S, words)``."""
     samples = rows.shape[0]
-    if samples * samples * rows.shape[1] <= _ONE_PASS_WORDS:
-        differ = np.bitwise_count(rows[:, None, :] ^ rows[None, :, :]).sum(axis=2, dtype=np.int64)
-        return differ.astype(np.float64)
     distance = np.zeros((samples, samples), dtype=np.float64)
     for i in range(samples - 1):
         differ = np.bitwise_count(rows[i + 1 :] ^ rows[i]).sum(axis=1, dtype=np.int64)

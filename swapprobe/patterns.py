@@ -113,9 +113,7 @@ def count_distinct_rows(words: np.ndarray) -> int:
         if column.size > 4096:
             top = int(column.max())
             if top < (1 << 22) and top < 8 * column.size:
-                seen = np.zeros(top + 1, np.bool_)  # small patterns (S ≤ 22): mark, no sort
-                seen[column] = True
-                return int(np.count_nonzero(seen))
+                return int(np.count_nonzero(np.bincount(column.astype(np.intp), minlength=top + 1)))
             if top < (1 << 32):
                 column = column.astype(np.uint32)  # S ≤ 32: the same values, sorted faster
         ordered = np.sort(column)

@@ -322,17 +322,12 @@ def test_saturation() -> None:
 
 
 @pytest.mark.parametrize(("samples", "words"), [(2, 1), (16, 336), (17, 3), (32, 700)])
-def test_hamming_distances_in_one_pass_and_by_rows_are_the_bit_counts(
-    samples: int, words: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_hamming_distances_are_the_bit_counts(samples: int, words: int) -> None:
     rng = np.random.default_rng(samples + words)
     rows = rng.integers(0, 2**63, size=(samples, words), dtype=np.uint64)
     rows[-1] = rows[0]  # a pair at distance 0
     bits = np.unpackbits(rows.view(np.uint8), axis=1).astype(np.int64)
     want = (bits[:, None, :] != bits[None, :, :]).sum(axis=2).astype(np.float64)
-    one_pass = metrics.hamming_matrix(rows)
-    monkeypatch.setattr(metrics, "_ONE_PASS_WORDS", 0)
-    by_rows = metrics.hamming_matrix(rows)
-    for found in (one_pass, by_rows):
-        assert found.dtype == np.float64
-        np.testing.assert_array_equal(found, want)
+    found = metrics.hamming_matrix(rows)
+    assert found.dtype == np.float64
+    np.testing.assert_array_equal(found, want)
