@@ -251,13 +251,22 @@ class Evaluator:
             if run_all is not None
             else None
         )
+        counted: list[metrics.Scores] | None = None
+        if matrices is not None:  # every repeat's patterns at hand: counted in one go
+            t0 = time.perf_counter()
+            counted = metrics.scores_many(matrices, baselines=settings.baselines)
+            count_time += time.perf_counter() - t0
         for repeat in range(settings.repeats):
             if matrices is not None:
                 matrix = matrices[repeat]
             else:
                 matrix = runner.run(self.data.inputs, seed=settings.seed, repeat=repeat)
             t0 = time.perf_counter()
-            found = metrics.scores(matrix, baselines=settings.baselines)
+            found = (
+                counted[repeat]
+                if counted is not None
+                else metrics.scores(matrix, baselines=settings.baselines)
+            )
             swaps[repeat] = found.swap
             if standard is not None and nwots is not None:
                 standard[repeat] = found.standard_ap

@@ -331,3 +331,28 @@ def test_hamming_distances_are_the_bit_counts(samples: int, words: int) -> None:
     found = metrics.hamming_matrix(rows)
     assert found.dtype == np.float64
     np.testing.assert_array_equal(found, want)
+
+
+def test_scores_of_many_matrices_are_each_ones_scores() -> None:
+    """The repeats' scores counted together equal those counted one by one, bit for bit
+    (NWOT's log-determinants included), with matrices of two shapes interleaved."""
+    rng = np.random.default_rng(5)
+    mats = []
+    for index in range(9):
+        units = 300 if index % 3 else 200
+        b = rng.random((16, units)) < rng.uniform(0.1, 0.9)
+        if index == 4:
+            b[3] = b[1]  # two equal samples: a singular-free but duplicated kernel row
+        mats.append(matrix(b))
+    together = metrics.scores_many(mats)
+    for m, found in zip(mats, together, strict=True):
+        b = m.to_bool()
+        bf = b.astype(np.float64)
+        sign, logdet = np.linalg.slogdet(bf @ bf.T + (1 - bf) @ (1 - bf).T)  # the kernel by hand
+        assert found.swap == np.unique(b.T, axis=0).shape[0]
+        assert found.standard_ap == np.unique(b, axis=0).shape[0]
+        assert found.nwot == (float(logdet) if sign != 0 else float("-inf"))
+        assert found == metrics.scores(m)
+    assert [f.swap for f in metrics.scores_many(mats, baselines=False)] == [
+        f.swap for f in together
+    ]
