@@ -141,7 +141,9 @@ def _cross_matrix(
     f_in: torch.Tensor, f_out: torch.Tensor, gen: torch.Generator
 ) -> np.ndarray | None:
     """M_l of one block, or None for an identity block (its VJP returns the cotangent)."""
-    g_out = torch.randint(0, 2, f_out.shape, generator=gen).to(f_out.dtype) * 2 - 1
+    # drawn in the feature's dtype: the same 0/1 values from the same generator stream as an
+    # integer draw cast afterwards, without the int64 tensor and the cast
+    g_out = torch.randint(0, 2, f_out.shape, generator=gen, dtype=f_out.dtype) * 2 - 1
     (g_in,) = torch.autograd.grad(f_out, f_in, g_out, retain_graph=False, allow_unused=True)
     if g_in is None:
         g_in = torch.zeros_like(f_in)
