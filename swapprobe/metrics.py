@@ -138,8 +138,8 @@ def scores_many(matrices: Sequence[PatternMatrix], *, baselines: bool = True) ->
     """:func:`scores` of each matrix (a score's repeats). Matrices of one shape share the
     baselines' passes: one Hamming loop and one batched log-determinant for all (numpy's
     ``slogdet`` factorises each matrix of a stack as it does a single one, so the numbers are
-    the same); the small DARTS cells, 32 repeats a score, spent more in per-call overhead
-    than in counting."""
+    the same). A modest saving, measured interleaved in one process: 32 repeats of a DARTS
+    cell (V = 21504, S = 16) 26.7 → 24.8 ms."""
     if not baselines:
         return [Scores(swap(m), None, None) for m in matrices]
     found: list[Scores] = []
