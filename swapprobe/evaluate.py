@@ -35,6 +35,14 @@ def torch_seed(seed: int, key: str) -> int:
     return zlib.crc32(key.encode()) ^ seed
 
 
+def _proxy_network_is_scoring_network(space: SearchSpace) -> bool:
+    """Whether ``space`` keeps the default :meth:`SearchSpace.proxy_network` (its scoring
+    network); a space that overrides it (DARTS) runs the proxies on another network."""
+    from swapprobe.searchspaces.base import SearchSpace
+
+    return type(space).proxy_network is SearchSpace.proxy_network
+
+
 class Evaluator:
     """Scores models on one batch of data with one set of settings.
 
@@ -129,9 +137,16 @@ class Evaluator:
 
         settings = self.settings
         if ref.space is not None:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(torch_seed(settings.seed, ref.key))
-                module = ref.space.proxy_network(ref.arch)
+            if _proxy_network_is_scoring_network(ref.space) and settings.backend == "onnx":
+                # The scoring network already built, under the same seed: the ONNX path only
+                # read it, and the pass re-draws every weight it uses (Kaiming from its own
+                # seed, over the same modules in the same order), so the values are those of
+                # a fresh build without the cost of building it twice.
+                module = network
+            else:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(torch_seed(settings.seed, ref.key))
+                    module = ref.space.proxy_network(ref.arch)
             blocks = ref.space.proxy_blocks(module)
         elif is_torch_module(network):
             module = copy.deepcopy(network)
@@ -268,13 +283,22 @@ class Evaluator:
             if run_all is not None
             else None
         )
+        counted: list[metrics.Scores] | None = None
+        if matrices is not None:  # every repeat's patterns at hand: counted in one go
+            t0 = time.perf_counter()
+            counted = metrics.scores_many(matrices, baselines=settings.baselines)
+            count_time += time.perf_counter() - t0
         for repeat in range(settings.repeats):
             if matrices is not None:
                 matrix = matrices[repeat]
             else:
                 matrix = runner.run(self.data.inputs, seed=settings.seed, repeat=repeat)
             t0 = time.perf_counter()
-            found = metrics.scores(matrix, baselines=settings.baselines)
+            found = (
+                counted[repeat]
+                if counted is not None
+                else metrics.scores(matrix, baselines=settings.baselines)
+            )
             swaps[repeat] = found.swap
             if standard is not None and nwots is not None:
                 standard[repeat] = found.standard_ap

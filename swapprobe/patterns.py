@@ -23,6 +23,7 @@ __all__ = [
     "PatternMatrix",
     "count_distinct_rows",
     "pack_sample_bits",
+    "transpose_bits",
     "unique_rows",
     "unpack_rows",
     "words_for",
@@ -113,6 +114,8 @@ def count_distinct_rows(words: np.ndarray) -> int:
             top = int(column.max())
             if top < (1 << 22) and top < 8 * column.size:
                 return int(np.count_nonzero(np.bincount(column.astype(np.intp), minlength=top + 1)))
+            if top < (1 << 32):
+                column = column.astype(np.uint32)  # S ≤ 32: the same values, sorted faster
         ordered = np.sort(column)
         return 1 + int(np.count_nonzero(ordered[1:] != ordered[:-1]))
     order = np.lexsort(words.T[::-1])
@@ -127,6 +130,46 @@ def unpack_rows(words: np.ndarray, samples: int) -> np.ndarray:
     used = as_bytes.reshape(len(words), -1)[:, :needed]
     bits = np.unpackbits(used, axis=1, count=samples, bitorder="little")
     return np.ascontiguousarray(bits.T).view(np.bool_)
+
+
+_TRANSPOSE_STEPS = tuple(
+    (np.uint64(shift), np.uint64(mask))
+    for shift, mask in ((7, 0x00AA00AA00AA00AA), (14, 0x0000CCCC0000CCCC), (28, 0x00000000F0F0F0F0))
+)
+
+
+def transpose_bits(words: np.ndarray, samples: int) -> np.ndarray:
+    """``(V, ceil(S/64))`` packed unit rows → ``(S, ceil(V/64))`` packed sample rows.
+
+    Why: NWOT and the standard patterns read each sample's V-bit row. Unpacking all V·S bits
+    to booleans, transposing them and packing them again cost as much as a NAS-Bench-201
+    forward's counting; instead each 8 units × 8 samples block of bits, gathered into one
+    uint64 (byte i = unit i's byte of those samples), is transposed in place by three
+    shift-and-mask swaps (Hacker's Delight, ``transpose8``), which leaves byte j = sample j's
+    byte of those units. Only bytes move otherwise. Equal, bit for bit, to packing
+    :meth:`PatternMatrix.to_bool` along the units (a test holds it to that).
+    """
+    units = words.shape[0]
+    blocks = -(-units // 8)
+    if words.shape[1] == 1:  # the narrowest integer that holds S bits: contiguous bytes
+        per_sample = next(size for size in (1, 2, 4, 8) if 8 * size >= samples)
+        raw = words[:, 0].astype(f"<u{per_sample}").view(np.uint8).reshape(units, per_sample)
+    else:
+        per_sample = 8 * words.shape[1]
+        raw = np.ascontiguousarray(words, dtype="<u8").view(np.uint8).reshape(units, per_sample)
+    grid = np.zeros((blocks * 8, per_sample), np.uint8)
+    grid[:units] = raw
+    # (blocks, 8 units, bytes) → (blocks, bytes, 8 units): one uint64 per 8×8 bit block
+    x = np.ascontiguousarray(grid.reshape(blocks, 8, per_sample).transpose(0, 2, 1))
+    x = x.view("<u8").reshape(blocks, per_sample)
+    for shift, mask in _TRANSPOSE_STEPS:
+        swap = (x ^ (x >> shift)) & mask
+        x = x ^ swap ^ (swap << shift)
+    by_sample = x.astype("<u8", copy=False).view(np.uint8).reshape(blocks, per_sample * 8)
+    width = words_for(units) * 8  # bytes of a sample row, whole words
+    out = np.zeros((samples, width), np.uint8)
+    out[:, :blocks] = by_sample.T[:samples]
+    return out.view("<u8").astype(np.uint64, copy=False)
 
 
 class PatternMatrix:
@@ -218,12 +261,9 @@ class PatternMatrix:
         return np.packbits(self.to_bool(), axis=1)
 
     def sample_words(self) -> np.ndarray:
-        """Each sample's V-bit pattern as uint64 words, ``(S, ceil(V/64))``, zero padded."""
-        rows = np.packbits(self.to_bool(), axis=1, bitorder="little")
-        pad = (-rows.shape[1]) % 8
-        if pad:
-            rows = np.concatenate([rows, np.zeros((rows.shape[0], pad), np.uint8)], axis=1)
-        return np.ascontiguousarray(rows).view("<u8").astype(np.uint64, copy=False)
+        """Each sample's V-bit pattern as uint64 words, ``(S, ceil(V/64))``, zero padded
+        (unit v is bit v % 64 of word v // 64): the packed words transposed bit-wise."""
+        return transpose_bits(self.words, self.samples)
 
     # --- counts -------------------------------------------------------------------------
     def distinct_unit_patterns(self) -> int:

@@ -729,3 +729,47 @@ def test_each_pattern_is_read_right_after_its_activation() -> None:
             assert exposed.graph.node[reader].op_type == "Greater"
             assert activation.tensor in exposed.graph.node[reader].input
         assert ops.count("Greater") == 3 and len(ops) == len(proto.graph.node) + 3 * per_pattern
+
+
+def _selection(session: PatternSession) -> tuple[object, ...]:
+    return (
+        [(a.name, a.op, a.tensor) for a in session.activations],
+        session._sample_shapes,
+        session._permutations,
+        session.no_batch,
+        session.not_counted,
+        session.kinds,
+    )
+
+
+@pytest.mark.parametrize("kind", [*NETS, "nb201", "darts"])
+def test_batch_axes_read_off_symbolic_shapes_equal_the_two_inferences(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where every activation of a loaded model is (batch, *static), the session reads its
+    shapes and batch axes without inferring at S and S + 1; what it selects, and the patterns,
+    are those the two inferences give."""
+    import swapprobe.capture.session as session_mod
+    from swapprobe.capture.shapes import leading_batch_shapes
+    from swapprobe.searchspaces import get_space
+
+    if kind in NETS:
+        _, shape, _ = NETS[kind]
+        network = make_net(kind)
+    else:
+        space = get_space(kind)
+        network = space.build_scoring_network(space.sample(np.random.default_rng(3)))
+        shape = (3, 32, 32)
+    inputs = make_inputs(shape, 16)
+    model = graph.load_model(export_module(network, inputs))
+    tensors = [a.tensor for a in graph.all_activations(model)]
+    assert leading_batch_shapes(model, "input", tensors, 16) is not None  # the fast path runs
+    fast = PatternSession(model, batch_size=16, sample_shape=shape)
+    monkeypatch.setattr(session_mod, "leading_batch_shapes", lambda *args: None)
+    inferred = PatternSession(model, batch_size=16, sample_shape=shape)
+    assert _selection(fast) == _selection(inferred)
+    assert fast.groups == inferred.groups
+    for repeat in range(2):
+        a, b = (s.run(inputs, seed=SEED, repeat=repeat) for s in (fast, inferred))
+        np.testing.assert_array_equal(a.words, b.words)
+        assert a.layers == b.layers

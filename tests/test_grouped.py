@@ -181,6 +181,22 @@ def test_large_networks_keep_the_per_repeat_path() -> None:
     assert "group_rewrite" not in result.timings
 
 
+def test_large_networks_are_refused_before_any_rewrite(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decision comes from the loaded graph's shapes (the emitted graphs' scalar
+    constants included): no grouped session is built and thrown away."""
+
+    def built(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a grouped session was built for a network over the bound")
+
+    space = Nb201Space()
+    x = load_batch("synthetic", batch_size=32, seed=5).inputs
+    model = _loaded(space.build_scoring_network(space.sample(np.random.default_rng(1))), x)
+    estimate = grouped_mod._estimated_repeat_bytes(model, 32)
+    assert estimate is not None and estimate > grouped_mod.GROUP_BELOW_BYTES
+    monkeypatch.setattr(grouped_mod, "GroupedPatternSession", built)
+    assert grouped_mod.grouped_session(model, batch_size=32, sample_shape=x.shape[1:]) is None
+
+
 class _Tied(nn.Module):
     """Two convolutions sharing one weight (each repeat's draw must stay tied)."""
 

@@ -19,6 +19,7 @@ from swapprobe.patterns import (
     PatternMatrix,
     count_distinct_rows,
     pack_sample_bits,
+    transpose_bits,
     unique_rows,
     unpack_rows,
     words_for,
@@ -192,6 +193,58 @@ def test_counting_fast_path_for_many_units_and_few_samples() -> None:
     assert count_distinct_rows(np.zeros((0, 1), np.uint64)) == 0
 
 
+@pytest.mark.parametrize(
+    ("samples", "units"),
+    [
+        (2, 1),
+        (5, 13),
+        (8, 8),
+        (16, 21504),
+        (31, 4099),
+        (32, 40960),
+        (33, 77),
+        (64, 9),
+        (70, 1001),
+        (129, 300),
+    ],
+)
+def test_sample_rows_by_bit_transpose_equal_packing_b_along_the_units(
+    samples: int, units: int
+) -> None:
+    """The per-sample V-bit rows (what NWOT and the standard patterns read) are B's rows packed
+    little-endian into words, whatever S and V (not multiples of 8 or 64), with duplicates."""
+    rng = np.random.default_rng(samples * 1000 + units)
+    b = rng.random((samples, units)) < rng.uniform(0.05, 0.95)
+    b[:, units // 2 :] = b[:, : units - units // 2]  # duplicate units
+    b[-1] = b[0]  # a duplicate sample
+    patterns = matrix(b)
+    packed = np.packbits(b, axis=1, bitorder="little")  # oracle: numpy's own packing of B
+    width = words_for(units) * 8
+    want = np.zeros((samples, width), np.uint8)
+    want[:, : packed.shape[1]] = packed
+    np.testing.assert_array_equal(patterns.sample_words(), want.view("<u8"))
+    np.testing.assert_array_equal(transpose_bits(patterns.words, samples), want.view("<u8"))
+    distinct_samples = np.unique(b, axis=0).shape[0]
+    assert metrics.standard_activation_patterns(patterns) == distinct_samples
+    found = metrics.scores(patterns)
+    assert found.standard_ap == distinct_samples
+    assert found.swap == np.unique(b.T, axis=0).shape[0]
+    bf = b.astype(np.float64)
+    kernel = bf @ bf.T + (1 - bf) @ (1 - bf).T
+    np.testing.assert_array_equal(metrics.nwot_kernel(patterns), kernel)
+
+
+def test_counting_32_bit_patterns_of_many_units() -> None:
+    """V > 4096 and 22 < S ≤ 32: counted on 32-bit values; exact against numpy's unique."""
+    rng = np.random.default_rng(11)
+    for samples in (23, 32):
+        b = rng.random((samples, 9000)) < 0.5
+        b[:, 4500:] = b[:, :4500]  # every pattern twice
+        b[:, 100:200] = True  # and one a hundred times
+        patterns = matrix(b)
+        assert count_distinct_rows(patterns.words) == np.unique(b.T, axis=0).shape[0]
+
+
 def test_pack_sample_bits_treats_positive_floats_as_active() -> None:
     values = np.array([[0.5, 0.0, -1.0], [0.0, 2.0, 1e-30]], np.float32)  # S = 2, V = 3
     words = pack_sample_bits(values)
@@ -266,3 +319,40 @@ def test_saturation() -> None:
     assert metrics.saturation(10, 100, 100) == pytest.approx(0.1)  # 2^100 > V: bound V
     assert metrics.saturation(10, 40, 64) == pytest.approx(0.25)
     assert metrics.saturation(0, 0, 16) == 0.0
+
+
+@pytest.mark.parametrize(("samples", "words"), [(2, 1), (16, 336), (17, 3), (32, 700)])
+def test_hamming_distances_are_the_bit_counts(samples: int, words: int) -> None:
+    rng = np.random.default_rng(samples + words)
+    rows = rng.integers(0, 2**63, size=(samples, words), dtype=np.uint64)
+    rows[-1] = rows[0]  # a pair at distance 0
+    bits = np.unpackbits(rows.view(np.uint8), axis=1).astype(np.int64)
+    want = (bits[:, None, :] != bits[None, :, :]).sum(axis=2).astype(np.float64)
+    found = metrics.hamming_matrix(rows)
+    assert found.dtype == np.float64
+    np.testing.assert_array_equal(found, want)
+
+
+def test_scores_of_many_matrices_are_each_ones_scores() -> None:
+    """The repeats' scores counted together equal those counted one by one, bit for bit
+    (NWOT's log-determinants included), with matrices of two shapes interleaved."""
+    rng = np.random.default_rng(5)
+    mats = []
+    for index in range(9):
+        units = 300 if index % 3 else 200
+        b = rng.random((16, units)) < rng.uniform(0.1, 0.9)
+        if index == 4:
+            b[3] = b[1]  # two equal samples: a singular-free but duplicated kernel row
+        mats.append(matrix(b))
+    together = metrics.scores_many(mats)
+    for m, found in zip(mats, together, strict=True):
+        b = m.to_bool()
+        bf = b.astype(np.float64)
+        sign, logdet = np.linalg.slogdet(bf @ bf.T + (1 - bf) @ (1 - bf).T)  # the kernel by hand
+        assert found.swap == np.unique(b.T, axis=0).shape[0]
+        assert found.standard_ap == np.unique(b, axis=0).shape[0]
+        assert found.nwot == (float(logdet) if sign != 0 else float("-inf"))
+        assert found == metrics.scores(m)
+    assert [f.swap for f in metrics.scores_many(mats, baselines=False)] == [
+        f.swap for f in together
+    ]

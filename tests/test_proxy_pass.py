@@ -58,6 +58,17 @@ def test_sigma_of_known_maps() -> None:
     assert values["trainability"] == pytest.approx(-0.5, abs=1e-5)
 
 
+def test_cotangents_drawn_in_float_are_the_integer_draw() -> None:
+    """The pass draws its ±1 cotangents directly in the feature's dtype; trainability's
+    values rest on that being the integer draw cast (the same stream, the same numbers)."""
+    for dtype in (torch.float32, torch.float64):
+        ints, floats = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+        for shape in [(4, 3, 5, 5), (16, 16, 32, 32), (7, 11)]:
+            want = torch.randint(0, 2, shape, generator=ints).to(dtype) * 2 - 1
+            got = torch.randint(0, 2, shape, generator=floats, dtype=dtype) * 2 - 1
+            assert got.dtype == dtype and torch.equal(got, want)
+
+
 def test_covariances_match_numpy() -> None:
     torch.manual_seed(0)
     net = Chain(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.ReLU(), nn.Conv2d(4, 5, 1))

@@ -496,7 +496,10 @@ def batchnorm_on_batch_statistics(model: onnx.ModelProto) -> onnx.ModelProto:
     out.CopyFrom(model)
     graph = out.graph
     opset = _opset(out)
-    ranks = _tensor_ranks(out)
+    ranks = _tensor_ranks(
+        out, [n.input[0] for n in graph.node if n.op_type == "BatchNormalization"]
+    )
+    initializers = _initializers(graph)
     nodes: list[onnx.NodeProto] = []
     extra_initializers: list[onnx.TensorProto] = []
     replaced = 0
@@ -536,8 +539,8 @@ def batchnorm_on_batch_statistics(model: onnx.ModelProto) -> onnx.ModelProto:
             helper.make_node("Sqrt", [f"{p}_ve"], [f"{p}_std"], name=p + "_sqrt"),
             helper.make_node("Reciprocal", [f"{p}_std"], [f"{p}_inv"], name=p + "_inv"),
         ]
-        unit_scale = _is_constant(graph, scale, 1.0)
-        zero_shift = _is_constant(graph, bias, 0.0)
+        unit_scale = _is_constant(initializers, scale, 1.0)
+        zero_shift = _is_constant(initializers, bias, 0.0)
         factor = f"{p}_inv"
         if not unit_scale:
             nodes += [
@@ -562,12 +565,10 @@ def batchnorm_on_batch_statistics(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def _is_constant(graph: onnx.GraphProto, name: str, value: float) -> bool:
+def _is_constant(initializers: dict[str, onnx.TensorProto], name: str, value: float) -> bool:
     """True when ``name`` is an initializer whose every element equals ``value``."""
-    for init in graph.initializer:
-        if init.name == name:
-            return bool(np.all(numpy_helper.to_array(init) == value))
-    return False
+    init = initializers.get(name)
+    return init is not None and bool(np.all(numpy_helper.to_array(init) == value))
 
 
 def _reduce_mean(
@@ -579,13 +580,22 @@ def _reduce_mean(
     return [helper.make_node("ReduceMean", [x], [y], axes=axes, keepdims=1, name=name)]
 
 
-def _tensor_ranks(model: onnx.ModelProto) -> dict[str, int]:
+def _tensor_ranks(model: onnx.ModelProto, wanted: Sequence[str] = ()) -> dict[str, int]:
+    """Tensor ranks; shapes are inferred only when the model's own value infos (a loaded
+    model carries them) leave one of ``wanted`` unknown (inference would give the same)."""
+    ranks = _ranks(model)
+    if wanted and all(name in ranks for name in wanted):
+        return ranks
     try:
         inferred = shape_inference.infer_shapes(model)
     except Exception:
         inferred = model
+    return _ranks(inferred)
+
+
+def _ranks(model: onnx.ModelProto) -> dict[str, int]:
     ranks: dict[str, int] = {}
-    graph = inferred.graph
+    graph = model.graph
     for value in [*graph.value_info, *graph.input, *graph.output]:
         tensor_type = value.type.tensor_type
         if tensor_type.HasField("shape"):

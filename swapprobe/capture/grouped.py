@@ -664,7 +664,10 @@ def _estimated_repeat_bytes(model: onnx.ModelProto, batch_size: int) -> int | No
     symbolic), or None when they are not all known."""
     total = 0
     for value in model.graph.value_info:
-        dims = value.type.tensor_type.shape.dim
+        tensor_type = value.type.tensor_type
+        dims = tensor_type.shape.dim
+        if tensor_type.HasField("shape") and not dims:
+            continue  # a scalar (the emitted graphs' Constant nodes): no batch, no bytes
         if not dims or not all(d.HasField("dim_value") for d in dims[1:]):
             return None
         total += int(np.prod([d.dim_value for d in dims[1:]])) * batch_size

@@ -122,26 +122,31 @@ def darts_blocks(network: nn.Module) -> list[nn.Module]:
 def _channel_covariance(feature: torch.Tensor) -> np.ndarray:
     """Centred C×C covariance of an (B, C, H, W) or (B, C) feature, rows = positions."""
     f = feature.detach()
-    if f.dim() == 4:
-        f = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
-    elif f.dim() != 2:
+    if f.dim() not in (2, 4):
         raise ValueError(f"block features must be (B, C, H, W) or (B, C), got {tuple(f.shape)}")
-    f = f.double()
+    f = _positions64(f)
     f = f - f.mean(dim=0, keepdim=True)
     return (f.T @ f / f.shape[0]).numpy()
 
 
-def _positions(t: torch.Tensor) -> torch.Tensor:
+def _positions64(t: torch.Tensor) -> torch.Tensor:
+    """Rows = positions, columns = channels, in float64 and contiguous: a (B, C, H, W) tensor
+    becomes (B·H·W, C) in one copy that also converts (not a float32 copy, then another)."""
     if t.dim() == 4:
-        return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1])
-    return t.reshape(t.shape[0], -1)
+        b, c, h, w = t.shape
+        rows = torch.empty((b, h, w, c), dtype=torch.float64)
+        rows.copy_(t.permute(0, 2, 3, 1))
+        return rows.view(-1, c)
+    return t.reshape(t.shape[0], -1).double()
 
 
 def _cross_matrix(
     f_in: torch.Tensor, f_out: torch.Tensor, gen: torch.Generator
 ) -> np.ndarray | None:
     """M_l of one block, or None for an identity block (its VJP returns the cotangent)."""
-    g_out = torch.randint(0, 2, f_out.shape, generator=gen).to(f_out.dtype) * 2 - 1
+    # drawn in the feature's dtype: the same 0/1 values from the same generator stream as an
+    # integer draw cast afterwards, without the int64 tensor and the cast
+    g_out = torch.randint(0, 2, f_out.shape, generator=gen, dtype=f_out.dtype) * 2 - 1
     (g_in,) = torch.autograd.grad(f_out, f_in, g_out, retain_graph=False, allow_unused=True)
     if g_in is None:
         g_in = torch.zeros_like(f_in)
@@ -150,10 +155,10 @@ def _cross_matrix(
     if g_in.dim() == 4 and g_in.shape[2:] != g_out.shape[2:]:
         stride = g_in.shape[2] // g_out.shape[2]
         g_in = nn.functional.pixel_unshuffle(g_in, stride)
-    rows_in, rows_out = _positions(g_in), _positions(g_out)
+    rows_in, rows_out = _positions64(g_in), _positions64(g_out)
     if rows_in.shape[0] != rows_out.shape[0]:
         return None  # shapes that pixel-unshuffle cannot match: leave the block out
-    m = rows_in.double().T @ rows_out.double() / rows_out.shape[0]
+    m = rows_in.T @ rows_out / rows_out.shape[0]
     if m.shape[0] < m.shape[1]:
         m = m.T
     return m.numpy()

@@ -20,7 +20,12 @@ from swapprobe.capture import graph
 from swapprobe.capture.activations import DEFAULT_ACTIVATIONS, select_kinds, summary_line
 from swapprobe.capture.feeds import as_declared, declared_dtype
 from swapprobe.capture.folding import warn_if_folded
-from swapprobe.capture.shapes import UNKNOWN_AXIS, batch_axes, static_shapes
+from swapprobe.capture.shapes import (
+    UNKNOWN_AXIS,
+    batch_axes,
+    leading_batch_shapes,
+    static_shapes,
+)
 from swapprobe.capture.weights import check_scheme, constant_value, draw, is_random
 from swapprobe.errors import NoActivationError, SettingsError, ShapeMismatchError
 from swapprobe.patterns import LayerInfo, PatternMatrix, pack_sample_bits
@@ -334,11 +339,16 @@ class PatternSession:
         if not any(activation.op in kinds for activation in present):
             graph.find_activations(sized, selector)  # raises, naming what is there
         tensors = [activation.tensor for activation in present]
-        shapes = static_shapes(sized, tensors)
-        other = self._sized(unsized, self.batch_size + 1, sample_shape)
-        axes = batch_axes(
-            shapes, static_shapes(other, tensors), tensors, self.batch_size, self.batch_size + 1
-        )
+        leading = leading_batch_shapes(unsized, self.input_name, tensors, self.batch_size)
+        if leading is not None:  # read off the loaded model's shapes: no inference needed
+            shapes: dict[str, tuple[int, ...]] = leading
+            axes: dict[str, int | None] = dict.fromkeys(tensors, 0)
+        else:
+            shapes = static_shapes(sized, tensors)
+            other = self._sized(unsized, self.batch_size + 1, sample_shape)
+            axes = batch_axes(
+                shapes, static_shapes(other, tensors), tensors, self.batch_size, self.batch_size + 1
+            )
         # What the shapes cannot tell (lost ones), the graph can: not computed from the input.
         from_input = graph.downstream(sized, self.input_name)
         for name in self.extra:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 import onnx
 from onnx import shape_inference
 
-__all__ = ["UNKNOWN_AXIS", "batch_axes", "static_shapes"]
+__all__ = ["UNKNOWN_AXIS", "batch_axes", "leading_batch_shapes", "static_shapes"]
 
 #: the batch axis could not be told (shapes unknown): treated as the leading axis
 UNKNOWN_AXIS = -1
@@ -32,6 +32,39 @@ def static_shapes(model: onnx.ModelProto, names: Iterable[str]) -> dict[str, tup
         model = weightless(model)
     known = _collect(_onnx_inferred(model))
     return {name: known[name] for name in wanted if name in known}
+
+
+def leading_batch_shapes(
+    model: onnx.ModelProto, input_name: str, names: Sequence[str], batch: int
+) -> dict[str, tuple[int, ...]] | None:
+    """The shapes of ``names`` at ``batch`` samples, read off the value infos of a loaded
+    model (inferred at a symbolic batch), or None unless every one of them is
+    ``(batch_param, *static)`` with the data input's own batch parameter first.
+
+    Why: such a tensor's batch axis is its first, at any batch size, so the two inferences at
+    S and S + 1 (with data propagation, the costliest step of a small model's setup) would
+    only confirm what the symbolic shapes already say: ``(S, *static)``, batch axis 0.
+    """
+    from swapprobe.capture.graph import input_shape, model_input
+
+    dims = input_shape(model_input(model, input_name))
+    batch_param = dims[0] if dims else None
+    if not isinstance(batch_param, str):
+        return None  # a fixed or unnamed batch: only the inferences at two sizes can tell
+    graph = model.graph
+    known = {value.name: value for value in [*graph.input, *graph.value_info, *graph.output]}
+    found: dict[str, tuple[int, ...]] = {}
+    for name in names:
+        value = known.get(name)
+        if value is None or not value.type.tensor_type.HasField("shape"):
+            return None
+        first, *rest = value.type.tensor_type.shape.dim or [None]
+        if first is None or first.dim_param != batch_param:
+            return None
+        if not all(d.HasField("dim_value") and d.dim_value > 0 for d in rest):
+            return None
+        found[name] = (batch, *(int(d.dim_value) for d in rest))
+    return found
 
 
 def batch_axes(
