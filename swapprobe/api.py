@@ -66,6 +66,7 @@ def score(
     size_unit: str = "M",
     per_layer: bool = False,
     input_name: str | None = None,
+    proxies: Sequence[str] = (),
     **data_options: Any,
 ) -> Result:
     """Score one model: an ONNX path/proto, a ``torch.nn.Module``, a ``SPACE:ARCH`` string or
@@ -79,6 +80,8 @@ def score(
 
     ``batch_size``, ``repeats`` and ``init`` default to the paper's S=16, 32 repeats and
     N(0, 1) weights, or to the space's declared defaults for an architecture of a space.
+    ``proxies`` (names of :data:`~swapprobe.results.PROXIES`) are computed beside SWAP and land
+    in ``result.proxies``; their rank aggregate needs several models (:func:`score_many`).
 
     >>> result = score("nb201:random:1", repeats=2)   # doctest: +SKIP
     >>> result.swap                                    # doctest: +SKIP
@@ -109,6 +112,7 @@ def score(
         size_unit=size_unit,
         per_layer=per_layer,  # type: ignore[arg-type]
         input_name=input_name,
+        proxies=tuple(proxies),
     )
     return Evaluator(batch, settings).evaluate(ref)
 

@@ -58,6 +58,21 @@ def test_sigma_of_known_maps() -> None:
     assert values["trainability"] == pytest.approx(-0.5, abs=1e-5)
 
 
+def test_a_block_that_flattens_is_left_out_and_a_linear_head_counts() -> None:
+    """Conv features flattened into a Linear head (a common torch model's tail): the Flatten
+    block's 4-D → 2-D map has no pixel-unshuffle match and is left out (it used to raise
+    IndexError); the Linear block's map y = 3·x has the VJP 3·g."""
+    head = nn.Linear(4, 4, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(3.0 * torch.eye(4))
+    net = Chain(nn.Conv2d(1, 1, 1, bias=False), nn.Flatten(), head)
+    stats = collect_block_stats(net, list(net.blocks), torch.randn(8, 1, 2, 2), init=False)
+    assert stats.crosses[1] is None
+    # M = Σ_b (3 g_b)ᵀ g_b / B over ±1 cotangents g: its diagonal is 3 · mean(g²) = 3 exactly
+    np.testing.assert_allclose(np.diag(stats.crosses[2]), np.full(4, 3.0))
+    assert np.isfinite(proxy_values(stats)["trainability"])
+
+
 def test_cotangents_drawn_in_float_are_the_integer_draw() -> None:
     """The pass draws its ±1 cotangents directly in the feature's dtype; trainability's
     values rest on that being the integer draw cast (the same stream, the same numbers)."""

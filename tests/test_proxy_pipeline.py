@@ -16,7 +16,7 @@ from swapprobe.data import Batch, load_batch
 from swapprobe.errors import SettingsError
 from swapprobe.evaluate import Evaluator, torch_seed
 from swapprobe.evolution import EvolutionConfig
-from swapprobe.models import arch_ref
+from swapprobe.models import arch_ref, resolve_one
 from swapprobe.proxies import aggregate
 from swapprobe.results import ScoreSettings
 from swapprobe.search import run_search
@@ -56,6 +56,26 @@ def test_evaluator_proxies_are_the_pass_on_the_spaces_proxy_network(data: Batch)
     )
     expected = proxy_pass.proxy_values(stats)
     assert {k: result.proxies[k] for k in PROXIES} == {k: expected[k] for k in PROXIES}
+
+
+def test_score_takes_proxies_for_a_torch_module_with_a_linear_head(data: Batch) -> None:
+    """``swapprobe.score(module, proxies=...)``: the same values as the Evaluator with those
+    settings, on a module whose conv features are flattened into a Linear head."""
+    import swapprobe
+
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 32 * 32, 10),
+    )
+    result = swapprobe.score(model, data=data, repeats=1, init="kaiming", proxies=PROXIES)
+    settings = ScoreSettings(batch_size=8, repeats=1, init="kaiming", proxies=PROXIES)
+    expected = Evaluator(data, settings).evaluate(resolve_one(model))
+    assert result.proxies == expected.proxies and set(result.proxies) >= set(PROXIES)
+    # MACs by hand: the conv's 3·4·9 per output position of 32×32, then the Linear's
+    assert result.proxies["flops"] == 3 * 4 * 9 * 32 * 32 + 4 * 32 * 32 * 10
 
 
 def test_onnx_files_are_refused_with_a_reason(data: Batch, tmp_path: Path) -> None:

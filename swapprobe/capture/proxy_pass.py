@@ -152,7 +152,7 @@ def _cross_matrix(
         g_in = torch.zeros_like(f_in)
     if g_in.shape == g_out.shape and torch.equal(g_in, g_out):
         return None
-    if g_in.dim() == 4 and g_in.shape[2:] != g_out.shape[2:]:
+    if g_in.dim() == 4 and g_out.dim() == 4 and g_in.shape[2:] != g_out.shape[2:]:
         stride = g_in.shape[2] // g_out.shape[2]
         g_in = nn.functional.pixel_unshuffle(g_in, stride)
     rows_in, rows_out = _positions64(g_in), _positions64(g_out)
