@@ -133,11 +133,23 @@ def export_module(
     """
     if method == "emit" or (method == "auto" and can_emit(module)):
         try:
-            return emit_module(module, np.shape(sample)[1:], input_name=INPUT_NAME, opset=opset)
+            return emit_module(
+                module,
+                np.shape(sample)[1:],
+                input_name=INPUT_NAME,
+                opset=opset,
+                elem_type=_elem_type(sample),
+            )
         except EmitError as error:
             if method == "emit":
                 raise ExportError(f"cannot emit {type(module).__name__}: {error}") from None
     return _trace(module, sample, opset=opset)
+
+
+def _elem_type(sample: np.ndarray) -> int:
+    """The ONNX type of the model's input: INT64 for integer samples (token ids), else FLOAT."""
+    kind = np.asarray(sample).dtype.kind
+    return onnx.TensorProto.INT64 if kind in "iu" else onnx.TensorProto.FLOAT
 
 
 def _trace(module: nn.Module, sample: np.ndarray, *, opset: int) -> onnx.ModelProto:
