@@ -189,9 +189,7 @@ class GraphEmitter:
         graph = helper.make_graph(
             self.nodes,
             "main_graph",
-            [
-                helper.make_tensor_value_info(input_name, elem_type, ["batch", *sample_shape])
-            ],
+            [helper.make_tensor_value_info(input_name, elem_type, ["batch", *sample_shape])],
             [helper.make_tensor_value_info(_OUTPUT_NAME, TensorProto.FLOAT, None)],
             initializer=self.initializers,
         )

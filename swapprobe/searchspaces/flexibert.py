@@ -271,9 +271,7 @@ def from_table_entry(entry: Mapping[str, Any]) -> FlexiBertArch:
     for index, layer in enumerate(layers):
         missing = [k for k in keys if not isinstance(layer, Mapping) or k not in layer]
         if missing:
-            raise UnknownArchitectureError(
-                f"FlexiBERT layer {index} lacks {', '.join(missing)}"
-            )
+            raise UnknownArchitectureError(f"FlexiBERT layer {index} lacks {', '.join(missing)}")
         parsed.append(FlexiLayer(*(layer[k] for k in keys)))
     return FlexiBertArch(hidden, tuple(parsed))
 
@@ -480,7 +478,12 @@ def _other(values: Sequence[Any], current: Any, rng: np.random.Generator) -> Any
 
 def _mutate_layer(layer: FlexiLayer, rng: np.random.Generator) -> FlexiLayer:
     field = int(rng.integers(4))
-    op, heads, ff_dim, num_ff = (layer.op_type, layer.op_param), layer.heads, layer.ff_dim, layer.num_ff
+    op, heads, ff_dim, num_ff = (
+        (layer.op_type, layer.op_param),
+        layer.heads,
+        layer.ff_dim,
+        layer.num_ff,
+    )
     if field == 0:
         op = _other(FLEXIBERT_OPS, op, rng)
     elif field == 1:
