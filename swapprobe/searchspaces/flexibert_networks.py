@@ -129,7 +129,7 @@ def _emit_dropout(g: GraphEmitter, active: bool, x: str, p: float = DROPOUT_P) -
     return g.node(
         "Dropout",
         [x, g.constant(np.array(p, np.float32)), g.constant(np.array(True))],
-        seed=float(len(g.nodes)),
+        seed=len(g.nodes),
     )
 
 
