@@ -357,3 +357,40 @@ def test_dropout_on_is_the_reference_quirk() -> None:
     assert sum(node.op_type == "Dropout" for node in model.graph.node) == 7
     out = _run(model, ids.numpy())[0]
     assert out.shape == (3, 24, 256) and np.isfinite(out).all()
+
+
+# --- the JSON table ---------------------------------------------------------------------------
+def test_json_table_reads_glue_first_and_every_task(shared_data: Path) -> None:
+    from swapprobe.correlate import read_table
+
+    path = shared_data / "flexibert_glue_500.json"
+    truth = read_table(path)
+    entries = json.loads(path.read_text())
+    tasks = ["cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst", "sts"]
+    assert list(truth.accuracies) == ["glue", *tasks]
+    space = get_space("flexibert")
+    for index in (0, 137, 499):
+        assert space.parse(truth.archs[index]) == from_table_entry(entries[index])
+        for task in ["glue", *tasks]:
+            assert truth.accuracies[task][index] == entries[index]["scores"][task]
+    chosen = read_table(path, acc_cols=["rte"])
+    assert list(chosen.accuracies) == ["rte"]
+
+
+def test_json_table_errors_name_the_record(tmp_path: Path) -> None:
+    from swapprobe.correlate import read_table
+    from swapprobe.errors import DataError
+
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps([{"arch": "H256:a,b", "scores": {"glue": 1.0}}, {"arch": "x"}]))
+    with pytest.raises(DataError, match="record 2 has no 'scores'"):
+        read_table(path)
+    path.write_text(json.dumps([{"arch": "x", "scores": {"glue": "high"}}]))
+    with pytest.raises(DataError, match="record 1: score 'glue'"):
+        read_table(path)
+    path.write_text(json.dumps([{"scores": {"glue": 1.0}}]))
+    with pytest.raises(DataError, match="neither an 'arch' text"):
+        read_table(path)
+    path.write_text("{")
+    with pytest.raises(DataError, match="cannot read JSON table"):
+        read_table(path)
