@@ -207,10 +207,19 @@ def lookup(truth: GroundTruth, space: Any, text: str) -> Lookup:
         for name, values in truth.accuracies.items()
     }
     optimum = {
-        name: (float(values.max()), truth.archs[int(values.argmax())])
+        name: (float(values.max()), _canonical(space, truth.archs[int(values.argmax())]))
         for name, values in truth.accuracies.items()
     }
     return Lookup(found, optimum)
+
+
+def _canonical(space: Any, text: str) -> str:
+    """The space's text form of a table's architecture (a JSON table's record reads as the
+    space's own text), or the table's text where it does not parse."""
+    try:
+        return str(space.format(space.parse(text)))
+    except Exception:
+        return text
 
 
 def _is_number(text: str) -> bool:
