@@ -58,6 +58,12 @@ class Evaluator:
                 f"data has {len(data.inputs)} samples but the settings ask for S="
                 f"{self.settings.batch_size}"
             )
+        if data.is_tokens and self.settings.pass_proxies:
+            raise SettingsError(
+                f"the proxies {', '.join(self.settings.pass_proxies)} run on Gaussian-noise "
+                "images (AZ-NAS's protocol), which token inputs cannot stand in for; score "
+                "token models with SWAP alone (proxies none, or nwot, params)"
+            )
         self.on_repeat = on_repeat
 
     # --- the entry point ----------------------------------------------------------------
@@ -168,6 +174,7 @@ class Evaluator:
                 batch_size=settings.batch_size,
                 init=settings.init,
                 activations=settings.activations,
+                extra_inputs=self.data.extra,
             )
             timings["session"] = time.perf_counter() - t0
             return runner, module_digest(model)
@@ -181,7 +188,7 @@ class Evaluator:
         if is_module:
             from swapprobe.capture.export import export_module
 
-            proto = export_module(model, inputs)
+            proto = export_module(model, inputs, extra=self.data.extra)
             timings["export"] = time.perf_counter() - t0
             t0 = time.perf_counter()
         else:
@@ -197,13 +204,18 @@ class Evaluator:
             "max_pattern_bytes": settings.max_pattern_bytes,
         }
         runner: Any = None
-        if is_module and can_emit(model) and settings.repeats > 1:
-            # Emitted search-space graphs (ReLU networks): all repeats in one pass,
+        plain = not self.data.extra and not self.data.is_tokens
+        if plain and is_module and can_emit(model) and settings.repeats > 1:
+            # Emitted search-space graphs (ReLU networks on images): all repeats in one pass,
             # bit-identical patterns; None where the rewrite does not apply or pay
             runner = grouped_session(loaded, repeats=settings.repeats, **session_args)
         if runner is None:
             runner = PatternSession(
-                loaded, name=name, activations=settings.activations, **session_args
+                loaded,
+                name=name,
+                activations=settings.activations,
+                extra_inputs=self.data.extra,
+                **session_args,
             )
         if is_module:
             # Θ of a module counts every parameter, also those its forward never uses

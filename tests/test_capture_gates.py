@@ -14,6 +14,7 @@ import math
 import warnings
 from pathlib import Path
 
+import google.protobuf.message
 import numpy as np
 import onnx
 import pytest
@@ -35,8 +36,9 @@ from tests.test_capture import SEED, evaluate, make_inputs, reference_init
 GATE_MODULES = (nn.ReLU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Mish, nn.ELU, nn.SELU, nn.CELU)
 
 
-def oracle_patterns(module: nn.Module, inputs: np.ndarray) -> np.ndarray:
-    """(S, V) signs of every gate module's input, flattened per sample, in call order."""
+def oracle_patterns(module: nn.Module, inputs: np.ndarray, **keywords: np.ndarray) -> np.ndarray:
+    """(S, V) signs of every gate module's input, flattened per sample, in call order
+    (``keywords``: further named inputs, passed to the module as keyword arguments)."""
     net = module.train()  # BatchNorm on batch statistics, as the reference runs it
     recorded: list[torch.Tensor] = []
 
@@ -50,7 +52,7 @@ def oracle_patterns(module: nn.Module, inputs: np.ndarray) -> np.ndarray:
     ]
     try:
         with torch.no_grad():
-            net(torch.from_numpy(inputs))
+            net(torch.from_numpy(inputs), **{k: torch.from_numpy(v) for k, v in keywords.items()})
     finally:
         for handle in handles:
             handle.remove()
@@ -619,6 +621,34 @@ def test_external_data_model_scores_as_the_inline_model(
     np.testing.assert_array_equal(got.swap_per_repeat, expected.swap_per_repeat)
     for repeat in range(2):
         np.testing.assert_array_equal(got.patterns[repeat].words, expected.patterns[repeat].words)
+
+
+def test_a_large_torch_module_is_exported_through_external_data(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A module over the limit is exported into a folder (weights as external data files) and
+    loaded back: the same graph and the same score as the in-memory export."""
+    module = Shuffle()
+    x = make_inputs((3, 6, 6), 8)
+    inline = export_module(module, x)
+    expected = evaluate(module, x)
+    monkeypatch.setattr(graph, "INLINE_LIMIT", 1000)  # Shuffle's weights are now "large"
+    exported = export_module(module, x)
+    assert [n.op_type for n in exported.graph.node] == [n.op_type for n in inline.graph.node]
+    assert graph.model_digest(exported) == graph.model_digest(inline)
+    got = evaluate(module, x)
+    np.testing.assert_array_equal(got.swap_per_repeat, expected.swap_per_repeat)
+
+
+def test_a_model_protobuf_cannot_measure_is_large() -> None:
+    """Past 2 GiB protobuf's ByteSize raises EncodeError ("Failed to serialize proto"): the
+    model is large, not an error."""
+
+    class Unmeasurable:  # a protobuf message class cannot be subclassed: its one method
+        def ByteSize(self) -> int:
+            raise google.protobuf.message.EncodeError("Failed to serialize proto")
+
+    assert graph.is_large(Unmeasurable())  # type: ignore[arg-type]
 
 
 def test_onnxruntime_failure_is_one_line_without_its_log(capfd: pytest.CaptureFixture) -> None:

@@ -78,3 +78,53 @@ def test_a_saturated_score_names_the_s_that_lifts_the_bound() -> None:
     (note,) = report.saturation_notes([full, unsaturated])
     # 2^22 = 4,194,304 is the first power of two above 2,308,096 units
     assert note.startswith("big: SWAP is at its bound 2^S = 65,536") and "-S 22 " in note
+
+
+def _timm() -> Any:
+    from swapprobe.models import _import_zoo
+
+    try:
+        return _import_zoo("timm", "timm")
+    except ModelLoadError as error:
+        pytest.skip(f"timm unusable here: {error}")
+
+
+def _gelu_oracle(model: nn.Module, inputs: Any) -> Any:
+    """(S, V) signs of the input of every GELU module (torch's or timm's own), in call order:
+    the TPAMI code's hooks, independent of the ONNX graph."""
+    recorded: list[torch.Tensor] = []
+    handles = [
+        m.register_forward_pre_hook(
+            lambda _m, args: recorded.append((args[0] > 0).reshape(args[0].shape[0], -1))
+        )
+        for m in model.modules()
+        if type(m).__name__ == "GELU"
+    ]
+    with torch.no_grad():
+        model(torch.from_numpy(inputs))
+    for handle in handles:
+        handle.remove()
+    return torch.cat(recorded, dim=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "options"), [("convnext_atto", {}), ("vit_tiny_patch16_224", {"img_size": 64})]
+)
+def test_timm_models_exported_by_timm_score_exactly(
+    name: str, options: dict[str, Any], tmp_path: Any
+) -> None:
+    """A ConvNeXt and a ViT, exported with timm's own ``onnx_export`` (torch's dynamo exporter),
+    score their GELU units exactly as torch hooks on the same weights see them."""
+    timm = _timm()
+    from timm.utils.onnx import onnx_export
+
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False, **options).eval()
+    path = tmp_path / f"{name}.onnx"
+    onnx_export(model, str(path), input_size=(3, 64, 64), batch_size=2, opset=17)
+    inputs = swapprobe.load_batch("synthetic", batch_size=16, input_size=(64, 64)).inputs
+    result = swapprobe.score(path, data=inputs, batch_size=16, repeats=1, init="keep")
+    expected = _gelu_oracle(model, inputs)
+    assert result.units == expected.shape[1]
+    assert result.swap_per_repeat[0] == torch.unique(expected.T, dim=0).shape[0]

@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import onnx
 
+from swapprobe.capture import graph
 from swapprobe.capture.emit import EmitError, can_emit, emit_module
+from swapprobe.capture.feeds import module_keywords
 from swapprobe.errors import ExportError
 
 if TYPE_CHECKING:
@@ -121,6 +125,7 @@ def export_module(
     *,
     opset: int = DEFAULT_OPSET,
     method: ExportMethod = "auto",
+    extra: Mapping[str, np.ndarray] | None = None,
 ) -> onnx.ModelProto:
     """Export ``module`` for batches shaped like ``sample`` (first axis dynamic).
 
@@ -128,10 +133,17 @@ def export_module(
     graph from the modules (:mod:`swapprobe.capture.emit`, the search spaces' networks, 25–30×
     faster); ``auto`` emits when the module supports it and traces otherwise.
 
+    ``sample`` keeps its dtype (int64 token ids give an int64 input); ``extra`` are further
+    named inputs (e.g. ``attention_mask``): those ``forward`` takes by name become graph inputs
+    of the same names, with a dynamic first axis too. The data input is named
+    :data:`INPUT_NAME`.
+
     Raises:
         ExportError: when tracing or export fails (message names the torch error).
     """
-    if method == "emit" or (method == "auto" and can_emit(module)):
+    keywords = module_keywords(module, extra or {})
+    # emitted graphs take one input: float images, or int64 token ids (a FlexiBERT network)
+    if method == "emit" or (method == "auto" and not keywords and can_emit(module)):
         try:
             return emit_module(
                 module,
@@ -143,7 +155,7 @@ def export_module(
         except EmitError as error:
             if method == "emit":
                 raise ExportError(f"cannot emit {type(module).__name__}: {error}") from None
-    return _trace(module, sample, opset=opset)
+    return _trace(module, sample, keywords, opset=opset)
 
 
 def _elem_type(sample: np.ndarray) -> int:
@@ -152,13 +164,46 @@ def _elem_type(sample: np.ndarray) -> int:
     return onnx.TensorProto.INT64 if kind in "iu" else onnx.TensorProto.FLOAT
 
 
-def _trace(module: nn.Module, sample: np.ndarray, *, opset: int) -> onnx.ModelProto:
+def _trace(
+    module: nn.Module, sample: np.ndarray, keywords: Mapping[str, np.ndarray], *, opset: int
+) -> onnx.ModelProto:
+    with contextlib.ExitStack() as stack:
+        # protobuf cannot hold 2 GiB in one message: a large module is exported into a folder
+        # (its weights in external data files) and loaded back, weights and all
+        target: io.BytesIO | str = io.BytesIO()
+        if _weight_bytes(module) >= graph.INLINE_LIMIT:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="swapprobe-export-"))
+            target = os.path.join(folder, "model.onnx")
+        _export(module, sample, keywords, target, opset=opset)
+        if isinstance(target, str):
+            return onnx.load(target)
+        return onnx.load_from_string(target.getvalue())
+
+
+def _weight_bytes(module: nn.Module) -> int:
+    tensors = [*module.parameters(), *module.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _export(
+    module: nn.Module,
+    sample: np.ndarray,
+    keywords: Mapping[str, np.ndarray],
+    target: io.BytesIO | str,
+    *,
+    opset: int,
+) -> None:
     import torch
 
     from swapprobe.capture.torch_backend import plain_attention
 
-    example = torch.as_tensor(np.ascontiguousarray(sample[:2] if len(sample) > 1 else sample))
-    buffer = io.BytesIO()
+    def example(array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.ascontiguousarray(array[:2] if len(array) > 1 else array))
+
+    args: tuple[object, ...] = (example(sample),)
+    if keywords:  # a trailing dict: keyword arguments, given to the graph in signature order
+        args = (*args, {name: example(array) for name, array in keywords.items()})
+    names = [INPUT_NAME, *keywords]
     with (
         inference_mode(module),
         plain_attention(),
@@ -172,18 +217,17 @@ def _trace(module: nn.Module, sample: np.ndarray, *, opset: int) -> onnx.ModelPr
         try:
             torch.onnx.export(
                 module,
-                (example,),
-                buffer,
+                args,
+                target,
                 dynamo=False,
                 do_constant_folding=False,
                 opset_version=opset,
-                input_names=[INPUT_NAME],
+                input_names=names,
                 output_names=["output"],
-                dynamic_axes={INPUT_NAME: {0: "batch"}},
+                dynamic_axes={name: {0: "batch"} for name in names},
             )
         except Exception as error:
             text = str(error).strip().splitlines()
             raise ExportError(
                 f"cannot export {type(module).__name__} to ONNX: {text[0] if text else error!r}"
             ) from None
-    return onnx.load_from_string(buffer.getvalue())

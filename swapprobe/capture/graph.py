@@ -123,8 +123,15 @@ INLINE_LIMIT = (1 << 31) - (1 << 24)
 
 
 def is_large(model: onnx.ModelProto) -> bool:
-    """True when ``model`` is too large to serialise in one piece."""
-    return model.ByteSize() >= INLINE_LIMIT
+    """True when ``model`` is too large to serialise in one piece.
+
+    protobuf cannot even measure a message past 2 GiB (``ByteSize`` raises ``EncodeError``):
+    that answer is "large" too.
+    """
+    try:
+        return model.ByteSize() >= INLINE_LIMIT
+    except Exception:  # google.protobuf.message.EncodeError: "Failed to serialize proto"
+        return True
 
 
 def model_digest(model: onnx.ModelProto) -> str:
@@ -136,7 +143,14 @@ def model_digest(model: onnx.ModelProto) -> str:
         return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
     digest = hashlib.sha256()
     for tensor in model.graph.initializer:
-        digest.update(tensor.SerializeToString(deterministic=True))
+        if len(tensor.raw_data) < INLINE_LIMIT:
+            digest.update(tensor.SerializeToString(deterministic=True))
+        else:  # a tensor past protobuf's limit itself: its header, then its bytes
+            header = onnx.TensorProto(
+                name=tensor.name, data_type=tensor.data_type, dims=tensor.dims
+            )
+            digest.update(header.SerializeToString(deterministic=True))
+            digest.update(tensor.raw_data)
     skeleton = onnx.GraphProto()
     skeleton.node.extend(model.graph.node)
     skeleton.input.extend(model.graph.input)
@@ -202,14 +216,22 @@ def _opset(model: onnx.ModelProto) -> int:
     return 1
 
 
-def model_input(model: onnx.ModelProto, name: str | None = None) -> onnx.ValueInfoProto:
-    """The data input (not an initializer); ``name`` picks one when there are several.
+def data_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """The graph inputs that are not initializers: what a run must feed."""
+    initializer_names = {init.name for init in model.graph.initializer}
+    return [value for value in model.graph.input if value.name not in initializer_names]
+
+
+def model_input(
+    model: onnx.ModelProto, name: str | None = None, *, others: Iterable[str] = ()
+) -> onnx.ValueInfoProto:
+    """The data input (not an initializer); ``name`` picks one when there are several, else
+    the one input not among ``others`` (the further named inputs the data brings).
 
     Raises:
         ShapeMismatchError: no data input, an unknown name, or several inputs and no name.
     """
-    initializer_names = {init.name for init in model.graph.initializer}
-    inputs = [value for value in model.graph.input if value.name not in initializer_names]
+    inputs = data_inputs(model)
     if name is not None:
         for value in inputs:
             if value.name == name:
@@ -218,10 +240,15 @@ def model_input(model: onnx.ModelProto, name: str | None = None) -> onnx.ValueIn
         raise ShapeMismatchError(f"model has no input named {name!r}; its inputs: {known}")
     if not inputs:
         raise ShapeMismatchError("model has no data input")
+    named = set(others)
+    if len(inputs) > 1 and named:
+        rest = [value for value in inputs if value.name not in named]
+        if len(rest) == 1:
+            return rest[0]
     if len(inputs) > 1:
         known = ", ".join(value.name for value in inputs)
         raise ShapeMismatchError(
-            f"model has {len(inputs)} inputs ({known}); choose the image input with --input-name"
+            f"model has {len(inputs)} inputs ({known}); choose the data input with --input-name"
         )
     return inputs[0]
 
@@ -437,7 +464,8 @@ def set_batch_size(
         if isinstance(got, int) and got > 0 and got != want:
             raise ShapeMismatchError(
                 f"model input {input_name!r} expects samples of shape {_fmt(dims[1:])}, "
-                f"data has {expected}; resize with --input-size or use other data"
+                f"data has {expected}; resize with --input-size (images), give --seq-len (tokens), "
+                "or use other data"
             )
     tensor_shape = value.type.tensor_type.shape
     del tensor_shape.dim[:]

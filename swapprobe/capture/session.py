@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +18,7 @@ from onnx import numpy_helper
 
 from swapprobe.capture import graph
 from swapprobe.capture.activations import DEFAULT_ACTIVATIONS, select_kinds, summary_line
+from swapprobe.capture.feeds import as_declared, declared_dtype
 from swapprobe.capture.folding import warn_if_folded
 from swapprobe.capture.shapes import UNKNOWN_AXIS, batch_axes, static_shapes
 from swapprobe.capture.weights import check_scheme, constant_value, draw, is_random
@@ -77,7 +78,8 @@ class PatternSession:
         batch_size: S, the number of samples per forward pass.
         sample_shape: the shape of one input sample, e.g. ``(3, 32, 32)``.
         init: ``gaussian`` | ``kaiming`` | ``keep`` (see :mod:`swapprobe.capture.weights`).
-        input_name: which graph input takes the data (needed when there are several).
+        input_name: which graph input takes the data (needed when there are several and
+            ``extra_inputs`` does not name all but one of them).
         device: ``auto`` | ``cpu`` | ``cuda``.
         optimize: enable ORT graph optimisations (patterns are bit-identical to an
             un-optimised session; a test checks this).
@@ -87,6 +89,10 @@ class PatternSession:
         name: the model's name in warnings (default: the graph's name).
         batchnorm_layers: the number of BN layers of the source module, when known (a torch
             module was exported): decides the folded-BN warning exactly.
+        extra_inputs: further named inputs (name → array of S samples, e.g. a token model's
+            ``attention_mask``), fed with every run's data to the graph inputs of those names;
+            those the graph does not declare are not fed. Each is fed in its input's declared
+            dtype, as the data input is (int64 token ids, float32 images).
 
     Attributes (beside the patterns): ``kinds`` (kind → units counted), ``not_counted`` (kind →
     units of the kinds present but not selected; None where a shape is unknown), ``no_batch``
@@ -111,6 +117,7 @@ class PatternSession:
         activations: str = DEFAULT_ACTIVATIONS,
         name: str | None = None,
         batchnorm_layers: int | None = None,
+        extra_inputs: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -122,8 +129,11 @@ class PatternSession:
         self.batch_size = batch_size
         self.parameters = graph.parameters(model)
         self.param_count = sum(int(np.prod(p.shape)) for p in self.parameters)
-        data_input = graph.model_input(model, input_name)
+        extra_inputs = dict(extra_inputs or {})
+        data_input = graph.model_input(model, input_name, others=extra_inputs)
         self.input_name = data_input.name
+        self.input_dtype = declared_dtype(data_input)
+        self.extra = _declared_extras(model, self.input_name, extra_inputs, batch_size)
 
         self.name = name or model.graph.name or "model"
         self.batchnorm_warning = warn_if_folded(model, self.name, batchnorm_layers=batchnorm_layers)
@@ -135,7 +145,7 @@ class PatternSession:
         self._random = [p for p in self.parameters if is_random(init, p.role)]
         rewritten = graph.parameters_as_inputs(rewritten, [p.name for p in self._random])
         unsized = rewritten
-        rewritten = graph.set_batch_size(rewritten, self.input_name, batch_size, sample_shape)
+        rewritten = self._sized(rewritten, batch_size, sample_shape)
         self._select(unsized, rewritten, kinds, activations, sample_shape)
         providers = providers_for(device)
         on_cuda = providers[0] == "CUDAExecutionProvider"
@@ -207,6 +217,15 @@ class PatternSession:
         self.layers: tuple[LayerInfo, ...] = ()
         self._bound_input: tuple[np.ndarray, object] | None = None
 
+    def _sized(
+        self, model: onnx.ModelProto, batch: int, sample_shape: Sequence[int]
+    ) -> onnx.ModelProto:
+        """The data input and every further input fixed to ``batch`` samples."""
+        sized = graph.set_batch_size(model, self.input_name, batch, sample_shape)
+        for name, array in self.extra.items():
+            sized = graph.set_batch_size(sized, name, batch, array.shape[1:])
+        return sized
+
     def _serialised(self, model: onnx.ModelProto) -> bytes | str:
         """The model as onnxruntime takes it: bytes, or over protobuf's 2 GiB limit a file
         with its weights in external data (in a folder that lives as long as the session)."""
@@ -231,7 +250,8 @@ class PatternSession:
             )
         start = time.perf_counter()
         feeds = draw(self.init, self._random, seed, repeat)
-        feeds[self.input_name] = np.ascontiguousarray(inputs, dtype=np.float32)
+        feeds[self.input_name] = as_declared(inputs, self.input_dtype, self.input_name)
+        feeds.update(self.extra)
         drawn = time.perf_counter()
         blocks: list[np.ndarray] = []
         shapes: list[tuple[int, ...]] = []
@@ -315,12 +335,14 @@ class PatternSession:
             graph.find_activations(sized, selector)  # raises, naming what is there
         tensors = [activation.tensor for activation in present]
         shapes = static_shapes(sized, tensors)
-        other = graph.set_batch_size(unsized, self.input_name, self.batch_size + 1, sample_shape)
+        other = self._sized(unsized, self.batch_size + 1, sample_shape)
         axes = batch_axes(
             shapes, static_shapes(other, tensors), tensors, self.batch_size, self.batch_size + 1
         )
         # What the shapes cannot tell (lost ones), the graph can: not computed from the input.
         from_input = graph.downstream(sized, self.input_name)
+        for name in self.extra:
+            from_input |= graph.downstream(sized, name)
         axes |= {tensor: None for tensor in tensors if tensor not in from_input}
         self.activations: list[graph.Activation] = []
         self._permutations: list[list[int] | None] = []
@@ -440,6 +462,38 @@ def _bake_constants(
             )
             out.graph.initializer[index].CopyFrom(replacement)
     return out
+
+
+def _declared_extras(
+    model: onnx.ModelProto, input_name: str, extra: Mapping[str, np.ndarray], batch_size: int
+) -> dict[str, np.ndarray]:
+    """The further inputs the graph declares, in its dtypes; every other graph input must be
+    one of them.
+
+    Raises:
+        ShapeMismatchError: a further input without S samples, or a graph input no data feeds.
+    """
+    declared = {value.name: value for value in graph.data_inputs(model)}
+    fed: dict[str, np.ndarray] = {}
+    for name, array in extra.items():
+        if name == input_name or name not in declared:
+            continue
+        if array.ndim < 1 or array.shape[0] != batch_size:
+            raise ShapeMismatchError(
+                f"input {name!r} has shape {array.shape}; it needs {batch_size} samples"
+            )
+        fed[name] = as_declared(array, declared_dtype(declared[name]), name)
+    missing = [name for name in declared if name != input_name and name not in fed]
+    if missing:
+        given = ", ".join([input_name, *fed])
+        several = len(missing) > 1
+        raise ShapeMismatchError(
+            f"model input{'s' if several else ''} {', '.join(map(repr, missing))} "
+            f"get{'' if several else 's'} no data (the data feeds {given}); give "
+            f"{'them as further named inputs' if several else 'it as a further named input'} "
+            "of the batch (Batch.extra)"
+        )
+    return fed
 
 
 def _fixed_batch_advice(model: onnx.ModelProto, input_name: str, batch_size: int) -> str | None:

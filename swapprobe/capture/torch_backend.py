@@ -23,12 +23,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from swapprobe.capture.activations import DEFAULT_ACTIVATIONS, select_kinds, summary_line
+from swapprobe.capture.feeds import module_keywords
 from swapprobe.capture.graph import ParameterInfo
 from swapprobe.capture.shapes import UNKNOWN_AXIS, batch_axes
 from swapprobe.capture.torch_gates import ExpressionTracker, expression_ops
@@ -109,6 +110,10 @@ class TorchPatternRunner:
     :data:`~swapprobe.capture.activations.DEFAULT_ACTIVATIONS`); after the first run ``kinds``,
     ``not_counted`` and ``no_batch`` (kind → units) and :meth:`activation_summary` say what was
     counted and what was left out.
+
+    The data input is passed positionally (int64 for token ids, else float32); the
+    ``extra_inputs`` (name → array of S samples, e.g. ``attention_mask``) that ``forward``
+    names are passed as keyword arguments with every run, the others not at all.
     """
 
     def __init__(
@@ -118,7 +123,9 @@ class TorchPatternRunner:
         batch_size: int,
         init: str = "gaussian",
         activations: str = DEFAULT_ACTIVATIONS,
+        extra_inputs: Mapping[str, np.ndarray] | None = None,
     ) -> None:
+        import torch
         import torch.nn as nn
 
         check_scheme(init)
@@ -141,6 +148,15 @@ class TorchPatternRunner:
         self._tensors = dict(self.module.named_parameters())
         self._random = [p for p in self.parameters if is_random(init, p.role)]
         self._bake_constants()
+        self._keywords = {
+            name: torch.as_tensor(_as_fed(array))
+            for name, array in module_keywords(self.module, extra_inputs or {}).items()
+        }
+        for name, tensor in self._keywords.items():
+            if tensor.ndim < 1 or tensor.shape[0] != batch_size:
+                raise SettingsError(
+                    f"input {name!r} has shape {tuple(tensor.shape)}; it needs {batch_size} samples"
+                )
         self.provider = "torch"
         self.device = "cpu"
         self.layers: tuple[LayerInfo, ...] = ()
@@ -163,8 +179,8 @@ class TorchPatternRunner:
             for name, array in draw(self.init, self._random, seed, repeat).items():
                 self._tensors[name].copy_(torch.from_numpy(array))
         drawn = time.perf_counter()
-        batch = torch.as_tensor(np.ascontiguousarray(inputs, dtype=np.float32))
-        recorded = self._forward(batch)
+        batch = torch.as_tensor(_as_fed(inputs))
+        recorded = self._forward(batch, self._keywords)
         if self._axes is None:
             self._find_batch_axes(batch, recorded)
         assert self._axes is not None
@@ -194,12 +210,12 @@ class TorchPatternRunner:
         self.timings["pack"] += time.perf_counter() - ran
         return matrix
 
-    def _forward(self, batch: Any) -> list[tuple[str, Any]]:
+    def _forward(self, batch: Any, keywords: Mapping[str, Any]) -> list[tuple[str, Any]]:
         import torch
 
         recorded: list[tuple[str, torch.Tensor]] = []
         with torch.no_grad(), plain_attention(), _ActivationRecorder(recorded):
-            self.module(batch)
+            self.module(batch, **keywords)
         return recorded
 
     def _find_batch_axes(self, batch: Any, recorded: list[tuple[str, Any]]) -> None:
@@ -207,7 +223,10 @@ class TorchPatternRunner:
         batch axis and is left out (as the ONNX backend leaves it out)."""
         import torch
 
-        wider = self._forward(torch.cat([batch, batch[:1]]))
+        wider = self._forward(
+            torch.cat([batch, batch[:1]]),
+            {name: torch.cat([value, value[:1]]) for name, value in self._keywords.items()},
+        )
         names = [str(index) for index in range(len(recorded))]
         shapes = {n: tuple(a.shape) for n, (_, a) in zip(names, recorded, strict=True)}
         if len(wider) == len(recorded):
@@ -241,6 +260,14 @@ class TorchPatternRunner:
     def activation_summary(self) -> str:
         """One line: kinds counted with their units and what was left out (after a run)."""
         return summary_line(self.kinds, self.not_counted, self.no_batch)
+
+
+def _as_fed(array: np.ndarray) -> np.ndarray:
+    """Integers (token ids, masks) as int64, what embeddings take; booleans as they are;
+    everything else float32."""
+    kind = array.dtype.kind
+    dtype = np.int64 if kind in "iu" else np.bool_ if kind == "b" else np.float32
+    return np.ascontiguousarray(array, dtype=dtype)
 
 
 def _add(table: dict[str, int], kind: str, units: int) -> None:

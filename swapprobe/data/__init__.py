@@ -53,6 +53,7 @@ from swapprobe.data.registry import (
     unknown_hint,
 )
 from swapprobe.data.synthetic import load_synthetic, synthetic_images
+from swapprobe.data.tokens import token_batch
 from swapprobe.errors import DataError
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "register_source",
     "source_names",
     "synthetic_images",
+    "token_batch",
 ]
 
 register_source("cifar10", load_cifar)

@@ -1,8 +1,9 @@
 """What every source shares: the :class:`Batch` it returns, the settings it receives, and the
 steps all of them take (checks, uint8 → [0, 1], normalisation, resize, finite check, fingerprint).
 
-Every source ends in :func:`_finish`, so every batch is float32, C-contiguous, finite and
-fingerprinted the same way whichever loader made it.
+Every image or array source ends in :func:`_finish`, so every such batch is float32,
+C-contiguous, finite and fingerprinted the same way whichever loader made it; token sources end
+in :func:`swapprobe.data.tokens.token_batch` (int64 ids, checked and fingerprinted alike).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import urllib.error
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -46,18 +47,29 @@ class Batch:
     """The inputs a network is scored on, with where they came from and a fingerprint.
 
     Attributes:
-        inputs: float32, C-contiguous, all finite; shape (S, C, H, W), or (S, F) (any shape with a
-            leading sample axis) for arrays given by the user. Treat it as read-only: the
+        inputs: the data input, C-contiguous. Images and arrays: float32, all finite, shape
+            (S, C, H, W), or (S, F) (any shape with a leading sample axis) for arrays given by
+            the user. Token models: int64 token ids of shape (S, T). Treat it as read-only: the
             fingerprint describes these bytes.
         source: human-readable origin, e.g. ``"cifar10 train images 0-15 (/data/cifar-10-...)"``.
-        fingerprint: first 16 hex chars of the sha256 of shape, dtype and bytes of ``inputs``;
-            identical data gives an identical fingerprint, so stored scores can be matched to
-            the exact inputs that produced them.
+        fingerprint: first 16 hex chars of the sha256 of shape, dtype and bytes of ``inputs``
+            (and of every array of ``extra``, by name); identical data gives an identical
+            fingerprint, so stored scores can be matched to the exact inputs that produced them.
+        extra: further named inputs, each with the same leading sample axis, e.g. a token
+            model's ``attention_mask`` and ``token_type_ids`` (int64 (S, T)); a model is fed
+            those of them it declares (an ONNX graph input, a ``forward`` argument of that
+            name) and not the others. Empty for images.
     """
 
     inputs: np.ndarray
     source: str
     fingerprint: str
+    extra: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def is_tokens(self) -> bool:
+        """Integer inputs: token ids, not images or real-valued arrays."""
+        return self.inputs.dtype.kind in "iu"
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,11 @@ class LoadRequest:
     normalize: Normalize
     download: bool
     progress: Callable[[int, int], None] | None
+    #: token sources: T tokens per sequence, the vocabulary size, a tokenizer's name (None:
+    #: the source's stated default, see :mod:`swapprobe.data.tokens`)
+    seq_len: int | None = None
+    vocab_size: int | None = None
+    tokenizer: str | None = None
 
 
 def _check_settings(
@@ -209,12 +226,19 @@ def _check_finite(x: np.ndarray) -> None:
         )
 
 
-def fingerprint(inputs: np.ndarray) -> str:
-    """First 16 hex chars of sha256 over shape, dtype and bytes: equal data, equal print."""
+def fingerprint(inputs: np.ndarray, extra: Mapping[str, np.ndarray] | None = None) -> str:
+    """First 16 hex chars of sha256 over shape, dtype and bytes (then name, shape, dtype and
+    bytes of each further input, in name order): equal data, equal print. A batch without
+    further inputs prints as it always did."""
     array = np.ascontiguousarray(inputs)
     h = hashlib.sha256()
     h.update(f"{tuple(array.shape)}|{array.dtype.str}|".encode())
     h.update(array.tobytes())
+    extras = extra or {}
+    for name in sorted(extras):
+        value = np.ascontiguousarray(extras[name])
+        h.update(f"|{name}|{tuple(value.shape)}|{value.dtype.str}|".encode())
+        h.update(value.tobytes())
     return h.hexdigest()[:16]
 
 

@@ -1,0 +1,78 @@
+"""What a model is fed: the data input in the dtype it declares, further named inputs by name.
+
+A token model takes int64 ids (and often an ``attention_mask`` and ``token_type_ids``), an image
+model float32 pixels. Both backends feed the data the same way: an ONNX graph gets each array
+in its input's declared dtype (within the same family: integers as integers, reals as reals;
+ids are never silently turned into pixels or back), a torch module gets the data input
+positionally and the further inputs its ``forward`` names as keyword arguments. Further inputs
+a model does not take are not fed to it (a mask beside a model without one).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import onnx
+
+from swapprobe.errors import ShapeMismatchError
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+__all__ = ["as_declared", "declared_dtype", "module_keywords"]
+
+
+def declared_dtype(value: onnx.ValueInfoProto) -> np.dtype[Any]:
+    """The numpy dtype of a graph input (float32 where the graph leaves it unset)."""
+    elem = value.type.tensor_type.elem_type
+    if elem == onnx.TensorProto.UNDEFINED:
+        return np.dtype(np.float32)
+    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem))
+
+
+def _family(dtype: np.dtype[Any]) -> str:
+    return "real" if dtype.kind in "fc" else "integer"
+
+
+def as_declared(array: np.ndarray, dtype: np.dtype[Any], name: str) -> np.ndarray:
+    """``array`` as a C-contiguous array of the input's dtype (the same object when it is one).
+
+    Raises:
+        ShapeMismatchError: integer data (token ids) for a real-valued input, or real data
+            for an integer input: the data does not fit the model.
+    """
+    if _family(array.dtype) != _family(dtype):
+        if _family(dtype) == "integer":
+            raise ShapeMismatchError(
+                f"model input {name!r} takes {dtype} values (token ids), the data are "
+                f"{array.dtype}; use token data (tokens:zipf, tokens:english, tokens:FILE)"
+            )
+        raise ShapeMismatchError(
+            f"model input {name!r} takes {dtype} values, the data are {array.dtype} token ids; "
+            "use image or array data"
+        )
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def module_keywords(module: nn.Module, extra: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The further inputs ``module.forward`` takes by name, in the order of its signature (the
+    order the TorchScript exporter gives the graph's inputs), then, when it takes
+    ``**kwargs``, all the others in the batch's order."""
+    if not extra:
+        return {}
+    try:
+        parameters = inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):  # a forward without a signature: feed the data alone
+        return {}
+    named = [  # the first parameter takes the data input itself
+        name
+        for name, p in list(parameters.items())[1:]
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    found = {name: extra[name] for name in named if name in extra}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        found.update((name, array) for name, array in extra.items() if name not in found)
+    return found
