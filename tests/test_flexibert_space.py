@@ -394,3 +394,57 @@ def test_json_table_errors_name_the_record(tmp_path: Path) -> None:
     path.write_text("{")
     with pytest.raises(DataError, match="cannot read JSON table"):
         read_table(path)
+
+
+# --- through the pipeline ---------------------------------------------------------------------
+def _oracle_swap(network: torch.nn.Module, ids: np.ndarray) -> tuple[int, int]:
+    """The straightforward count: torch hooks on every nn.GELU, bit = input > 0, distinct
+    columns of the (S, V) matrix; (SWAP, V)."""
+    bits: list[torch.Tensor] = []
+    handles = [
+        m.register_forward_hook(lambda mod, args, out: bits.append(args[0].reshape(len(ids), -1)))
+        for m in network.modules()
+        if isinstance(m, torch.nn.GELU)
+    ]
+    with torch.no_grad():
+        network.eval()(torch.from_numpy(ids))
+    for handle in handles:
+        handle.remove()
+    matrix = torch.cat(bits, dim=1) > 0
+    return int(torch.unique(matrix.T, dim=0).shape[0]), int(matrix.shape[1])
+
+
+PIPELINE_CASES = [
+    (space, FlexiBertArch(hidden, (_layer(op, heads=h, ff=ff, n=n), _layer("SA-SDP", heads=2))))
+    for op in OPS
+    for space, hidden, h, ff, n in (
+        ("flexibert", 128, 4, 512, 2),
+        ("flexibert-faithful", 256, 2, 1024, 1),
+    )
+]
+
+
+@pytest.mark.parametrize(("space_name", "arch"), PIPELINE_CASES, ids=lambda v: str(v))
+def test_pipeline_scores_what_torch_hooks_see(space_name: str, arch: FlexiBertArch) -> None:
+    """Both backends, two configurations of every mixer: exactly the hooks' count."""
+    from swapprobe.data import token_batch
+    from swapprobe.evaluate import Evaluator
+    from swapprobe.models import arch_ref
+    from swapprobe.results import ScoreSettings
+
+    space = get_space(space_name)
+    ids = _tokens(samples=12, tokens=20)
+    evaluator = Evaluator(
+        token_batch(ids), ScoreSettings(batch_size=12, repeats=1, init="keep", keep_patterns="none")
+    )
+    ref = arch_ref(space, arch)
+    onnx_result = evaluator.evaluate(ref)
+    expected, units = _oracle_swap(evaluator._build_network(ref), ids)
+    assert onnx_result.units == units
+    assert onnx_result.swap == expected
+    assert onnx_result.param_count == space.scoring_param_count(arch)
+    assert "Gelu" in onnx_result.metadata["activations"]
+    torch_settings = ScoreSettings(
+        batch_size=12, repeats=1, init="keep", keep_patterns="none", backend="torch"
+    )
+    assert Evaluator(token_batch(ids), torch_settings).evaluate(ref).swap == expected
