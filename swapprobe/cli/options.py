@@ -33,6 +33,9 @@ __all__ = [
     "write_rows",
 ]
 
+#: the inputs when neither ``--data`` nor the space names any: embedded images, offline
+DEFAULT_DATA = "synthetic"
+
 
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (``swapprobe score: error: ...``) instead
@@ -123,10 +126,11 @@ def add_data_options(parser: argparse.ArgumentParser, *, batch_default: str) -> 
     group = parser.add_argument_group("data")
     group.add_argument(
         "--data",
-        default="synthetic",
+        default=None,
         metavar="NAME|PATH",
         help="cifar10, cifar100, synthetic (embedded dead-leaves images, works offline), a "
-        "folder of images, or a .npy/.npz array (default: %(default)s)",
+        "folder of images, or a .npy/.npz array (default: the space's source where it names "
+        f"one, else {DEFAULT_DATA})",
     )
     group.add_argument(
         "--data-dir",
@@ -324,14 +328,19 @@ def score_settings(
 
 # --- data and executors ------------------------------------------------------------------
 def load_data(
-    args: argparse.Namespace, batch_size: int, *, input_size: tuple[int, ...] | None = None
+    args: argparse.Namespace,
+    batch_size: int,
+    *,
+    input_size: tuple[int, ...] | None = None,
+    default: str | None = None,
 ) -> Any:
-    """The batch the data options ask for (``input_size``: instead of ``--input-size``)."""
+    """The batch the data options ask for (``input_size``: instead of ``--input-size``;
+    ``default``: the source when ``--data`` is not given, a space's ``defaults.data``)."""
     from swapprobe.data import load_batch
 
     size = input_size or (tuple(args.input_size) if args.input_size else None)
     return load_batch(
-        args.data,
+        args.data or default or DEFAULT_DATA,
         batch_size=batch_size,
         seed=args.seed,
         data_dir=args.data_dir,

@@ -117,7 +117,9 @@ def run(args: argparse.Namespace) -> int:
     defaults = scoring_defaults(refs)
     # a zoo model's own input size unless one is given
     size = tuple(args.input_size) if args.input_size else input_size_of(refs)
-    data = options.load_data(args, args.batch_size or defaults.batch_size, input_size=size)
+    data = options.load_data(
+        args, args.batch_size or defaults.batch_size, input_size=size, default=defaults.data
+    )
     settings = options.score_settings(
         args,
         data,
