@@ -49,7 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     session.SESSION_THREADS = args.threads
     space = get_space(args.space)
     truth = read_table(args.table)
-    data = load_batch(args.data, batch_size=args.batch_size, seed=args.seed, seq_len=args.seq_len)
+    try:
+        data = load_batch(
+            args.data, batch_size=args.batch_size, seed=args.seed, seq_len=args.seq_len
+        )
+    except TypeError:  # a swapprobe without the tokens: sources yet
+        data = _tokens_as_documented(args.data, args.batch_size, args.seq_len, args.seed)
     d = space.defaults
     settings = ScoreSettings(
         batch_size=args.batch_size,
@@ -119,6 +124,36 @@ def main(argv: list[str] | None = None) -> int:
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _tokens_as_documented(name: str, samples: int, length: int, seed: int):  # type: ignore[no-untyped-def]
+    """The ``tokens:`` sources as swapprobe's data module documents them (uniform and Zipf
+    s = 1.1 ids 1..V-1 from ``default_rng(seed)`` row-major; English: pydoc topics, lower-cased,
+    words and runs of one symbol hashed by crc32 into 1..V-1, the first S documents of T)."""
+    import re
+    import zlib
+
+    from swapprobe.data import token_batch
+
+    vocab, kind = 30522, name.removeprefix("tokens:")
+    rng = np.random.default_rng(seed)
+    if kind == "uniform":
+        ids = rng.integers(1, vocab, (samples, length), dtype=np.int64)
+    elif kind == "zipf":
+        cdf = np.cumsum(np.arange(1, vocab, dtype=np.float64) ** -1.1)
+        cdf /= cdf[-1]
+        drawn = np.searchsorted(cdf, rng.random((samples, length)), side="right")
+        ids = 1 + np.minimum(drawn, vocab - 2).astype(np.int64)
+    elif kind == "english":
+        from pydoc_data.topics import topics
+
+        text = "\n".join(topics[key] for key in sorted(topics)).lower()
+        pattern = re.compile(r"[^\W_]+|([^\s\w]|_)\1*")
+        stream = [1 + zlib.crc32(m.group(0).encode()) % (vocab - 1) for m in pattern.finditer(text)]
+        ids = np.asarray(stream[: samples * length], np.int64).reshape(samples, length)
+    else:
+        raise SystemExit(f"unknown token source {name}")
+    return token_batch(ids, source=f"{name} (as documented), {samples}x{length}, seed {seed}")
 
 
 def _default_table() -> str:

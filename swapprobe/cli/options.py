@@ -263,12 +263,18 @@ def check_mu_sigma(args: argparse.Namespace) -> None:
 
 def space_epilog(*, engine: bool) -> str:
     """One line per registered space with its declared defaults (the help's table)."""
+    return "per-space defaults:\n" + space_lines(engine=engine)
+
+
+def space_lines(*, engine: bool) -> str:
+    """``  NAME  S=… init=…`` per registered space, names padded to one column."""
     from swapprobe.searchspaces import get_space, list_spaces
 
-    lines = [
-        f"  {name:<8}{get_space(name).defaults.describe(engine=engine)}" for name in list_spaces()
-    ]
-    return "per-space defaults:\n" + "\n".join(lines)
+    names = list_spaces()
+    width = max(len(name) for name in names) + 2
+    return "\n".join(
+        f"  {name:<{width}}{get_space(name).defaults.describe(engine=engine)}" for name in names
+    )
 
 
 # --- paths, checked before any work ------------------------------------------------------

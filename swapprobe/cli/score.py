@@ -39,11 +39,7 @@ examples:
 
 
 def add_parser(commands: Any) -> None:
-    from swapprobe.searchspaces import get_space, list_spaces
-
-    spaces = "\n".join(
-        f"  {name:<8}{get_space(name).defaults.describe(engine=False)}" for name in list_spaces()
-    )
+    spaces = options.space_lines(engine=False)
     parser = commands.add_parser(
         "score",
         help="score and rank models",
