@@ -448,3 +448,23 @@ def test_pipeline_scores_what_torch_hooks_see(space_name: str, arch: FlexiBertAr
         batch_size=12, repeats=1, init="keep", keep_patterns="none", backend="torch"
     )
     assert Evaluator(token_batch(ids), torch_settings).evaluate(ref).swap == expected
+
+
+def test_search_runs_on_the_space_and_finds_a_valid_model() -> None:
+    from swapprobe.data import token_batch
+    from swapprobe.evolution import EvolutionConfig
+    from swapprobe.results import ScoreSettings
+    from swapprobe.search import run_search
+
+    space = get_space("flexibert")
+    d = space.defaults
+    settings = ScoreSettings(batch_size=8, repeats=d.repeats, init=d.init, keep_patterns="none")
+    outcome = run_search(
+        space,
+        token_batch(_tokens(samples=8, tokens=12)),
+        settings,
+        EvolutionConfig(population=3, cycles=2, mutation_times=1),
+    )
+    found = space.parse(outcome.best_text)
+    assert outcome.best.swap == max(r.swap for r in outcome.results.values())
+    assert outcome.evaluation_params == space.evaluation_param_count(found)
