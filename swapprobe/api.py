@@ -15,7 +15,13 @@ import numpy as np
 
 from swapprobe.data import Batch, load_batch
 from swapprobe.evaluate import Evaluator
-from swapprobe.models import ModelRef, resolve_models, resolve_one, scoring_defaults
+from swapprobe.models import (
+    ModelRef,
+    resolve_models,
+    resolve_one,
+    scoring_defaults,
+    token_options,
+)
 from swapprobe.proxies import set_aggregates
 from swapprobe.results import Result, ScoreSettings
 from swapprobe.runs import record_to_result, result_to_record, run_refs, run_store
@@ -65,8 +71,11 @@ def score(
     """Score one model: an ONNX path/proto, a ``torch.nn.Module``, a ``SPACE:ARCH`` string or
     ``(space, arch)`` (a space object or name; an architecture value or its text).
 
-    ``data`` is a dataset name (``synthetic``, ``cifar10``, ``cifar100``), a path, a ready
-    :class:`~swapprobe.data.Batch`, or an array used exactly as given (then S = len(array)).
+    ``data`` is a dataset name (``synthetic``, ``cifar10``, ``cifar100``, ``tokens:zipf`` and
+    the other token sources), a path, a ready :class:`~swapprobe.data.Batch` (token ids:
+    :func:`~swapprobe.data.token_batch`), or an array used exactly as given (then
+    S = len(array)). A token source's ``seq_len`` and ``vocab_size`` default to the model's own
+    where it states them (an embedding's rows, a fixed input length).
 
     ``batch_size``, ``repeats`` and ``init`` default to the paper's S=16, 32 repeats and
     N(0, 1) weights, or to the space's declared defaults for an architecture of a space.
@@ -78,6 +87,15 @@ def score(
     defaults = scoring_defaults([ref])
     if ref.input_size is not None:  # a zoo model's own input size, unless one is given
         data_options.setdefault("input_size", ref.input_size)
+    data_options.update(
+        token_options(
+            [ref],
+            data,
+            seq_len=data_options.get("seq_len"),
+            vocab_size=data_options.get("vocab_size"),
+            input_name=input_name,
+        )
+    )
     batch = _batch(data, batch_size or defaults.batch_size, seed, **data_options)
     settings = ScoreSettings(
         batch_size=len(batch.inputs),

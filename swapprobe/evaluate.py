@@ -18,7 +18,7 @@ import numpy as np
 
 from swapprobe import metrics
 from swapprobe.data import Batch
-from swapprobe.errors import SettingsError
+from swapprobe.errors import DataError, SettingsError
 from swapprobe.models import ModelRef, arch_ref, is_torch_module, module_digest, resolve_one
 from swapprobe.patterns import PatternMatrix
 from swapprobe.results import Result, ScoreSettings
@@ -161,6 +161,8 @@ class Evaluator:
         settings = self.settings
         inputs = self.data.inputs
         is_module = is_torch_module(model)
+        if is_module:  # before an export, which would run the ids through the module
+            self._check_ids(model, name)
         if settings.backend == "torch":
             if not is_module:
                 raise SettingsError(
@@ -194,6 +196,8 @@ class Evaluator:
         else:
             proto = model
         loaded = load_model(proto)
+        if not is_module:
+            self._check_ids(loaded, name)
         digest = model_digest(loaded)
         session_args: dict[str, Any] = {
             "batch_size": settings.batch_size,
@@ -223,6 +227,22 @@ class Evaluator:
             runner.param_count = sum(p.numel() for p in model.parameters())
         timings["session"] = time.perf_counter() - t0
         return runner, digest
+
+    def _check_ids(self, model: Any, name: str) -> None:
+        """Token ids beyond the model's embedding table would index outside it: refuse them
+        in one line before any work (the runtimes' own errors are a traceback or an index
+        message)."""
+        if not self.data.is_tokens:
+            return
+        from swapprobe.capture.feeds import token_shape
+
+        vocab, _ = token_shape(model, self.settings.input_name)
+        largest = int(self.data.inputs.max())
+        if vocab is not None and largest >= vocab:
+            raise DataError(
+                f"{name}: token id {largest:,} is outside the model's vocabulary of {vocab:,} "
+                f"(its embedding table's rows); load the tokens with vocab_size {vocab:,}"
+            )
 
     def _run(
         self,

@@ -36,9 +36,16 @@ from tests.test_capture import SEED, evaluate, make_inputs, reference_init
 GATE_MODULES = (nn.ReLU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Mish, nn.ELU, nn.SELU, nn.CELU)
 
 
-def oracle_patterns(module: nn.Module, inputs: np.ndarray, **keywords: np.ndarray) -> np.ndarray:
+def oracle_patterns(
+    module: nn.Module,
+    inputs: np.ndarray,
+    *,
+    gates: tuple[type[nn.Module], ...] = GATE_MODULES,
+    **keywords: np.ndarray,
+) -> np.ndarray:
     """(S, V) signs of every gate module's input, flattened per sample, in call order
-    (``keywords``: further named inputs, passed to the module as keyword arguments)."""
+    (``gates``: the module types hooked; ``keywords``: further named inputs, passed to the
+    module as keyword arguments)."""
     net = module.train()  # BatchNorm on batch statistics, as the reference runs it
     recorded: list[torch.Tensor] = []
 
@@ -46,9 +53,7 @@ def oracle_patterns(module: nn.Module, inputs: np.ndarray, **keywords: np.ndarra
         recorded.append((args[0] > 0).reshape(args[0].shape[0], -1).clone())
 
     handles = [
-        sub.register_forward_pre_hook(hook)
-        for sub in net.modules()
-        if isinstance(sub, GATE_MODULES)
+        sub.register_forward_pre_hook(hook) for sub in net.modules() if isinstance(sub, gates)
     ]
     try:
         with torch.no_grad():

@@ -116,6 +116,35 @@ def inference_mode(module: nn.Module) -> Iterator[nn.Module]:
             sub.training = flags.get(name, sub.training)
 
 
+@contextlib.contextmanager
+def keywords_by_position(module: nn.Module, names: list[str]) -> Iterator[None]:
+    """Let ``module`` take its keyword inputs ``names`` positionally after the data, then
+    restore its own ``forward``.
+
+    The exporter's other way, a trailing dict of keyword arguments, fills every parameter of
+    the signature in order and collides with keyword-only ones (transformers' BertModel:
+    "got multiple values for argument 'use_cache'"). An instance attribute, not a wrapper
+    module, so parameter names (the weights' draws) stay as they are.
+    """
+    if not names:
+        yield
+        return
+    own = module.__dict__.get("forward")
+    original = module.forward
+
+    def forward(data: object, *values: object) -> object:
+        return original(data, **dict(zip(names, values, strict=True)))
+
+    module.forward = forward  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        if own is None:
+            del module.forward
+        else:
+            module.forward = own
+
+
 ExportMethod = Literal["auto", "trace", "emit"]
 
 
@@ -200,11 +229,10 @@ def _export(
     def example(array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(array[:2] if len(array) > 1 else array))
 
-    args: tuple[object, ...] = (example(sample),)
-    if keywords:  # a trailing dict: keyword arguments, given to the graph in signature order
-        args = (*args, {name: example(array) for name, array in keywords.items()})
+    args = (example(sample), *(example(array) for array in keywords.values()))
     names = [INPUT_NAME, *keywords]
     with (
+        keywords_by_position(module, list(keywords)),
         inference_mode(module),
         plain_attention(),
         quiet_export_log(),

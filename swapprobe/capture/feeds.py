@@ -22,7 +22,10 @@ from swapprobe.errors import ShapeMismatchError
 if TYPE_CHECKING:
     import torch.nn as nn
 
-__all__ = ["as_declared", "declared_dtype", "module_keywords"]
+__all__ = ["as_declared", "declared_dtype", "module_keywords", "token_shape"]
+
+#: the further inputs token batches bring (see :mod:`swapprobe.data.tokens`): never the ids
+_FURTHER = ("attention_mask", "token_type_ids")
 
 
 def declared_dtype(value: onnx.ValueInfoProto) -> np.dtype[Any]:
@@ -76,3 +79,58 @@ def module_keywords(module: nn.Module, extra: Mapping[str, np.ndarray]) -> dict[
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         found.update((name, array) for name, array in extra.items() if name not in found)
     return found
+
+
+def token_shape(model: Any, input_name: str | None = None) -> tuple[int | None, int | None]:
+    """(vocabulary size, sequence length) a token model states; None for what it does not.
+
+    The one place both are read. ONNX (a path or proto): the data input (``input_name``, else
+    the one input not named ``attention_mask``/``token_type_ids``) must be an integer tensor;
+    V is the row count of the initializer a ``Gather`` reads with it as indices (directly or
+    through Cast/Identity), T its second dim when fixed. torch: V is ``num_embeddings`` of the
+    module's first ``nn.Embedding`` (BERT, ELECTRA, GPT-2 and FlexiBERT register the word
+    embedding first); a module states no T. A model that takes real values states neither.
+    """
+    import torch.nn as nn
+
+    if isinstance(model, nn.Module):
+        for sub in model.modules():
+            if isinstance(sub, nn.Embedding):
+                return int(sub.num_embeddings), None
+        return None, None
+    from swapprobe.capture import graph
+
+    loaded = graph.load_model(model)
+    try:
+        value = graph.model_input(loaded, input_name, others=_FURTHER)
+    except ShapeMismatchError:
+        return None, None
+    if _family(declared_dtype(value)) != "integer":
+        return None, None
+    dims = graph.input_shape(value)
+    length = dims[1] if len(dims) == 2 and isinstance(dims[1], int) and dims[1] > 0 else None
+    return _embedding_rows(loaded.graph, value.name), length
+
+
+def _embedding_rows(g: onnx.GraphProto, ids: str) -> int | None:
+    """Rows of the table a Gather reads with ``ids`` (or a Cast/Identity of them)."""
+    tables = {init.name: init for init in g.initializer}
+    alias = {n.output[0]: n.input[0] for n in g.node if n.op_type == "Identity" and n.input}
+    names, frontier = {ids}, [ids]
+    while frontier:
+        current = frontier.pop()
+        for node in g.node:
+            if current not in node.input:
+                continue
+            if node.op_type in ("Cast", "Identity") and node.output[0] not in names:
+                names.add(node.output[0])
+                frontier.append(node.output[0])
+            elif node.op_type == "Gather" and len(node.input) > 1 and node.input[1] == current:
+                table = node.input[0]
+                for _ in range(64):
+                    if table not in alias:
+                        break
+                    table = alias[table]
+                if table in tables and tables[table].dims:
+                    return int(tables[table].dims[0])
+    return None

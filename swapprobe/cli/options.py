@@ -130,7 +130,9 @@ def add_data_options(parser: argparse.ArgumentParser, *, batch_default: str) -> 
         metavar="NAME|PATH",
         help="cifar10, cifar100, synthetic (embedded dead-leaves images, works offline), a "
         "folder of images, or a .npy/.npz array (default: the space's source where it names "
-        f"one, else {DEFAULT_DATA})",
+        f"one, else {DEFAULT_DATA}); token models: tokens:zipf (seeded Zipf s=1.1 stream, "
+        "offline), tokens:uniform, tokens:english (English shipped with Python), "
+        "tokens:FILE.txt, tokens:FILE.npy (ids (N, T))",
     )
     group.add_argument(
         "--data-dir",
@@ -150,7 +152,8 @@ def add_data_options(parser: argparse.ArgumentParser, *, batch_default: str) -> 
         "--pick",
         choices=("first", "random"),
         default="first",
-        help="which images: the first S, or S drawn with --seed (default: %(default)s)",
+        help="which samples (images, token documents or rows): the first S, or S drawn with "
+        "--seed (default: %(default)s)",
     )
     group.add_argument(
         "--input-size",
@@ -158,6 +161,26 @@ def add_data_options(parser: argparse.ArgumentParser, *, batch_default: str) -> 
         nargs=2,
         metavar=("H", "W"),
         help="resize inputs to H×W (when the model expects another size)",
+    )
+    group.add_argument(
+        "--seq-len",
+        type=positive_int,
+        metavar="T",
+        help="tokens per sequence of a tokens: source (default: the model's fixed input "
+        "length, else 128)",
+    )
+    group.add_argument(
+        "--vocab-size",
+        type=at_least(2, "id 0 is padding"),
+        metavar="V",
+        help="token ids are below V (default: the model's embedding rows, else 30522, BERT's)",
+    )
+    group.add_argument(
+        "--tokenizer",
+        metavar="NAME|DIR",
+        help="tokenise tokens:FILE.txt / tokens:english with this Hugging Face tokenizer, "
+        "from local files only (needs transformers; default: a built-in offline scheme, "
+        "words hashed into ids)",
     )
 
 
@@ -338,21 +361,44 @@ def load_data(
     batch_size: int,
     *,
     input_size: tuple[int, ...] | None = None,
+    models: Sequence[Any] = (),
     default: str | None = None,
 ) -> Any:
-    """The batch the data options ask for (``input_size``: instead of ``--input-size``;
-    ``default``: the source when ``--data`` is not given, a space's ``defaults.data``)."""
+    """The batch the data options ask for (``input_size``: instead of ``--input-size``); a
+    token source's length and vocabulary default to what ``models`` (references) state;
+    ``default``: the source when ``--data`` is not given (a space's ``defaults.data``)."""
     from swapprobe.data import load_batch
+    from swapprobe.models import token_options
 
     size = input_size or (tuple(args.input_size) if args.input_size else None)
+    data = args.data or default or DEFAULT_DATA
+    tokens = token_options(
+        models,
+        data,
+        seq_len=args.seq_len,
+        vocab_size=args.vocab_size,
+        input_name=getattr(args, "input_name", None),
+    )
     return load_batch(
-        args.data or default or DEFAULT_DATA,
+        data,
         batch_size=batch_size,
         seed=args.seed,
         data_dir=args.data_dir,
         input_size=size,  # type: ignore[arg-type]
         pick=args.pick,
+        tokenizer=args.tokenizer,
+        **tokens,  # type: ignore[arg-type]
     )
+
+
+def space_models(space: Any, seed: int) -> list[Any]:
+    """One seeded architecture of ``space``, standing for it where the data's shape is read
+    from the models (a token source's T and V)."""
+    import numpy as np
+
+    from swapprobe.models import arch_ref
+
+    return [arch_ref(space, space.sample(np.random.default_rng(seed)))]
 
 
 def executor_name(args: argparse.Namespace) -> str:

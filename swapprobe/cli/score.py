@@ -35,6 +35,12 @@ examples:
   swapprobe score resnet.onnx vgg.onnx --data cifar10 --repeats 8 --store run.h5 --json run.json
   swapprobe score model.onnx --data ./images --input-size 224 224 --mu 1.5 --sigma 1.5 --size-unit M
   swapprobe score darts:random:200 --executor pool --workers 4 --store run.h5
+  swapprobe score bert.onnx --data tokens:zipf --seq-len 128 --proxies none
+
+token models (int64 ids): --data tokens:... gives S sequences of T tokens (--seq-len) with ids
+below V (--vocab-size); both default to the model's own (a fixed input length, the embedding
+table's rows), else T=128, V=30522. Each batch also carries attention_mask (all 1) and
+token_type_ids (all 0), fed to the models that take inputs of those names.
 """
 
 
@@ -65,7 +71,11 @@ def add_parser(commands: Any) -> None:
         help="which activation units count (default: %(default)s; see below)",
     )
     options.add_proxy_option(parser, default_word="the space's for its architectures, else none")
-    parser.add_argument("--input-name", help="the image input, for models with several inputs")
+    parser.add_argument(
+        "--input-name",
+        help="the data input (images, token ids), for models with several inputs that the "
+        "data's further inputs (attention_mask, token_type_ids) do not tell apart",
+    )
     parser.add_argument(
         "--max-pattern-memory",
         type=options.positive_int,
@@ -114,7 +124,11 @@ def run(args: argparse.Namespace) -> int:
     # a zoo model's own input size unless one is given
     size = tuple(args.input_size) if args.input_size else input_size_of(refs)
     data = options.load_data(
-        args, args.batch_size or defaults.batch_size, input_size=size, default=defaults.data
+        args,
+        args.batch_size or defaults.batch_size,
+        input_size=size,
+        models=refs,
+        default=defaults.data,
     )
     settings = options.score_settings(
         args,

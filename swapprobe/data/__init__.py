@@ -16,13 +16,18 @@ Sources
     * a ``.npy``/``.npz`` file; uint8 (N, H, W, 3) or (N, 3, H, W) arrays are images, float
       arrays are used as given;
     * a numpy array, used exactly as given (cast to float32 only);
-    * ``"synthetic"``: dead-leaves images, needing no files and no network.
+    * ``"synthetic"``: dead-leaves images, needing no files and no network;
+    * ``"tokens:..."``: token ids (S, T) for Transformer models, with an ``attention_mask`` and
+      ``token_type_ids``: ``tokens:zipf`` (seeded synthetic Zipf stream, offline default),
+      ``tokens:uniform``, ``tokens:english`` (English text shipped with Python),
+      ``tokens:FILE.txt`` (a text, by a built-in offline scheme or a named tokenizer),
+      ``tokens:FILE.npy`` (ids as given); see :mod:`swapprobe.data.tokens`.
 
 Where each lives
     ``common.py`` the :class:`Batch`, the settings a source receives and the steps all share
     (checks, normalisation, resize, fingerprint); ``registry.py`` names → loaders; ``cifar.py``,
-    ``synthetic.py`` the named sources; ``files.py`` folders, .npy/.npz files and arrays, the
-    fallback when ``data`` is no registered name. A new source is one module and one
+    ``synthetic.py``, ``tokens.py`` the named sources; ``files.py`` folders, .npy/.npz files
+    and arrays, the fallback when ``data`` is no registered name. A new source is one module and one
     :func:`register_source` call below.
 """
 
@@ -49,12 +54,13 @@ from swapprobe.data.registry import (
     Loader,
     find_source,
     register_source,
+    source_name,
     source_names,
     unknown_hint,
 )
 from swapprobe.data.synthetic import load_synthetic, synthetic_images
-from swapprobe.data.tokens import token_batch
-from swapprobe.errors import DataError
+from swapprobe.data.tokens import PREFIX, is_token_source, load_tokens, token_batch
+from swapprobe.errors import DataError, SettingsError
 
 __all__ = [
     "DATASETS",
@@ -65,6 +71,7 @@ __all__ = [
     "download_cifar",
     "find_source",
     "fingerprint",
+    "is_token_source",
     "load_batch",
     "register_source",
     "source_names",
@@ -75,6 +82,7 @@ __all__ = [
 register_source("cifar10", load_cifar)
 register_source("cifar100", load_cifar)
 register_source("synthetic", load_synthetic)
+register_source(PREFIX, load_tokens)
 
 DATASETS: tuple[str, ...] = source_names()
 """The built-in dataset names; :func:`source_names` also lists ones registered later. Anything
@@ -93,14 +101,18 @@ def load_batch(
     normalize: Normalize = "auto",
     download: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    seq_len: int | None = None,
+    vocab_size: int | None = None,
+    tokenizer: str | None = None,
 ) -> Batch:
     """Load S inputs from a named dataset, a path, or an array, ready to feed a network.
 
     Args:
-        data: ``"cifar10"``, ``"cifar100"``, ``"synthetic"`` (or a name given to
-            :func:`register_source`; any letter case), a path to an image folder or to a
+        data: ``"cifar10"``, ``"cifar100"``, ``"synthetic"``, ``"tokens:..."`` (or a name given
+            to :func:`register_source`; any letter case), a path to an image folder or to a
             ``.npy``/``.npz`` file, or a numpy array (used exactly as given: only cast to float32,
-            never scaled, even uint8; ``batch_size`` and ``pick`` ignored).
+            never scaled, even uint8; ``batch_size`` and ``pick`` ignored). Token ids as arrays:
+            :func:`token_batch`.
         batch_size: S, the number of samples; at least 2 (patterns need several samples).
         seed: seeds ``pick="random"`` and the synthetic images.
         data_dir: where to look for (and download) CIFAR before ``$SWAPPROBE_DATA`` and the cache.
@@ -115,16 +127,33 @@ def load_batch(
             explicit choice, which also applies to arrays (it needs 3 channels on axis 1).
         download: fetch CIFAR from the official URL when it is not found.
         progress: called as ``progress(done_bytes, total_bytes)`` while downloading.
+        seq_len: token sources: T tokens per sequence (default 128; a .npy file's own).
+        vocab_size: token sources: ids are below it (default 30,522, BERT's vocabulary).
+        tokenizer: token text sources: a Hugging Face tokenizer's name or folder, loaded from
+            local files only (needs ``transformers``); default: the built-in offline scheme.
 
     Returns:
-        The batch: float32 inputs, source description, fingerprint.
+        The batch: float32 inputs (int64 token ids for token sources), source description,
+        fingerprint.
 
     Raises:
-        SettingsError: batch_size below 2, unknown pick/split/normalize, bad input_size or seed.
+        SettingsError: batch_size below 2, unknown pick/split/normalize, bad input_size or seed,
+            token options for a source that is not a token source.
         DataError: unknown dataset, missing path, malformed file, too few samples, NaN/inf.
         DownloadError: CIFAR is missing and could not be downloaded or failed its checksum.
     """
     _check_settings(batch_size, seed, input_size, pick, split, normalize)
+    tokens = is_token_source(data)
+    for value, label in (
+        (seq_len, "seq_len"),
+        (vocab_size, "vocab_size"),
+        (tokenizer, "tokenizer"),
+    ):
+        if value is not None and not tokens:
+            raise SettingsError(
+                f"{label} applies to token sources (tokens:...), not to "
+                f"{'an array' if isinstance(data, np.ndarray) else repr(os.fspath(data))[:60]}"
+            )
     if isinstance(data, np.ndarray):
         return _from_user_array(data, input_size, normalize)
     if not isinstance(data, str | os.PathLike):
@@ -143,6 +172,9 @@ def load_batch(
             normalize=normalize,
             download=download,
             progress=progress,
+            seq_len=seq_len,
+            vocab_size=vocab_size,
+            tokenizer=tokenizer,
         )
-        return loader(key, request)
+        return loader(source_name(name), request)
     return _from_path(Path(name).expanduser(), batch_size, seed, input_size, pick, split, normalize)

@@ -25,7 +25,9 @@ def register_source(name: str, loader: Loader, *, replace: bool = False) -> None
 
     Args:
         name: the dataset name; stored lower-case. It must not contain a path separator, since a
-            registered name is looked up before ``data`` is treated as a path.
+            registered name is looked up before ``data`` is treated as a path. A name ending in
+            ``:`` is a prefix: every name starting with it (``tokens:zipf``,
+            ``tokens:/data/ids.npy``) goes to its loader, as :func:`source_name` spells it.
         loader: returns the :class:`~swapprobe.data.Batch`; it should end in
             ``swapprobe.data.common._finish`` so the batch is checked and fingerprinted.
         replace: allow replacing a loader already registered under ``name``.
@@ -47,8 +49,27 @@ def register_source(name: str, loader: Loader, *, replace: bool = False) -> None
 
 
 def find_source(name: str) -> Loader | None:
-    """The loader registered under ``name`` (any letter case), or None."""
-    return _SOURCES.get(name.lower())
+    """The loader registered under ``name`` (any letter case) or under its prefix, or None."""
+    key = name.lower()
+    if key in _SOURCES:
+        return _SOURCES[key]
+    prefix = _prefix(key)
+    return _SOURCES.get(prefix) if prefix else None
+
+
+def source_name(name: str) -> str:
+    """The name a loader is called with: a registered name lower-cased; under a prefix, the
+    prefix lower-cased and the rest as given (a path keeps its letter case)."""
+    key = name.lower()
+    if key in _SOURCES:
+        return key
+    prefix = _prefix(key)
+    return prefix + name[len(prefix) :] if prefix else key
+
+
+def _prefix(key: str) -> str:
+    head, colon, _ = key.partition(":")
+    return head + colon if colon and head + colon in _SOURCES else ""
 
 
 def source_names() -> tuple[str, ...]:
@@ -58,4 +79,5 @@ def source_names() -> tuple[str, ...]:
 
 def unknown_hint() -> str:
     """The hint of an unknown-dataset error: the registered names, or a path."""
-    return f"use {', '.join(_SOURCES)}, or a path to an image folder or .npy/.npz file"
+    names = (name + "..." if name.endswith(":") else name for name in _SOURCES)
+    return f"use {', '.join(names)}, or a path to an image folder or .npy/.npz file"
