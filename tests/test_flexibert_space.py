@@ -468,3 +468,38 @@ def test_search_runs_on_the_space_and_finds_a_valid_model() -> None:
     found = space.parse(outcome.best_text)
     assert outcome.best.swap == max(r.swap for r in outcome.results.values())
     assert outcome.evaluation_params == space.evaluation_param_count(found)
+
+
+# --- the commands -----------------------------------------------------------------------------
+def test_correlate_command_reads_the_json_table(shared_data: Path, tmp_path: Path) -> None:
+    from swapprobe.cli import main
+
+    out = tmp_path / "c.json"
+    table = str(shared_data / "flexibert_glue_500.json")
+    args = ["correlate", "flexibert", "--table", table, "--limit", "3", "-S", "4"]
+    args += ["--seq-len", "8", "--executor", "local", "--bootstrap", "0", "--json", str(out)]
+    assert main(args) == 0
+    found = json.loads(out.read_text())["correlations"]
+    assert {c["target"] for c in found} == {
+        "glue",
+        "cola",
+        "mnli",
+        "mrpc",
+        "qnli",
+        "qqp",
+        "rte",
+        "sst",
+        "sts",
+    }
+    assert {c["n"] for c in found} == {3}
+
+
+def test_search_command_finds_a_model(tmp_path: Path) -> None:
+    from swapprobe.cli import main
+
+    out = tmp_path / "s.json"
+    args = ["search", "flexibert", "-S", "4", "--seq-len", "8", "--population", "2"]
+    args += ["--cycles", "1", "--mutation-times", "1", "--executor", "local", "--json", str(out)]
+    assert main(args) == 0
+    found = json.loads(out.read_text())
+    assert get_space("flexibert").parse(found["architecture"])
