@@ -14,6 +14,7 @@ on the other.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -114,13 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     for correlation in report.correlations:
         if correlation.target == "glue":
             summary.setdefault("glue_by_metric", {})[correlation.metric] = correlation.spearman
-    with open(out.with_suffix(".csv"), "w") as handle:
-        keys = ["row", *rows[0]]
-        handle.write(",".join(keys) + "\n")
+    with open(out.with_suffix(".csv"), "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["row", *rows[0]])
         for row_index, row in zip(report.rows, rows, strict=True):
-            values = [row_index, *row.values()]
-            handle.write(",".join(f'"{v}"' if isinstance(v, str) else str(v) for v in values))
-            handle.write("\n")
+            writer.writerow([row_index, *row.values()])
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     return 0
