@@ -2,12 +2,15 @@
 
 The tables are CSV files with an architecture column and one or more accuracy columns: the
 authors' DARTS table (no header: genotype, accuracy) and NAS-Bench-201 style tables (header
-``arch,cifar10_test_acc_200ep``). Every architecture is scored by the one Evaluator.
+``arch,cifar10_test_acc_200ep``); or JSON lists of records with a ``scores`` object, as the
+FlexiBERT GLUE benchmark of SWAP_Universal (AFL-3.0). Every architecture is scored by the one
+Evaluator.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,12 +68,16 @@ def read_table(
 ) -> GroundTruth:
     """Read a ground-truth CSV; with no header, column 0 is the architecture, 1 the accuracy.
 
+    A ``.json`` file is a list of records instead (see :func:`_read_json_table`).
+
     Raises:
         DataError: missing file, unknown column, a non-number accuracy.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"ground-truth table not found: {path}")
+    if path.suffix.lower() == ".json":
+        return _read_json_table(path, arch_col=arch_col, acc_cols=acc_cols)
     with open(path, newline="") as handle:
         reader = csv.reader(handle)
         numbered = [(reader.line_num, row) for row in reader if row]
@@ -110,6 +117,72 @@ def read_table(
     )
 
 
+#: where a record of a JSON table keeps its architecture when it has no ``arch`` text: the
+#: FlexiBERT benchmark's model configuration (hidden size and encoder layers)
+_JSON_ARCH_PATH = ("hparams", "model_hparam_overrides")
+#: the JSON tables' summary column, put first (the first target decides sweeps and plots)
+_JSON_FIRST = "glue"
+
+
+def _read_json_table(
+    path: Path, *, arch_col: str | None, acc_cols: Sequence[str] | None
+) -> GroundTruth:
+    """A JSON list of records, each with a ``scores`` object of numbers (the targets) and an
+    architecture: the record's ``arch_col`` (default ``arch``) text, else the object at
+    ``hparams.model_hparam_overrides`` written as compact JSON (the space parses it).
+
+    Targets are every key of ``scores`` (``glue`` first when present) or ``acc_cols``.
+    """
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"cannot read JSON table {path}: {error}") from None
+    if not isinstance(records, list) or not records:
+        raise DataError(f"{path}: a JSON table is a non-empty list of records")
+    arch_name = arch_col or "arch"
+    archs: list[str] = []
+    columns: dict[str, list[float]] | None = None
+    for number, record in enumerate(records, start=1):
+        scores = record.get("scores") if isinstance(record, dict) else None
+        if not isinstance(scores, dict):
+            raise DataError(f"{path}: record {number} has no 'scores' object")
+        if columns is None:
+            names = list(acc_cols) if acc_cols else sorted(scores, key=lambda k: k != _JSON_FIRST)
+            columns = {name: [] for name in names}
+        for name, values in columns.items():
+            value = scores.get(name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                known = ", ".join(scores)
+                raise DataError(
+                    f"{path}: record {number}: score {name!r} is missing or not a number "
+                    f"(scores: {known})"
+                )
+            values.append(float(value))
+        archs.append(_json_arch(record, arch_name, path, number))
+    assert columns is not None
+    return GroundTruth(
+        archs,
+        {k: np.asarray(v) for k, v in columns.items()},
+        str(path),
+        tuple(range(1, len(archs) + 1)),
+    )
+
+
+def _json_arch(record: dict[str, Any], arch_name: str, path: Path, number: int) -> str:
+    text = record.get(arch_name)
+    if isinstance(text, str):
+        return text
+    node: Any = record
+    for key in _JSON_ARCH_PATH:
+        node = node.get(key) if isinstance(node, dict) else None
+    if not isinstance(node, dict):
+        raise DataError(
+            f"{path}: record {number} has neither an {arch_name!r} text nor "
+            f"{'.'.join(_JSON_ARCH_PATH)}"
+        )
+    return json.dumps(node, sort_keys=True, separators=(",", ":"))
+
+
 @dataclass(frozen=True)
 class Lookup:
     """Accuracies of one architecture in a table, beside each column's optimum."""
@@ -134,10 +207,19 @@ def lookup(truth: GroundTruth, space: Any, text: str) -> Lookup:
         for name, values in truth.accuracies.items()
     }
     optimum = {
-        name: (float(values.max()), truth.archs[int(values.argmax())])
+        name: (float(values.max()), _canonical(space, truth.archs[int(values.argmax())]))
         for name, values in truth.accuracies.items()
     }
     return Lookup(found, optimum)
+
+
+def _canonical(space: Any, text: str) -> str:
+    """The space's text form of a table's architecture (a JSON table's record reads as the
+    space's own text), or the table's text where it does not parse."""
+    try:
+        return str(space.format(space.parse(text)))
+    except Exception:
+        return text
 
 
 def _is_number(text: str) -> bool:

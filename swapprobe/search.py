@@ -149,7 +149,8 @@ def export_network(space: SearchSpace, arch: Hashable, path: str | Path) -> Path
     from swapprobe.capture.export import export_module
 
     network = space.build_evaluation_network(arch)
-    sample = np.zeros((2, *space.input_shape), np.float32)
+    dtype = np.int64 if space.input_kind == "tokens" else np.float32  # token ids, or images
+    sample = np.zeros((2, *space.input_shape), dtype)
     onnx.save(export_module(network, sample), str(path))
     return Path(path)
 

@@ -360,7 +360,7 @@ def test_search_help_lists_each_space_defaults(capsys: pytest.CaptureFixture[str
         scoring = f"S={d.batch_size} init={d.init} repeats={d.repeats}"
         proxies = f"proxies={','.join(d.proxies) or 'none'}"
         engine = f"fitness={d.fitness} P={d.population} C={d.cycles} mutants={d.mutation_times}"
-        (search_line,) = [x for x in search_help.splitlines() if x.startswith(f"  {name:<8}")]
+        (search_line,) = [x for x in search_help.splitlines() if x.startswith(f"  {name} ")]
         assert scoring in search_line and proxies in search_line and engine in search_line
-        (line,) = [x for x in correlate_help.splitlines() if x.startswith(f"  {name:<8}")]
+        (line,) = [x for x in correlate_help.splitlines() if x.startswith(f"  {name} ")]
         assert scoring in line and proxies in line

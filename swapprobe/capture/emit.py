@@ -49,15 +49,21 @@ def can_emit(module: object) -> bool:
 
 
 def emit_module(
-    module: nn.Module, sample_shape: Sequence[int], *, input_name: str, opset: int
+    module: nn.Module,
+    sample_shape: Sequence[int],
+    *,
+    input_name: str,
+    opset: int,
+    elem_type: int = TensorProto.FLOAT,
 ) -> onnx.ModelProto:
     """The ONNX model of ``module`` (which must :func:`can_emit`) for samples of ``sample_shape``.
 
-    The batch axis is symbolic (``batch``), as in a traced export with a dynamic first axis.
+    The batch axis is symbolic (``batch``), as in a traced export with a dynamic first axis;
+    ``elem_type`` is the input's (``INT64`` for token ids).
     """
-    emitter = GraphEmitter(module)
+    emitter = GraphEmitter(module, sample_shape)
     output = module.emit_onnx(emitter, input_name)  # type: ignore[operator]
-    return emitter.model(input_name, list(sample_shape), output, opset=opset)
+    return emitter.model(input_name, list(sample_shape), output, opset=opset, elem_type=elem_type)
 
 
 class GraphEmitter:
@@ -69,8 +75,11 @@ class GraphEmitter:
     and its output is the node name plus ``_output_0``.
     """
 
-    def __init__(self, root: nn.Module) -> None:
+    def __init__(self, root: nn.Module, sample_shape: Sequence[int] = ()) -> None:
         self.root = root
+        #: one sample's shape (no batch axis): what layers whose constants depend on the
+        #: input's size (a transform matrix over T tokens) are written for
+        self.sample_shape = tuple(int(d) for d in sample_shape)
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self._names_by_module = {id(m): name for name, m in root.named_modules()}
@@ -165,7 +174,13 @@ class GraphEmitter:
             return writer(self, module, x)
 
     def model(
-        self, input_name: str, sample_shape: list[int], output: str, *, opset: int
+        self,
+        input_name: str,
+        sample_shape: list[int],
+        output: str,
+        *,
+        opset: int,
+        elem_type: int = TensorProto.FLOAT,
     ) -> onnx.ModelProto:
         """The finished model: ``output`` renamed to ``"output"``, batch axis symbolic."""
         for node in self.nodes:
@@ -174,11 +189,7 @@ class GraphEmitter:
         graph = helper.make_graph(
             self.nodes,
             "main_graph",
-            [
-                helper.make_tensor_value_info(
-                    input_name, TensorProto.FLOAT, ["batch", *sample_shape]
-                )
-            ],
+            [helper.make_tensor_value_info(input_name, elem_type, ["batch", *sample_shape])],
             [helper.make_tensor_value_info(_OUTPUT_NAME, TensorProto.FLOAT, None)],
             initializer=self.initializers,
         )

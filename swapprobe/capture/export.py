@@ -171,14 +171,26 @@ def export_module(
         ExportError: when tracing or export fails (message names the torch error).
     """
     keywords = module_keywords(module, extra or {})
-    plain = not keywords and np.asarray(sample).dtype.kind == "f"  # emitted graphs take floats
-    if method == "emit" or (method == "auto" and plain and can_emit(module)):
+    # emitted graphs take one input: float images, or int64 token ids (a FlexiBERT network)
+    if method == "emit" or (method == "auto" and not keywords and can_emit(module)):
         try:
-            return emit_module(module, np.shape(sample)[1:], input_name=INPUT_NAME, opset=opset)
+            return emit_module(
+                module,
+                np.shape(sample)[1:],
+                input_name=INPUT_NAME,
+                opset=opset,
+                elem_type=_elem_type(sample),
+            )
         except EmitError as error:
             if method == "emit":
                 raise ExportError(f"cannot emit {type(module).__name__}: {error}") from None
     return _trace(module, sample, keywords, opset=opset)
+
+
+def _elem_type(sample: np.ndarray) -> int:
+    """The ONNX type of the model's input: INT64 for integer samples (token ids), else FLOAT."""
+    kind = np.asarray(sample).dtype.kind
+    return onnx.TensorProto.INT64 if kind in "iu" else onnx.TensorProto.FLOAT
 
 
 def _trace(

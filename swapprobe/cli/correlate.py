@@ -84,7 +84,12 @@ def run(args: argparse.Namespace) -> int:
     space = get_space(args.space)
     defaults = space.defaults
     truth = read_table(args.table, arch_col=args.arch_col, acc_cols=args.acc_col)
-    data = options.load_data(args, args.batch_size or defaults.batch_size)
+    data = options.load_data(
+        args,
+        args.batch_size or defaults.batch_size,
+        models=options.space_models(space, args.seed),
+        default=defaults.data,
+    )
     settings = options.score_settings(
         args,
         data,

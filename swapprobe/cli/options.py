@@ -33,6 +33,9 @@ __all__ = [
     "write_rows",
 ]
 
+#: the inputs when neither ``--data`` nor the space names any: embedded images, offline
+DEFAULT_DATA = "synthetic"
+
 
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (``swapprobe score: error: ...``) instead
@@ -123,12 +126,13 @@ def add_data_options(parser: argparse.ArgumentParser, *, batch_default: str) -> 
     group = parser.add_argument_group("data")
     group.add_argument(
         "--data",
-        default="synthetic",
+        default=None,
         metavar="NAME|PATH",
         help="cifar10, cifar100, synthetic (embedded dead-leaves images, works offline), a "
-        "folder of images, or a .npy/.npz array (default: %(default)s); token models: "
-        "tokens:zipf (seeded Zipf s=1.1 stream, offline), tokens:uniform, tokens:english "
-        "(English shipped with Python), tokens:FILE.txt, tokens:FILE.npy (ids (N, T))",
+        "folder of images, or a .npy/.npz array (default: the space's source where it names "
+        f"one, else {DEFAULT_DATA}); token models: tokens:zipf (seeded Zipf s=1.1 stream, "
+        "offline), tokens:uniform, tokens:english (English shipped with Python), "
+        "tokens:FILE.txt, tokens:FILE.npy (ids (N, T))",
     )
     group.add_argument(
         "--data-dir",
@@ -282,12 +286,18 @@ def check_mu_sigma(args: argparse.Namespace) -> None:
 
 def space_epilog(*, engine: bool) -> str:
     """One line per registered space with its declared defaults (the help's table)."""
+    return "per-space defaults:\n" + space_lines(engine=engine)
+
+
+def space_lines(*, engine: bool) -> str:
+    """``  NAME  S=… init=…`` per registered space, names padded to one column."""
     from swapprobe.searchspaces import get_space, list_spaces
 
-    lines = [
-        f"  {name:<8}{get_space(name).defaults.describe(engine=engine)}" for name in list_spaces()
-    ]
-    return "per-space defaults:\n" + "\n".join(lines)
+    names = list_spaces()
+    width = max(len(name) for name in names) + 2
+    return "\n".join(
+        f"  {name:<{width}}{get_space(name).defaults.describe(engine=engine)}" for name in names
+    )
 
 
 # --- paths, checked before any work ------------------------------------------------------
@@ -352,22 +362,25 @@ def load_data(
     *,
     input_size: tuple[int, ...] | None = None,
     models: Sequence[Any] = (),
+    default: str | None = None,
 ) -> Any:
     """The batch the data options ask for (``input_size``: instead of ``--input-size``); a
-    token source's length and vocabulary default to what ``models`` (references) state."""
+    token source's length and vocabulary default to what ``models`` (references) state;
+    ``default``: the source when ``--data`` is not given (a space's ``defaults.data``)."""
     from swapprobe.data import load_batch
     from swapprobe.models import token_options
 
     size = input_size or (tuple(args.input_size) if args.input_size else None)
+    data = args.data or default or DEFAULT_DATA
     tokens = token_options(
         models,
-        args.data,
+        data,
         seq_len=args.seq_len,
         vocab_size=args.vocab_size,
         input_name=getattr(args, "input_name", None),
     )
     return load_batch(
-        args.data,
+        data,
         batch_size=batch_size,
         seed=args.seed,
         data_dir=args.data_dir,
@@ -376,6 +389,16 @@ def load_data(
         tokenizer=args.tokenizer,
         **tokens,  # type: ignore[arg-type]
     )
+
+
+def space_models(space: Any, seed: int) -> list[Any]:
+    """One seeded architecture of ``space``, standing for it where the data's shape is read
+    from the models (a token source's T and V)."""
+    import numpy as np
+
+    from swapprobe.models import arch_ref
+
+    return [arch_ref(space, space.sample(np.random.default_rng(seed)))]
 
 
 def executor_name(args: argparse.Namespace) -> str:

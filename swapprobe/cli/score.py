@@ -45,11 +45,7 @@ token_type_ids (all 0), fed to the models that take inputs of those names.
 
 
 def add_parser(commands: Any) -> None:
-    from swapprobe.searchspaces import get_space, list_spaces
-
-    spaces = "\n".join(
-        f"  {name:<8}{get_space(name).defaults.describe(engine=False)}" for name in list_spaces()
-    )
+    spaces = options.space_lines(engine=False)
     parser = commands.add_parser(
         "score",
         help="score and rank models",
@@ -128,7 +124,11 @@ def run(args: argparse.Namespace) -> int:
     # a zoo model's own input size unless one is given
     size = tuple(args.input_size) if args.input_size else input_size_of(refs)
     data = options.load_data(
-        args, args.batch_size or defaults.batch_size, input_size=size, models=refs
+        args,
+        args.batch_size or defaults.batch_size,
+        input_size=size,
+        models=refs,
+        default=defaults.data,
     )
     settings = options.score_settings(
         args,

@@ -123,7 +123,12 @@ def run(args: argparse.Namespace) -> int:
         from swapprobe.correlate import read_table
 
         table = read_table(args.table, arch_col=args.arch_col, acc_cols=args.acc_col)
-    data = options.load_data(args, args.batch_size or defaults.batch_size)
+    data = options.load_data(
+        args,
+        args.batch_size or defaults.batch_size,
+        models=options.space_models(space, args.seed),
+        default=defaults.data,
+    )
     fitness = args.fitness or defaults.fitness
     proxies: tuple[str, ...] = ()
     if fitness == "aggregate":

@@ -20,9 +20,18 @@ from swapprobe.errors import UnknownArchitectureError
 if TYPE_CHECKING:
     import torch.nn as nn
 
-__all__ = ["SearchSpace", "SpaceDefaults", "get_space", "list_spaces", "register_space"]
+__all__ = [
+    "InputKind",
+    "SearchSpace",
+    "SpaceDefaults",
+    "get_space",
+    "list_spaces",
+    "register_space",
+]
 
 SizeUnit = Literal["K", "M"]
+#: what a space's networks take: float images (S, C, H, W) or int64 token ids (S, T)
+InputKind = Literal["images", "tokens"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,8 @@ class SpaceDefaults:
     ``batch_size`` S, ``init`` scheme and ``repeats`` decide the scores; ``proxies`` are
     the ones aggregated with SWAP by default (empty: SWAP alone); ``fitness`` is a search's
     (``swap``, ``reg-swap`` or ``aggregate``); ``population`` P, ``cycles`` C and
-    ``mutation_times`` size a search.
+    ``mutation_times`` size a search. ``data`` is the input source the space is scored on
+    unless one is given (``None``: the command's own default, the synthetic images).
     """
 
     batch_size: int = 16
@@ -44,6 +54,7 @@ class SpaceDefaults:
     mutation_times: int = 5
     proxies: tuple[str, ...] = ()
     fitness: str = "swap"
+    data: str | None = None
 
     def describe(self, *, engine: bool = True) -> str:
         """One help line: ``S=16 init=gaussian repeats=32 proxies=none [fitness=swap P=50 C=100
@@ -52,6 +63,8 @@ class SpaceDefaults:
             f"S={self.batch_size} init={self.init} repeats={self.repeats} "
             f"proxies={','.join(self.proxies) or 'none'}"
         )
+        if self.data is not None:
+            scoring += f" data={self.data}"
         if not engine:
             return scoring
         return (
@@ -72,8 +85,12 @@ class SearchSpace(ABC):
     name: ClassVar[str]
     #: unit of the parameter count used by regularised SWAP for this space's scoring network
     size_unit: ClassVar[SizeUnit]
-    #: (channels, height, width) the scoring network expects
-    input_shape: ClassVar[tuple[int, int, int]] = (3, 32, 32)
+    #: ``images`` (float (S, C, H, W)) or ``tokens`` (int64 ids (S, T))
+    input_kind: ClassVar[InputKind] = "images"
+    #: one sample's shape: (channels, height, width) for images, (tokens,) for token models
+    input_shape: ClassVar[tuple[int, ...]] = (3, 32, 32)
+    #: token models: ids are below this (``None`` for image models)
+    vocab_size: ClassVar[int | None] = None
     #: scoring and search defaults, measured per space (see each space's file and the README)
     defaults: ClassVar[SpaceDefaults] = SpaceDefaults()
 
