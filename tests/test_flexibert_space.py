@@ -316,6 +316,22 @@ def test_onnx_export_runs_in_onnxruntime_and_matches_torch(op: str) -> None:
     assert not ops & {"DFT", "Loop", "If", "Dropout"}  # plain products, no dropout by default
 
 
+def _gelu_inputs(network: torch.nn.Module, ids: np.ndarray) -> list[torch.Tensor]:
+    """The input of every nn.GELU call in an eval-mode forward, in call order (torch hooks:
+    the reference's way of reading the units, independent of the ONNX graph)."""
+    recorded: list[torch.Tensor] = []
+    handles = [
+        m.register_forward_hook(lambda mod, args, out: recorded.append(args[0]))
+        for m in network.modules()
+        if isinstance(m, torch.nn.GELU)
+    ]
+    with torch.no_grad():
+        network.eval()(torch.from_numpy(ids))
+    for handle in handles:
+        handle.remove()
+    return recorded
+
+
 @pytest.mark.parametrize("op", OPS)
 def test_only_the_feed_forward_gelus_are_counted(op: str) -> None:
     network, arch = _network(op)
@@ -324,16 +340,7 @@ def test_only_the_feed_forward_gelus_are_counted(op: str) -> None:
     found = find_activations(model)  # the default selection: every gate kind
     assert [a.op for a in found] == ["Gelu"] * sum(layer.num_ff for layer in arch.layers)
     # and they are the GELUs' inputs: their signs equal a torch hook's on each nn.GELU
-    hooked: list[torch.Tensor] = []
-    handles = [
-        m.register_forward_hook(lambda mod, args, out: hooked.append(args[0] > 0))
-        for m in network.modules()
-        if isinstance(m, torch.nn.GELU)
-    ]
-    with torch.no_grad():
-        network.eval()(torch.from_numpy(ids))
-    for handle in handles:
-        handle.remove()
+    hooked = [x > 0 for x in _gelu_inputs(network, ids)]
     model.graph.output.extend(
         onnx.helper.make_tensor_value_info(a.tensor, onnx.TensorProto.FLOAT, None) for a in found
     )
@@ -400,17 +407,7 @@ def test_json_table_errors_name_the_record(tmp_path: Path) -> None:
 def _oracle_swap(network: torch.nn.Module, ids: np.ndarray) -> tuple[int, int]:
     """The straightforward count: torch hooks on every nn.GELU, bit = input > 0, distinct
     columns of the (S, V) matrix; (SWAP, V)."""
-    bits: list[torch.Tensor] = []
-    handles = [
-        m.register_forward_hook(lambda mod, args, out: bits.append(args[0].reshape(len(ids), -1)))
-        for m in network.modules()
-        if isinstance(m, torch.nn.GELU)
-    ]
-    with torch.no_grad():
-        network.eval()(torch.from_numpy(ids))
-    for handle in handles:
-        handle.remove()
-    matrix = torch.cat(bits, dim=1) > 0
+    matrix = torch.cat([x.reshape(len(ids), -1) for x in _gelu_inputs(network, ids)], dim=1) > 0
     return int(torch.unique(matrix.T, dim=0).shape[0]), int(matrix.shape[1])
 
 
