@@ -169,8 +169,11 @@ def _fmt_proxy(name: str, value: float) -> str:
 
 
 def profile_table(results: Sequence[Result]) -> Table:
-    """Where the time went per model: export, session, draw, forward, pack, count, store."""
+    """Where the time went per model: export, session, draw, forward, pack, count, store, and
+    the torch pass of the proxies (a column only when some model ran it)."""
     stages = ["export", "session", "draw", "forward", "pack", "count", "store"]
+    if any("proxies" in result.timings for result in results):
+        stages.append("proxies")
     table = Table(title="time per stage (s)", title_justify="left", header_style="bold")
     table.add_column("model", overflow="fold", max_width=40)
     for stage in stages:

@@ -136,3 +136,21 @@ def test_rescore_recomputes_the_aggregate_from_stored_values(data: Batch, tmp_pa
     }
     np.testing.assert_allclose([r.aggregate for r in again], aggregate(columns))
     assert [r.proxies for r in again] == [r.proxies for r in scored]
+
+
+def test_profile_table_shows_the_proxy_pass_beside_the_capture_stages(data: Batch) -> None:
+    from rich.console import Console
+
+    from swapprobe.report import profile_table
+
+    results = score_many(_archs(2, seed=3), data, SETTINGS)
+    for result in results:  # the pass ran and was timed apart from SWAP's stages
+        assert 0 < result.timings["proxies"] < result.seconds
+    console = Console(width=200, record=True)
+    console.print(profile_table(results))
+    header = next(line for line in console.export_text().splitlines() if "total" in line)
+    assert [cell.strip() for cell in header.split("┃")[-3:-1]] == ["proxies", "total"]
+    plain = ScoreSettings(batch_size=8, repeats=1, init="kaiming")
+    console = Console(width=200, record=True)
+    console.print(profile_table(score_many(_archs(1), data, plain)))
+    assert "proxies" not in console.export_text()
