@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="seeded subset of N rows")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
+    parser.add_argument("--repeats", type=int, default=None, help="draws (default: the space's)")
+    parser.add_argument("--dropout", action="store_true", help="the reference's dropout-on mode")
+    parser.add_argument("--store", default=None, help="an HDF5 store of every result")
     parser.add_argument("--out", required=True, help="output path without suffix")
     args = parser.parse_args(argv)
 
@@ -48,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     session.SESSION_THREADS = args.threads
-    space = get_space(args.space)
+    space = get_space(args.space, dropout=True) if args.dropout else get_space(args.space)
     truth = read_table(args.table)
     try:
         data = load_batch(
@@ -59,12 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     d = space.defaults
     settings = ScoreSettings(
         batch_size=args.batch_size,
-        repeats=d.repeats,
+        repeats=args.repeats or d.repeats,
         seed=args.seed,
         init=d.init,
         size_unit=space.size_unit,
         baselines=True,
         keep_patterns="none",
+        backend=args.backend,
     )
     done = [0]
     start = time.perf_counter()
@@ -84,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         on_arch=on_arch,
         bootstrap=0,
+        store=args.store,
     )
     wall = time.perf_counter() - start
     out = Path(args.out)
