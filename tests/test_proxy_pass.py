@@ -176,3 +176,53 @@ def test_naslib_pass_on_a_linear_map() -> None:
     assert values["synflow"] == pytest.approx(np.abs(w).sum(), rel=1e-9)
     # ∂Σ out/∂x = Σ_i W_i for every sample: identical rows, a near-singular correlation
     assert values["jacob_cov"] < -1e4
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, padding, include_pad",
+    [
+        (3, 1, 1, False),
+        (3, 1, 1, True),
+        (2, 2, 0, True),
+        (3, 2, 1, False),
+        ((3, 2), 1, (1, 0), False),
+    ],
+)
+def test_pools_written_as_convolutions_are_the_same_function(
+    kernel, stride, padding, include_pad
+) -> None:  # type: ignore[no-untyped-def]
+    from swapprobe.capture.proxy_pass import _PoolAsConv
+
+    pool = nn.AvgPool2d(kernel, stride, padding, count_include_pad=include_pad)
+    x = torch.randn(4, 5, 9, 7, dtype=torch.float64, requires_grad=True)
+    fast = _PoolAsConv(pool)
+    torch.testing.assert_close(fast(x), pool(x), rtol=0, atol=1e-12)
+    g = torch.randn_like(pool(x))
+    (expected,) = torch.autograd.grad(pool(x), x, g)
+    (got,) = torch.autograd.grad(fast(x), x, g)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    # a corner output of a 3x3 pool without padded counts averages the 4 inputs it covers
+    if kernel == 3 and stride == 1 and not include_pad:
+        assert fast(x)[0, 0, 0, 0].item() == pytest.approx(x[0, 0, :2, :2].mean().item())
+
+
+def test_the_pass_restores_the_pools_and_keeps_a_pool_that_is_a_block() -> None:
+    inner = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+    block_pool = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+    body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), inner)
+    net = Chain(nn.Conv2d(3, 3, 1), body, block_pool)
+    x = gaussian_inputs(4, (3, 8, 8), seed=0)
+    stats = collect_block_stats(net, list(net.blocks), x)
+    assert body[2] is inner and net.blocks[2] is block_pool  # restored, and the block untouched
+    assert len(stats.covariances) == 3  # the pool block's hook still saw its output
+    # the same statistics as with torch's own pooling
+    from contextlib import nullcontext
+    from unittest import mock
+
+    with mock.patch("swapprobe.capture.proxy_pass._pools_as_convs", lambda *_: nullcontext()):
+        plain = collect_block_stats(net, list(net.blocks), x)
+    for a, b in zip(stats.covariances, plain.covariances, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-9)
+    assert proxy_values(stats)["trainability"] == pytest.approx(
+        proxy_values(plain)["trainability"], rel=1e-5
+    )
