@@ -59,7 +59,7 @@ def score(
     repeats: int | None = None,
     seed: int = 0,
     init: str | None = None,
-    backend: str = "onnx",
+    backend: str | None = None,
     device: str = "auto",
     mu: float | None = None,
     sigma: float | None = None,
@@ -78,8 +78,9 @@ def score(
     S = len(array)). A token source's ``seq_len`` and ``vocab_size`` default to the model's own
     where it states them (an embedding's rows, a fixed input length).
 
-    ``batch_size``, ``repeats`` and ``init`` default to the paper's S=16, 32 repeats and
-    N(0, 1) weights, or to the space's declared defaults for an architecture of a space.
+    ``batch_size``, ``repeats``, ``init`` and ``backend`` default to the paper's S=16, 32
+    repeats, N(0, 1) weights and onnxruntime, or to the space's declared defaults for an
+    architecture of a space.
     ``proxies`` (names of :data:`~swapprobe.results.PROXIES`) are computed beside SWAP and land
     in ``result.proxies``; their rank aggregate needs several models (:func:`score_many`).
 
@@ -105,7 +106,7 @@ def score(
         repeats=repeats or defaults.repeats,
         seed=seed,
         init=init or defaults.init,
-        backend=backend,  # type: ignore[arg-type]
+        backend=backend or defaults.backend,  # type: ignore[arg-type]
         device=device,
         mu=mu,
         sigma=sigma,

@@ -124,9 +124,9 @@ def test_search_nb201(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     found = check_search_json(out_json, "nb201", population=6, cycles=3)
     assert found["mu"] is None and found["reg_swap"] is None
     # nb201's default fitness: SWAP aggregated with the space's proxies by ranks (≤ 0)
-    assert "fitness aggregate of swap,expressivity,progressivity,trainability,flops" in err
+    assert "fitness aggregate of swap,expressivity,trainability,flops" in err
     assert found["fitness"] == found["aggregate"] <= 0
-    assert set(found["proxies"]) == {"expressivity", "progressivity", "trainability", "flops"}
+    assert set(found["proxies"]) == {"expressivity", "trainability", "flops"}
     assert 0 < found["swap"] <= 2**32  # nb201's default S = 32 bounds the distinct patterns
 
     check_export(best_onnx, "nb201", found)

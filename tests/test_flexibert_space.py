@@ -500,3 +500,19 @@ def test_search_command_finds_a_model(tmp_path: Path) -> None:
     assert main(args) == 0
     found = json.loads(out.read_text())
     assert get_space("flexibert").parse(found["architecture"])
+
+
+def test_the_space_runs_on_the_torch_backend_unless_told_and_both_agree() -> None:
+    """The space's declared backend is what score uses; --backend onnx still runs the graph,
+    and the two count the same patterns."""
+    import swapprobe
+    from swapprobe.data import token_batch
+
+    data = token_batch(_tokens(samples=8, tokens=16))
+    text = "flexibert:H256:SA-SDP.h2.512x2,LT-DFT.h2.512x1"
+    by_default = swapprobe.score(text, data=data)
+    on_onnx = swapprobe.score(text, data=data, backend="onnx")
+    assert get_space("flexibert").defaults.backend == "torch"
+    assert by_default.metadata["backend"] == "torch"
+    assert on_onnx.metadata["backend"] == "onnx"
+    assert by_default.swap == on_onnx.swap and by_default.units == on_onnx.units

@@ -187,7 +187,7 @@ def add_data_options(parser: argparse.ArgumentParser, *, batch_default: str) -> 
 def add_scoring_options(
     parser: argparse.ArgumentParser, *, per_space: bool, executor: str = "local"
 ) -> None:
-    """``--repeats``, ``--seed``, ``--init``, ``--device``, ``--mu``/``--sigma``,
+    """``--repeats``, ``--seed``, ``--init``, ``--backend``, ``--device``, ``--mu``/``--sigma``,
     ``--size-unit`` and the executor options. ``per_space``: defaults come from the space."""
     group = parser.add_argument_group("scoring")
     group.add_argument(
@@ -209,6 +209,14 @@ def add_scoring_options(
         + (
             "the space's measured best, listed below)" if per_space else "gaussian, or the space's)"
         ),
+    )
+    group.add_argument(
+        "--backend",
+        choices=("onnx", "torch"),
+        default=None,
+        help="onnx: onnxruntime; torch: run the torch module itself, gates intercepted (torch "
+        "models and search-space architectures; bit-identical on the test networks). Default: "
+        + ("the space's, listed below)" if per_space else "onnx, or the space's)"),
     )
     group.add_argument(
         "--device",
@@ -337,9 +345,9 @@ def score_settings(
     args: argparse.Namespace, data: Any, defaults: Any, *, size_unit: str, **extra: Any
 ) -> Any:
     """The :class:`~swapprobe.results.ScoreSettings` of the scoring options every command
-    shares (``--repeats``, ``--seed``, ``--init``, ``--device``, ``--mu``/``--sigma``,
-    ``--size-unit``), with ``defaults`` (a space's, or the paper's) where none was given;
-    ``extra`` are the command's own settings."""
+    shares (``--repeats``, ``--seed``, ``--init``, ``--backend``, ``--device``,
+    ``--mu``/``--sigma``, ``--size-unit``), with ``defaults`` (a space's, or the paper's)
+    where none was given; ``extra`` are the command's own settings."""
     from swapprobe.results import ScoreSettings
 
     return ScoreSettings(
@@ -347,6 +355,7 @@ def score_settings(
         repeats=args.repeats or defaults.repeats,
         seed=args.seed,
         init=args.init or defaults.init,
+        backend=args.backend or defaults.backend,
         device=args.device,
         mu=args.mu,
         sigma=args.sigma,

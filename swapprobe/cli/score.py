@@ -58,13 +58,6 @@ def add_parser(commands: Any) -> None:
     options.add_data_options(parser, batch_default="16, or the space's, see below")
     options.add_scoring_options(parser, per_space=False)
     parser.add_argument(
-        "--backend",
-        choices=("onnx", "torch"),
-        default="onnx",
-        help="onnx: onnxruntime (default); torch: run the torch module with "
-        "ReLU interception (torch models only)",
-    )
-    parser.add_argument(
         "--activations",
         default=DEFAULT_ACTIVATIONS,
         metavar="relu|gates|KINDS",
@@ -135,7 +128,6 @@ def run(args: argparse.Namespace) -> int:
         data,
         defaults,
         size_unit="M",
-        backend=args.backend,
         baselines=not args.no_baselines,
         per_layer=args.per_layer,
         keep_patterns=args.keep_patterns if args.store else "none",  # unread without a store
