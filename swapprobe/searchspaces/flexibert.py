@@ -353,9 +353,10 @@ class FlexiBertSpace(SearchSpace):
     #: S=32: at S=16 every model saturates (2^16 = 65,536 patterns, 262,144+ units). The
     #: input source is the one with the highest Spearman on the even-indexed rows of a seeded
     #: 100-row subset (T=128, this build): tokens:zipf 0.633, tokens:english 0.629 (README).
-    #: T=512, the reference's length, ranked no better on those rows (0.621 / 0.598 against
-    #: 0.616 / 0.602 at T=128) at 5× the time, so T stays 128. The torch backend: the same
-    #: bits (tests) at a third of onnxruntime's time for these models, whose graph rewriting
+    #: T=512, the reference's length, ranked the same on those rows (even / odd 0.621 / 0.598
+    #: against 0.616 / 0.602 at T=128) at 5× the time, so T stays 128 (a cost judgement).
+    #: The torch backend: the same bits (tests) at a third of onnxruntime's time for these
+    #: models, whose graph rewriting
     #: and session start cost more than the forward saves (benchmark). P, C and mutants keep a
     #: default search to minutes (about 180 scorings).
     defaults: ClassVar[SpaceDefaults] = SpaceDefaults(
