@@ -139,7 +139,7 @@ def ranking_table(results: Sequence[Result], *, title: str | None = "SWAP rankin
         cells = [str(rank), result.name]
         if show_aggregate:
             cells.append("—" if result.aggregate is None else f"{result.aggregate:.2f}")
-        cells.append(f"{result.swap:,.1f} ± {result.swap_std:,.1f}")
+        cells.append(_swap_cell(result))
         if show_reg:
             cells.append("—" if result.reg_swap is None else f"{result.reg_swap:,.1f}")
         cells += [
@@ -166,6 +166,14 @@ def _fmt_proxy(name: str, value: float) -> str:
     if not math.isfinite(value):
         return str(value)
     return f"{value / 1e6:,.1f} M" if name == "flops" else f"{value:.3f}"
+
+
+def _swap_cell(result: Result) -> str:
+    """SWAP's mean ± its standard deviation over repeats; one draw has no spread to show
+    (a "± 0.0" would claim one)."""
+    if result.repeats < 2:
+        return f"{result.swap:,.0f}"
+    return f"{result.swap:,.1f} ± {result.swap_std:,.1f}"
 
 
 def profile_table(results: Sequence[Result]) -> Table:
@@ -359,7 +367,7 @@ def search_panel(space: Any, outcome: Any) -> Panel:
     grid.add_column(overflow="fold")
     grid.add_row("architecture", outcome.best_text)
     grid.add_row("fitness", f"{outcome.search.best.fitness:,.2f}")
-    grid.add_row("SWAP", f"{best.swap:,.1f} ± {best.swap_std:,.1f}")
+    grid.add_row("SWAP", _swap_cell(best))
     if best.reg_swap is not None:
         grid.add_row(
             "reg. SWAP",

@@ -154,3 +154,19 @@ def test_profile_table_shows_the_proxy_pass_beside_the_capture_stages(data: Batc
     console = Console(width=200, record=True)
     console.print(profile_table(score_many(_archs(1), data, plain)))
     assert "proxies" not in console.export_text()
+
+
+def test_one_draw_shows_no_spread_and_two_show_their_standard_deviation() -> None:
+    from rich.console import Console
+
+    from swapprobe.report import ranking_table
+    from swapprobe.results import Result
+
+    one = Result("one", "k1", np.array([1234.0]), param_count=1, units=5000, samples=16)
+    two = Result("two", "k2", np.array([1000.0, 1010.0]), param_count=1, units=5000, samples=16)
+    console = Console(width=200, record=True)
+    console.print(ranking_table([one, two]))
+    cells = [line.split("│") for line in console.export_text().splitlines() if "│" in line]
+    swap_cells = {row[2].strip(): row[3].strip() for row in cells}
+    # std over the two repeats (population, as numpy's default): |1010 − 1000| / 2 = 5
+    assert swap_cells == {"one": "1,234", "two": "1,005.0 ± 5.0"}
