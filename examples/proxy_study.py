@@ -50,7 +50,8 @@ by ``from-store``):
 
 MEASURED for the addendum (2026-12-02, the shipped pipeline: ``swapprobe correlate nb201
 --table ../shared/data/nb201_cifar10_dev1000.csv --data cifar10 --data-dir ../shared/data
---executor local --store agg.h5``, then ``from-store`` and ``analyse``): with the shipped values
+--executor local --proxies expressivity,progressivity,trainability,flops --store agg.h5``,
+then ``from-store`` and ``analyse``): with the shipped values
 (proxy batch 16, SWAP on 32 CIFAR-10 images) the rule chooses {SWAP, E, T, FLOPs} on both
 halves (0.923 / 0.928 out of fold; with P 0.920 / 0.926), the set the issue's independent
 re-implementation chose too. 5: one repeat 0.922 / 0.928 (mean 0.925) against two repeats'
@@ -279,13 +280,16 @@ def from_store(args: argparse.Namespace) -> int:
     from swapprobe.api import stored_results
 
     accuracy = dict(_read_rows(args.space, Path(args.table)))
-    by_arch = {}
-    for result in stored_results(args.store):
-        key = result.key.split(":", 1)[1]
-        by_arch[key] = result
+    by_arch = {result.key.split(":", 1)[1]: result for result in stored_results(args.store)}
+    proxies = ("expressivity", "progressivity", "trainability", "flops")
+    missing = [n for n in proxies if any(n not in r.proxies for r in by_arch.values())]
+    if missing:
+        raise SystemExit(
+            f"{args.store} lacks {', '.join(missing)}: the rule's candidates need a store made "
+            "with --proxies expressivity,progressivity,trainability,flops"
+        )
     fields = ["arch", "accuracy", "swap", "swap_r0", "theta", "nwot", "standard_ap"]
-    fields += ["expressivity", "progressivity", "trainability", "flops", "seconds_proxies"]
-    fields += ["seconds_swap"]
+    fields += [*proxies, "seconds_proxies", "seconds_swap"]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as handle:
@@ -305,7 +309,7 @@ def from_store(args: argparse.Namespace) -> int:
                     "theta": result.theta,
                     "nwot": result.nwot,
                     "standard_ap": result.standard_ap,
-                    **{name: result.proxies[name] for name in fields[7:11]},
+                    **{name: result.proxies[name] for name in proxies},
                     "seconds_proxies": seconds_proxies,
                     "seconds_swap": result.seconds - seconds_proxies,
                 }
@@ -326,8 +330,6 @@ def smaller_batch(args: argparse.Namespace) -> int:
         nb201_blocks,
         proxy_values,
     )
-    from swapprobe.proxies.aggregate import aggregate
-    from swapprobe.proxies.selection import evaluate_set, top_k_mean
     from swapprobe.searchspaces import get_space
 
     torch.set_num_threads(1)
@@ -335,7 +337,7 @@ def smaller_batch(args: argparse.Namespace) -> int:
     rows = _read_rows("nb201", Path(args.table))
     stored = {r.key: r for r in stored_results(args.store)}
     results = [stored[f"nb201:{text}"] for text, _ in rows]
-    chosen = ("swap", *results[0].proxies)
+    chosen = (BASE, *space.defaults.proxies)
     noise = gaussian_inputs(args.batch, space.input_shape, seed=0)
     start = time.perf_counter()
     smaller: dict[str, list[float]] = {name: [] for name in chosen[1:]}
@@ -352,12 +354,7 @@ def smaller_batch(args: argparse.Namespace) -> int:
         f"B={args.batch}": swap | {n: np.array(v) for n, v in smaller.items()},
     }
     for label, table in tables.items():
-        f = evaluate_set(table, accuracy, chosen, seed=SPLIT_SEED)
-        top = top_k_mean(aggregate({n: table[n] for n in chosen}), accuracy, 10)
-        print(
-            f"{label:<8} halves {f.rho_halves[0]:.3f} {f.rho_halves[1]:.3f} mean "
-            f"{f.rho_mean:.3f}  rho all {f.rho_all:.3f} tau all {f.tau_all:.3f} top-10 {top:.2f}"
-        )
+        _print_set(label, table, accuracy, chosen)
     print(f"seconds per pass at B={args.batch}: {seconds:.3f} (network build included)")
     return 0
 
@@ -455,6 +452,22 @@ def analyse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_set(
+    label: str, table: dict[str, Any], accuracy: np.ndarray, chosen: tuple[str, ...]
+) -> Any:
+    """One line of a set's 2-fold figures (halves, their mean, all rows, top-10); returns them."""
+    from swapprobe.proxies.aggregate import aggregate
+    from swapprobe.proxies.selection import evaluate_set, top_k_mean
+
+    f = evaluate_set(table, accuracy, chosen, seed=SPLIT_SEED)
+    top = top_k_mean(aggregate({n: table[n] for n in chosen}), accuracy, 10)
+    print(
+        f"  {label:<12} halves {f.rho_halves[0]:.3f} {f.rho_halves[1]:.3f} mean "
+        f"{f.rho_mean:.3f}  rho all {f.rho_all:.3f} tau all {f.tau_all:.3f} top-10 {top:.2f}"
+    )
+    return f
+
+
 def _ceiling_and_cost(
     table: dict[str, np.ndarray],
     columns: dict[str, np.ndarray],
@@ -465,7 +478,7 @@ def _ceiling_and_cost(
     from itertools import combinations
 
     from swapprobe.proxies.aggregate import aggregate
-    from swapprobe.proxies.selection import evaluate_set, top_k_mean
+    from swapprobe.proxies.selection import top_k_mean
 
     tops = []
     for size in range(len(CANDIDATES) + 1):
@@ -479,17 +492,10 @@ def _ceiling_and_cost(
         print(f"  {label:<58}{value:.3f}")
     if "swap_r0" not in columns:
         return
-    two = evaluate_set(table, accuracy, chosen, seed=SPLIT_SEED)
-    one_table = {**table, BASE: columns["swap_r0"]}
-    one = evaluate_set(one_table, accuracy, chosen, seed=SPLIT_SEED)
-    top_one = top_k_mean(aggregate({n: one_table[n] for n in chosen}), accuracy, 10)
-    print("\nSWAP of one repeat instead of two inside the chosen aggregate (halves, mean):")
-    print(f"  two repeats {two.rho_halves[0]:.3f} {two.rho_halves[1]:.3f} {two.rho_mean:.3f}")
-    print(
-        f"  one repeat  {one.rho_halves[0]:.3f} {one.rho_halves[1]:.3f} {one.rho_mean:.3f}"
-        f"  (rho all {one.rho_all:.3f}, tau all {one.tau_all:.3f}, top-10 {top_one:.3f})"
-        f"  -> {'one' if one.rho_mean >= two.rho_mean - ONE_REPEAT_TOLERANCE else 'two'}"
-    )
+    print("\nSWAP of one repeat instead of two inside the chosen aggregate:")
+    two = _print_set("two repeats", table, accuracy, chosen)
+    one = _print_set("one repeat", {**table, BASE: columns["swap_r0"]}, accuracy, chosen)
+    print(f"  -> {'one' if one.rho_mean >= two.rho_mean - ONE_REPEAT_TOLERANCE else 'two'}")
 
 
 def main(argv: list[str] | None = None) -> int:

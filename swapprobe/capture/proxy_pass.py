@@ -179,10 +179,14 @@ class _PoolAsConv(nn.Module):
         self.padding = _pair(pool.padding)
         self.count_include_pad = pool.count_include_pad
         self._counts: dict[tuple[int, int, torch.dtype], torch.Tensor] = {}
+        self._kernels: dict[tuple[int, torch.dtype], torch.Tensor] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels, height, width = x.shape[-3:]
-        ones = torch.ones((channels, 1, *self.kernel), dtype=x.dtype)
+        key = (channels, x.dtype)
+        if key not in self._kernels:
+            self._kernels[key] = torch.ones((channels, 1, *self.kernel), dtype=x.dtype)
+        ones = self._kernels[key]
         summed = nn.functional.conv2d(x, ones, None, self.stride, self.padding, 1, channels)
         return summed / self._count(height, width, x.dtype)
 

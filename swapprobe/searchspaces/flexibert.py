@@ -356,9 +356,8 @@ class FlexiBertSpace(SearchSpace):
     #: T=512, the reference's length, ranked the same on those rows (even / odd 0.621 / 0.598
     #: against 0.616 / 0.602 at T=128) at 5× the time, so T stays 128 (a cost judgement).
     #: The torch backend: the same bits (tests) at a third of onnxruntime's time for these
-    #: models, whose graph rewriting
-    #: and session start cost more than the forward saves (benchmark). P, C and mutants keep a
-    #: default search to minutes (about 180 scorings).
+    #: models, whose graph rewriting and session start cost more than the forward saves
+    #: (benchmark). P, C and mutants keep a default search to minutes (about 180 scorings).
     defaults: ClassVar[SpaceDefaults] = SpaceDefaults(
         batch_size=32,
         init="keep",
