@@ -323,6 +323,8 @@ class Evaluator:
             else {"draw": stage.draw, "forward": stage.forward, "pack": stage.pack}
         )
         timings.update({k: float(v) for k, v in stage_times.items()})
+        # sessions a grouped runner built per chunk, with that chunk's weights baked in
+        timings["session"] = timings.get("session", 0.0) + timings.pop("chunk_sessions", 0.0)
         timings["count"] = count_time
         return Result(
             name=name,

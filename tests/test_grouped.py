@@ -1,11 +1,16 @@
 """All repeats in one pass must be the per-repeat pass, bit for bit.
 
 The independent expectation is :class:`~swapprobe.capture.session.PatternSession`, run once per
-repeat on the same emitted graph: the grouped session (repeats as channel groups) must give
-every repeat's pattern words and layer table exactly, on every op of both spaces (DARTS edges
-at stride 1 and 2, FactorizedReduce included; NAS-Bench-201 cell ops and its stride-2
-reduction blocks), DARTS_V2 and random architectures; and the Evaluator must give the same
-scores whichever path it takes.
+repeat on the same emitted graph: the grouped session (repeats as channel groups) fed its
+weights must give every repeat's pattern words and layer table exactly, on every op of both
+spaces (DARTS edges at stride 1 and 2, FactorizedReduce included; NAS-Bench-201 cell ops and
+its stride-2 reduction blocks), DARTS_V2 and random architectures; and the Evaluator must give
+the same scores whichever path it takes.
+
+With each chunk's weights baked in (the CPU default: onnxruntime's NCHWc kernels), the sums
+are the same but rounded in another order, so a bit may differ only where a pre-activation is
+within float32 rounding of zero. With batch-normalised, unit-scale values and sums of at most
+a few hundred terms that is about 10⁻⁶ of them or fewer: the tests allow 10⁻⁵ of the bits.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from swapprobe.searchspaces.darts_networks import Cell
 from swapprobe.searchspaces.nb201 import NB201_EDGES, NB201_OPS, Nb201Arch, Nb201Space
 
 S = 8
+#: the share of pattern bits a baked chunk may flip (see the module doc)
+ROUNDING_BITS = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -55,21 +62,31 @@ def _assert_grouped_is_per_repeat(
     max_chunk_bytes: int | None = None,
     varies: bool = True,
 ) -> GroupedPatternSession:
+    """Fed its weights, the grouped pass is the per-repeat pass bit for bit; baked, it differs
+    in at most :data:`ROUNDING_BITS` of the bits."""
     model = _loaded(network, images)
     per_repeat = PatternSession(model, batch_size=samples, sample_shape=images.shape[1:], init=init)
-    grouped = GroupedPatternSession(
-        model,
-        batch_size=samples,
-        sample_shape=images.shape[1:],
-        init=init,
-        max_chunk_bytes=max_chunk_bytes,
-    )
-    got = grouped.run_all(images, seed=7, repeats=repeats)
-    assert len(got) == repeats
-    for repeat, matrix in enumerate(got):
+    sessions = {
+        bake: GroupedPatternSession(
+            model,
+            batch_size=samples,
+            sample_shape=images.shape[1:],
+            init=init,
+            max_chunk_bytes=max_chunk_bytes,
+            bake=bake,
+        )
+        for bake in (False, True)
+    }
+    got = sessions[False].run_all(images, seed=7, repeats=repeats)
+    baked = sessions[True].run_all(images, seed=7, repeats=repeats)
+    assert len(got) == len(baked) == repeats
+    for repeat, (matrix, other) in enumerate(zip(got, baked, strict=True)):
         expected = per_repeat.run(images, seed=7, repeat=repeat)
-        assert matrix.layers == expected.layers  # names, shapes, offsets, sizes, order
+        assert matrix.layers == other.layers == expected.layers  # names, shapes, offsets, order
         np.testing.assert_array_equal(matrix.words, expected.words, err_msg=f"repeat {repeat}")
+        differing = int(np.bitwise_count(other.words ^ expected.words).sum())
+        assert differing <= ROUNDING_BITS * expected.units * samples, f"repeat {repeat}"
+    grouped = sessions[False]
     # Different repeats really are different draws (the test could not pass by repeating one);
     # ``varies=False`` where no weight precedes any activation (pools, identities).
     assert np.array_equal(got[0].words, got[1].words) != varies
@@ -153,12 +170,15 @@ def test_the_evaluator_scores_darts_grouped_and_identically(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     data = load_batch("synthetic", batch_size=16, seed=2)
-    evaluator = Evaluator(data, ScoreSettings(batch_size=16, repeats=6))
+    evaluator = Evaluator(data, ScoreSettings(batch_size=16, repeats=6, keep_patterns="all"))
     rng = np.random.default_rng(4)
     space = DartsSpace()
     for arch in (DARTS_V2, space.sample(rng), space.sample(rng)):
         ref = arch_ref(space, arch)
-        grouped = evaluator.evaluate(ref)
+        baked = evaluator.evaluate(ref)  # the default on the CPU
+        with monkeypatch.context() as patch:
+            patch.setattr(grouped_mod, "BAKE_WEIGHTS_ON_CPU", False)
+            grouped = evaluator.evaluate(ref)
         assert "group_rewrite" in grouped.timings  # it did take the grouped path
         plain = _per_repeat_scores(evaluator, ref, monkeypatch)
         assert "group_rewrite" not in plain.timings
@@ -166,10 +186,47 @@ def test_the_evaluator_scores_darts_grouped_and_identically(
         np.testing.assert_array_equal(grouped.standard_ap_per_repeat, plain.standard_ap_per_repeat)
         np.testing.assert_array_equal(grouped.nwot_per_repeat, plain.nwot_per_repeat)
         assert grouped.swap == plain.swap
-        assert grouped.param_count == plain.param_count
+        assert grouped.param_count == baked.param_count == plain.param_count
         assert grouped.metadata["model_sha256"] == plain.metadata["model_sha256"]
-        assert grouped.layers == plain.layers
-        np.testing.assert_array_equal(grouped.patterns[0].words, plain.patterns[0].words)
+        assert grouped.layers == baked.layers == plain.layers
+        for repeat in range(6):
+            np.testing.assert_array_equal(
+                grouped.patterns[repeat].words, plain.patterns[repeat].words
+            )
+            # A flipped bit changes at most one unit's pattern: SWAP moves by at most the flips.
+            flips = int(
+                np.bitwise_count(baked.patterns[repeat].words ^ plain.patterns[repeat].words).sum()
+            )
+            assert flips <= ROUNDING_BITS * plain.units * 16
+            assert abs(baked.swap_per_repeat[repeat] - plain.swap_per_repeat[repeat]) <= flips
+
+
+def test_baked_chunks_give_depthwise_convs_whole_nchwc_blocks(images: np.ndarray) -> None:
+    """A DARTS cell's depthwise convs have C = 6 channels per repeat: baked chunks are 8 repeats
+    (48 channels, three blocks of 16) where the memory bound alone would give 7, and stay
+    near-equal unbaked."""
+    network = DartsSpace().build_scoring_network(_darts_genotype("sep_conv_3x3"))
+    model = _loaded(network, images)
+    one = GroupedPatternSession(model, batch_size=S, sample_shape=images.shape[1:], bake=False)
+    bound = 7 * one.repeat_bytes + 1
+    sizes = {}
+    for bake in (False, True):
+        session = GroupedPatternSession(
+            model, batch_size=S, sample_shape=images.shape[1:], max_chunk_bytes=bound, bake=bake
+        )
+        assert session.max_chunk == 7
+        sizes[bake] = [len(chunk) for chunk in session.chunks(list(range(32)))]
+    assert sizes[False] == [7, 7, 7, 7, 4]
+    assert sizes[True] == [8, 8, 8, 8]
+    groups = [
+        attribute.i
+        for node in model.graph.node
+        if node.op_type == "Conv"
+        for attribute in node.attribute
+        if attribute.name == "group" and attribute.i > 1
+    ]
+    assert set(groups) == {6}  # one repeat's depthwise convs: 6 channels, 6 groups
+    assert (8 * 6) % 16 == 0 and (7 * 6) % 16 != 0
 
 
 def test_large_networks_keep_the_per_repeat_path() -> None:

@@ -26,8 +26,12 @@ What no drawn weight precedes (the DARTS cell's two ReLUs on the image) is the s
 repeat: it is computed once per chunk at its own size, and a one-group conv reading it writes
 all R·C_out channels at once (no tiling); its pattern words are repeated on the host.
 
-The patterns are bit-identical to the per-repeat pass (tests hold every op of both spaces to
-it): each repeat's arithmetic is the same ops on the same values, only more of them per node.
+The rewrite is exact: fed its weights, a chunk's patterns are bit-identical to the per-repeat
+pass (tests hold every op of both spaces to it), each repeat's arithmetic being the same ops on
+the same values, only more of them per node. On the CPU each chunk's weights are baked into its
+own session instead, so that onnxruntime runs its blocked (NCHWc) convolution kernels, about
+1.3× faster end to end on DARTS; those kernels round differently, which may flip the sign of a
+pre-activation within rounding of zero (measured: 3 bits in 6.7·10⁸; tests bound it).
 
 Measured on the CPU (one thread): grouping saves the per-call and per-repeat host costs, but
 the kernels themselves do not get cheaper per element, and slow down once a chunk's tensors
@@ -37,6 +41,7 @@ compute-bound networks (NAS-Bench-201) keep the per-repeat path (:data:`GROUP_BE
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 
@@ -66,6 +71,10 @@ _CHANNELWISE = frozenset({"Relu", "MaxPool", "AveragePool", "GlobalAveragePool"}
 #: architecture: per-repeat session 0.114, chunks of 1: 0.061, 4: 0.053, 8: 0.056, 16: 0.053,
 #: 32: 0.084; 64 MiB gives chunks of ~8.
 DEFAULT_MAX_CHUNK_BYTES = 64 << 20
+
+#: whether CPU sessions get each chunk's weights baked in as constants (see
+#: :meth:`GroupedPatternSession._chunk_session`); False: one session per chunk size, weights fed
+BAKE_WEIGHTS_ON_CPU = True
 
 #: above this many bytes of intermediate tensors per repeat a network is compute-bound (a
 #: NAS-Bench-201 network at S = 32 has ~300 MB; a DARTS scoring cell at S = 16 ~7 MB) and the
@@ -367,9 +376,12 @@ class GroupedPatternSession:
     Same arguments as :class:`~swapprobe.capture.session.PatternSession` (the model as loaded,
     not yet rewritten), plus ``max_chunk_bytes``: the bound on one chunk's intermediate
     float tensors, all summed (a pessimistic peak), that decides how many repeats share a
-    forward, and ``repeats``: how many repeats will be run (their sessions are built at once).
-    The patterns of repeat r are those ``PatternSession.run(x, seed=, repeat=r)`` returns, bit
-    for bit.
+    forward, ``repeats``: how many repeats will be run (their graphs are built at once), and
+    ``bake``: each chunk's weights baked into its own session as constants (default on the CPU
+    with optimisation on, :data:`BAKE_WEIGHTS_ON_CPU`). Unbaked, the patterns of repeat r are
+    those ``PatternSession.run(x, seed=, repeat=r)`` returns, bit for bit; baked, onnxruntime's
+    NCHWc kernels sum in another order, and a pre-activation within float rounding of zero may
+    take the other sign (3 bits of 6.7·10⁸ over 40 DARTS architectures × 32 repeats).
 
     Raises:
         GroupingError: the graph has an op outside the supported set (see the module doc).
@@ -389,6 +401,7 @@ class GroupedPatternSession:
         max_chunk_bytes: int | None = None,
         threads: int | None = None,
         repeats: int | None = None,
+        bake: bool | None = None,
     ) -> None:
         from swapprobe.capture import session as per_repeat
 
@@ -449,27 +462,34 @@ class GroupedPatternSession:
             layers.append(LayerInfo(activation.name, activation.op, tuple(shape), offset, size))
             offset += size
         self.layers: tuple[LayerInfo, ...] = tuple(layers)
-        self._sessions: dict[int, tuple[object, list[str]]] = {}
         self.provider = self.providers[0]
         self.device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
+        #: whether each chunk's draws are baked into its own session as constants (see
+        #: :meth:`_chunk_session`); otherwise one session per chunk size takes them as inputs
+        self.bake = (
+            bake if bake is not None else BAKE_WEIGHTS_ON_CPU and optimize and self.device == "cpu"
+        )
+        self._channel_step = _channel_step(kept, varying, shapes) if self.bake else 1
+        self._graphs: dict[int, tuple[bytes, list[str]]] = {}
+        self._sessions: dict[object, tuple[object, list[str]]] = {}
         self.timings: dict[str, float] = {"group_rewrite": time.perf_counter() - t0}
         self.passes = 1
         # Prove the rewrite now (it raises GroupingError before any repeat is run), and with
-        # the repeats known, build their sessions up front (the per-repeat session does too).
+        # the repeats known, build their graphs (and unbaked, their sessions) up front.
         if repeats is None:
             group_repeats(
                 self._base, 1, input_name=self.input_name, drawn=[p.name for p in self._drawn]
             )
         else:
             for size in sorted({len(chunk) for chunk in self.chunks(list(range(repeats)))}):
-                self._session(size)
+                self._graph(size) if self.bake else self._session(size)
 
-    def _session(self, repeats: int) -> tuple[object, list[str]]:
-        """The session that runs ``repeats`` repeats at once (built once per chunk size)."""
-        if repeats in self._sessions:
-            return self._sessions[repeats]
-        import onnxruntime as ort
-
+    def _graph(self, repeats: int) -> tuple[bytes, list[str]]:
+        """The serialised graph that runs ``repeats`` repeats at once and its pattern outputs
+        (built once per chunk size). Baked, the drawn weights are neither inputs nor
+        initializers of it: :meth:`_chunk_session` appends them."""
+        if repeats in self._graphs:
+            return self._graphs[repeats]
         t0 = time.perf_counter()
         grouped = group_repeats(
             self._base, repeats, input_name=self.input_name, drawn=[p.name for p in self._drawn]
@@ -479,6 +499,66 @@ class GroupedPatternSession:
         if [a.name for a in activations] != [a.name for a in self.activations]:
             raise GroupingError("the rewrite changed the activations")  # a bug, not a user's
         grouped, names = graph.expose_patterns(grouped, activations, packed_samples=self.batch_size)
+        if self.bake:
+            drawn = {p.name for p in self._drawn}
+            data_inputs = [v for v in grouped.graph.input if v.name not in drawn]
+            del grouped.graph.input[:]
+            grouped.graph.input.extend(data_inputs)
+        self._graphs[repeats] = (grouped.SerializeToString(), names)
+        self.timings["group_session"] = (
+            self.timings.get("group_session", 0.0) + time.perf_counter() - t0
+        )
+        return self._graphs[repeats]
+
+    def _chunk_session(self, seed: int, chunk: Sequence[int]) -> tuple[object, list[str]]:
+        """A session with this chunk's draws baked in as constants.
+
+        Why: onnxruntime lays convolutions out in its blocked NCHWc format (and runs their
+        fast kernels) only when their weights are constants, and a chunk's depthwise convs
+        over R·C channels are where the grouped forward spent most of its time (a DARTS
+        cell's 5×5 depthwise conv at stride 2 over 48 channels: 3.3 ms with its weights fed,
+        0.3 ms baked, one thread). The graph is serialised once per chunk size; the draws are
+        a second ModelProto holding only initializers, serialised and appended: protobuf
+        merges the two messages, so nothing is copied. The kernels sum in another order than
+        the per-repeat session's, so a pre-activation within float rounding of zero may take
+        the other sign (as it may on another CPU's kernels); tests bound how often."""
+        key = (seed, tuple(chunk))
+        if key in self._sessions:
+            return self._sessions[key]
+        serialised, names = self._graph(len(chunk))
+        t0 = time.perf_counter()
+        weights = onnx.ModelProto()
+        weights.graph.initializer.extend(
+            numpy_helper.from_array(_drawn_chunk(self.init, p, seed, chunk), p.name)
+            for p in self._drawn
+        )
+        t1 = time.perf_counter()
+        session = self._new_session(serialised + weights.SerializeToString())
+        self.timings["draw"] = self.timings.get("draw", 0.0) + t1 - t0
+        if len(self._sessions) >= _KEPT_CHUNK_SESSIONS:
+            self._sessions.clear()
+        self._sessions[key] = (session, names)
+        self.timings["chunk_sessions"] = (
+            self.timings.get("chunk_sessions", 0.0) + time.perf_counter() - t1
+        )
+        return self._sessions[key]
+
+    def _session(self, repeats: int) -> tuple[object, list[str]]:
+        """The session that runs ``repeats`` repeats at once, their draws fed as inputs
+        (built once per chunk size)."""
+        if repeats in self._sessions:
+            return self._sessions[repeats]
+        serialised, names = self._graph(repeats)
+        t0 = time.perf_counter()
+        self._sessions[repeats] = (self._new_session(serialised), names)
+        self.timings["group_session"] = (
+            self.timings.get("group_session", 0.0) + time.perf_counter() - t0
+        )
+        return self._sessions[repeats]
+
+    def _new_session(self, serialised: bytes) -> object:
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         options.graph_optimization_level = (
             ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -491,23 +571,24 @@ class GroupedPatternSession:
         if self.threads is not None:
             options.intra_op_num_threads = self.threads
         try:
-            session = ort.InferenceSession(
-                grouped.SerializeToString(), options, providers=self.providers
-            )
+            session = ort.InferenceSession(serialised, options, providers=self.providers)
         except Exception as error:  # ORT raises its own Fail/InvalidGraph types
             raise ShapeMismatchError(
                 f"onnxruntime cannot run the grouped model: {str(error).strip()[:300]}"
             ) from None
         self.provider = session.get_providers()[0]
         self.device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
-        self._sessions[repeats] = (session, names)
-        self.timings["group_session"] = (
-            self.timings.get("group_session", 0.0) + time.perf_counter() - t0
-        )
-        return self._sessions[repeats]
+        return session
 
     def chunks(self, repeats: Sequence[int]) -> list[list[int]]:
-        """``repeats`` split into near-equal consecutive chunks of at most ``max_chunk``."""
+        """``repeats`` split into near-equal consecutive chunks of at most ``max_chunk``;
+        baked, into chunks of the multiple of the channel step nearest ``max_chunk`` (every
+        depthwise conv then has a multiple of 16 channels, which onnxruntime's NCHWc kernels
+        need), as long as that stays within 1.5 × ``max_chunk``."""
+        step = self._channel_step
+        size = max(step, step * round(self.max_chunk / step))
+        if step > 1 and 2 * size <= 3 * self.max_chunk:
+            return [list(repeats[i : i + size]) for i in range(0, len(repeats), size)]
         count = -(-len(repeats) // self.max_chunk)
         size = -(-len(repeats) // count) if count else 0
         return [list(repeats[i : i + size]) for i in range(0, len(repeats), size or 1)]
@@ -524,10 +605,14 @@ class GroupedPatternSession:
         data = np.ascontiguousarray(inputs, dtype=np.float32)
         matrices: list[PatternMatrix] = []
         for chunk in self.chunks(wanted):
-            session, names = self._session(len(chunk))
             t0 = time.perf_counter()
-            feeds = {p.name: _drawn_chunk(self.init, p, seed, chunk) for p in self._drawn}
-            feeds[self.input_name] = data
+            if self.bake:
+                session, names = self._chunk_session(seed, chunk)
+                feeds = {self.input_name: data}
+            else:
+                session, names = self._session(len(chunk))
+                feeds = {p.name: _drawn_chunk(self.init, p, seed, chunk) for p in self._drawn}
+                feeds[self.input_name] = data
             t1 = time.perf_counter()
             try:
                 outputs = session.run(names, feeds)  # type: ignore[attr-defined]
@@ -539,7 +624,8 @@ class GroupedPatternSession:
             words = _repeat_words(outputs, self._unit_counts, self._repeated, len(chunk))
             matrices += [PatternMatrix(w, self.batch_size, self.layers) for w in words]
             t3 = time.perf_counter()
-            for stage, seconds in (("draw", t1 - t0), ("forward", t2 - t1), ("pack", t3 - t2)):
+            spent = (("forward", t2 - t1), ("pack", t3 - t2))
+            for stage, seconds in spent if self.bake else (("draw", t1 - t0), *spent):
                 self.timings[stage] = self.timings.get(stage, 0.0) + seconds
         return matrices
 
@@ -558,6 +644,31 @@ class GroupedPatternSession:
         for info in self.layers:
             counted[info.op] += int(info.size)
         return summary_line(dict(counted), {}, {})
+
+
+#: the NCHWc block of onnxruntime's CPU kernels: 16 channels with AVX-512, 8 with AVX2 (a
+#: multiple of 16 suits both)
+_NCHWC_BLOCK = 16
+
+#: chunk sessions kept (a second run of the same seed and chunk reuses its session)
+_KEPT_CHUNK_SESSIONS = 8
+
+
+def _channel_step(
+    nodes: Sequence[onnx.NodeProto],
+    varying: set[str],
+    shapes: dict[str, tuple[int, ...]],
+) -> int:
+    """The fewest repeats R for which every grouped depthwise conv's R·C channels are a
+    multiple of :data:`_NCHWC_BLOCK` (1 when there is no such conv)."""
+    step = 1
+    for node in nodes:
+        if node.op_type != "Conv" or node.input[0] not in varying:
+            continue
+        channels = shapes[node.input[0]][1]
+        if _group_count(node) == channels > 1:
+            step = math.lcm(step, _NCHWC_BLOCK // math.gcd(_NCHWC_BLOCK, channels))
+    return step
 
 
 def _repeat_words(
