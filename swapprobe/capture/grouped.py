@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -568,6 +569,11 @@ class GroupedPatternSession:
         options.log_severity_level = 3
         options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
         options.enable_cpu_mem_arena = False
+        if self.bake and _shared_cpu_arena(ort):
+            # Each chunk session runs once: with memory of its own, every run would map and
+            # fault in its tensors afresh. The shared arena keeps the pages across chunks and
+            # architectures (measured on DARTS: forward 0.035 → 0.023 s per architecture).
+            options.add_session_config_entry("session.use_env_allocators", "1")
         if self.threads is not None:
             options.intra_op_num_threads = self.threads
         try:
@@ -654,6 +660,27 @@ _NCHWC_BLOCK = 16
 _KEPT_CHUNK_SESSIONS = 8
 
 
+_arena_registered: list[bool] = []  # [] not tried yet, [True] registered, [False] refused
+
+
+def _shared_cpu_arena(ort: Any) -> bool:
+    """Register, once per process, a CPU arena in onnxruntime's environment that baked chunk
+    sessions share (they opt in; no other session uses it). It grows to the largest chunk's
+    tensors, as requested (no power-of-two rounding), and is kept for the process's life:
+    bounded by the chunk budget, :data:`DEFAULT_MAX_CHUNK_BYTES`. False where this
+    onnxruntime refuses it (the sessions then allocate their own)."""
+    if not _arena_registered:
+        try:
+            info = ort.OrtMemoryInfo(
+                "Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT
+            )
+            ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, 1, -1, -1))
+            _arena_registered.append(True)
+        except Exception:  # an older onnxruntime, or one registered by the caller already
+            _arena_registered.append(False)
+    return _arena_registered[0]
+
+
 def _channel_step(
     nodes: Sequence[onnx.NodeProto],
     varying: set[str],
@@ -693,6 +720,15 @@ def _repeat_words(
         else np.broadcast_to(out[:, None, :], (out.shape[0], repeats, out.shape[1]))
         for out, again in zip(outputs, repeated, strict=True)
     ]
+    if columns[0].shape[0] == 1:  # S ≤ 16: one group, cast straight into the words
+        words = np.empty((repeats, sum(unit_counts), 1), dtype=np.uint64)
+        offset = 0
+        for column in columns:
+            size = column.shape[2]
+            words[:, offset : offset + size, 0] = column[0]  # exact integers below 2^16
+            offset += size
+        assert offset == words.shape[1]
+        return words
     groups = np.concatenate(columns, axis=2) if len(columns) > 1 else columns[0]  # (G, R, V)
     count, _, units = groups.shape
     assert units == sum(unit_counts)
