@@ -375,14 +375,15 @@ class GroupedPatternSession:
     """Every repeat's patterns from one onnxruntime call per chunk of repeats.
 
     Same arguments as :class:`~swapprobe.capture.session.PatternSession` (the model as loaded,
-    not yet rewritten), plus ``max_chunk_bytes``: the bound on one chunk's intermediate
-    float tensors, all summed (a pessimistic peak), that decides how many repeats share a
-    forward, ``repeats``: how many repeats will be run (their graphs are built at once), and
-    ``bake``: each chunk's weights baked into its own session as constants (default on the CPU
-    with optimisation on, :data:`BAKE_WEIGHTS_ON_CPU`). Unbaked, the patterns of repeat r are
-    those ``PatternSession.run(x, seed=, repeat=r)`` returns, bit for bit; baked, onnxruntime's
-    NCHWc kernels sum in another order, and a pre-activation within float rounding of zero may
-    take the other sign (3 bits of 6.7·10⁸ over 40 DARTS architectures × 32 repeats).
+    not yet rewritten; ``threads`` defaults to one, see ``__init__``), plus
+    ``max_chunk_bytes``: the bound on one chunk's intermediate float tensors, all summed (a
+    pessimistic peak), that decides how many repeats share a forward; ``repeats``: how many
+    repeats will be run (their graphs are built at once); and ``bake``: each chunk's weights
+    baked into its own session as constants (default on the CPU with optimisation on,
+    :data:`BAKE_WEIGHTS_ON_CPU`). Unbaked, the patterns of repeat r are those
+    ``PatternSession.run(x, seed=, repeat=r)`` returns, bit for bit; baked, onnxruntime's NCHWc
+    kernels sum in another order, and a pre-activation within float rounding of zero may take
+    the other sign (3 bits of 6.7·10⁸ over 40 DARTS architectures × 32 repeats).
 
     Raises:
         GroupingError: the graph has an op outside the supported set (see the module doc).
@@ -417,7 +418,10 @@ class GroupedPatternSession:
         self.input_name = graph.model_input(model, input_name).name
         self.providers = per_repeat.providers_for(device)
         self.optimize = optimize
-        self.threads = per_repeat.SESSION_THREADS if threads is None else threads
+        # One intra-op thread unless asked: a chunk's kernels take microseconds each, and
+        # onnxruntime's spinning threads cost more than they share (the default DARTS search,
+        # executor local, 2 cores: 98 s with both threads, 86 s with one, half the CPU time).
+        self.threads = (per_repeat.SESSION_THREADS or 1) if threads is None else threads
 
         base = _bake_constants(model, self.parameters, init)
         base = graph.set_batch_size(base, self.input_name, batch_size, sample_shape)
