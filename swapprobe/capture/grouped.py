@@ -35,7 +35,7 @@ pre-activation within rounding of zero (measured: 3 bits in 6.7·10⁸; tests bo
 
 Measured on the CPU (one thread): grouping saves the per-call and per-repeat host costs, but
 the kernels themselves do not get cheaper per element, and slow down once a chunk's tensors
-leave the caches, so chunks are kept to ~8 DARTS repeats (:data:`DEFAULT_MAX_CHUNK_BYTES`), and
+leave the caches, so chunks are kept to 16 DARTS repeats (:data:`DEFAULT_MAX_CHUNK_BYTES`), and
 compute-bound networks (NAS-Bench-201) keep the per-repeat path (:data:`GROUP_BELOW_BYTES`).
 """
 
@@ -67,11 +67,12 @@ __all__ = [
 _CHANNELWISE = frozenset({"Relu", "MaxPool", "AveragePool", "GlobalAveragePool"})
 
 #: default bound on the float bytes of one chunk's intermediate tensors (all summed). Not
-#: only memory: on the CPU, kernels slow down once a chunk's tensors leave the caches. DARTS
-#: cells at S = 16 (~7 MB a repeat), 8 DARTS architectures × 32 repeats, CPU seconds per
-#: architecture: per-repeat session 0.114, chunks of 1: 0.061, 4: 0.053, 8: 0.056, 16: 0.053,
-#: 32: 0.084; 64 MiB gives chunks of ~8.
-DEFAULT_MAX_CHUNK_BYTES = 64 << 20
+#: only memory: on the CPU, kernels slow down once a chunk's tensors leave the caches, while
+#: each baked chunk costs a session (~5 ms). DARTS cells at S = 16 (~7 MB a repeat), the first
+#: 16 table architectures × 32 repeats, seconds per architecture, interleaved, three runs:
+#: 64 MiB (chunks of 8) 0.083 / 0.089 / 0.110, 128 MiB (16) 0.077 / 0.086 / 0.101, 256 MiB
+#: (32) 0.088 / 0.104. (Fed weights, before chunks were baked, 64 MiB and 16 repeats tied.)
+DEFAULT_MAX_CHUNK_BYTES = 128 << 20
 
 #: whether CPU sessions get each chunk's weights baked in as constants (see
 #: :meth:`GroupedPatternSession._chunk_session`); False: one session per chunk size, weights fed
