@@ -340,3 +340,29 @@ def test_two_stacked_cells_grouped_is_per_repeat(images: np.ndarray) -> None:
     names = {n.name for n in concats}
     assert "/cell0/Concat" + "__swapprobe_group_cat" in names  # the cell output, per repeat
     assert "/cell1/preprocess0/Concat__swapprobe_group_cat" in names  # FactorizedReduce
+
+
+def test_baked_chunks_run_without_the_shared_arena(
+    images: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An onnxruntime that refuses the environment's arena (older, or the caller registered
+    one): baked chunk sessions allocate their own and give the same patterns."""
+    import onnxruntime as ort
+
+    def refuse(*args: object) -> None:
+        raise RuntimeError("an allocator is already registered")
+
+    monkeypatch.setattr(grouped_mod, "_arena_registered", [])
+    monkeypatch.setattr(ort, "create_and_register_allocator", refuse)
+    network = DartsSpace().build_scoring_network(_darts_genotype("dil_conv_5x5"))
+    model = _loaded(network, images)
+    runs = {}
+    for bake in (True, False):
+        session = GroupedPatternSession(
+            model, batch_size=S, sample_shape=images.shape[1:], bake=bake
+        )
+        runs[bake] = session.run_all(images, seed=7, repeats=3)
+    assert grouped_mod._arena_registered == [False]
+    for baked, fed in zip(runs[True], runs[False], strict=True):
+        differing = int(np.bitwise_count(baked.words ^ fed.words).sum())
+        assert differing <= ROUNDING_BITS * fed.units * S
