@@ -225,8 +225,9 @@ class Evaluator:
         runner: Any = None
         plain = not self.data.extra and not self.data.is_tokens
         if plain and is_module and can_emit(model) and settings.repeats > 1:
-            # Emitted search-space graphs (ReLU networks on images): all repeats in one pass,
-            # bit-identical patterns; None where the rewrite does not apply or pay
+            # Emitted search-space graphs (ReLU networks on images): all repeats in one pass
+            # (the same patterns up to float rounding at zero, see capture/grouped.py); None
+            # where the rewrite does not apply or pay
             runner = grouped_session(loaded, repeats=settings.repeats, **session_args)
         if runner is None:
             runner = PatternSession(
