@@ -226,7 +226,9 @@ def test_baked_chunks_give_depthwise_convs_whole_nchwc_blocks(images: np.ndarray
         if attribute.name == "group" and attribute.i > 1
     ]
     assert set(groups) == {6}  # one repeat's depthwise convs: 6 channels, 6 groups
-    assert (8 * 6) % 16 == 0 and (7 * 6) % 16 != 0
+    block = grouped_mod._NCHWC_BLOCK
+    assert all(size * 6 % block == 0 for size in sizes[True])  # whole blocks baked
+    assert 7 * 6 % block != 0  # which the memory bound's own chunks of 7 would not give
 
 
 def test_large_networks_keep_the_per_repeat_path() -> None:

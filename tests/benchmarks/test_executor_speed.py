@@ -93,16 +93,23 @@ def test_pool_speedup_over_local() -> None:
     record("pool_vs_local_darts50", values)
 
 
-def _command_seconds(executor: list[str], out: Path) -> float:
-    script = Path(sys.executable).with_name("swapprobe")  # the user's command
+def _swapprobe_seconds(*args: str) -> float:
+    """Wall seconds of one ``swapprobe`` command (the user's script, else the module)."""
+    script = Path(sys.executable).with_name("swapprobe")
     command = [
         *([str(script)] if script.exists() else [sys.executable, "-m", "swapprobe.cli"]),
-        *("score", f"darts:random:{ARCHITECTURES}", "--repeats", "32", "--seed", "0"),
-        *("--data", "synthetic", "--json", str(out), *executor),
+        *args,
     ]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     return time.perf_counter() - start
+
+
+def _command_seconds(executor: list[str], out: Path) -> float:
+    return _swapprobe_seconds(
+        *("score", f"darts:random:{ARCHITECTURES}", "--repeats", "32", "--seed", "0"),
+        *("--data", "synthetic", "--json", str(out), *executor),
+    )
 
 
 def test_pool_speedup_end_to_end(tmp_path: Path) -> None:
@@ -123,15 +130,10 @@ def test_pool_speedup_end_to_end(tmp_path: Path) -> None:
 
 
 def _search_seconds(executor: list[str], out: Path, shared_data: Path) -> float:
-    script = Path(sys.executable).with_name("swapprobe")
-    command = [
-        *([str(script)] if script.exists() else [sys.executable, "-m", "swapprobe.cli"]),
+    return _swapprobe_seconds(
         *("search", "darts", "--data", "cifar10", "--data-dir", str(shared_data)),
         *("--json", str(out), *executor),
-    ]
-    start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
-    return time.perf_counter() - start
+    )
 
 
 def test_pool_speedup_on_the_default_darts_search(tmp_path: Path, shared_data: Path) -> None:
