@@ -1,4 +1,5 @@
-"""Which units count, and where they are in an ONNX graph.
+"""Which units count, and where they are in an ONNX graph: the gate rules of
+:mod:`swapprobe.capture.gate_rules` applied to a graph's nodes.
 
 Every counted unit is a *gate*: its output's sign is its input's sign, so the bit is
 ``1[pre-activation > 0]`` (SPEC, "Beyond ReLU"). Gates arrive as one op (``Relu``, ``Gelu``,

@@ -1,7 +1,8 @@
 """One onnxruntime session that turns a batch into activation patterns, repeat after repeat.
 
-The model is rewritten once (BN on batch statistics, re-drawn weights as inputs, a BOOL
-``x > 0`` output per activation), the session is created once, and each repeat only feeds new
+The model is rewritten once (:func:`~swapprobe.capture.prepare.prepare`: BN on batch
+statistics, re-drawn weights as inputs, an ``x > 0`` output per activation), the session is
+opened once (:func:`~swapprobe.capture.runtime.open_session`), and each repeat only feeds new
 weights: no re-export, no new session.
 """
 
