@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -65,10 +66,12 @@ from swapprobe.patterns import LayerInfo, PatternMatrix
 
 __all__ = [
     "DrawCache",
+    "GroupedGraph",
     "GroupedPatternSession",
     "GroupingError",
     "group_repeats",
     "grouped_session",
+    "prepare_grouped",
     "varying_tensors",
 ]
 
@@ -376,6 +379,85 @@ def _string_attribute(node: onnx.NodeProto, name: str, default: str) -> str:
     return default
 
 
+# --- the prepared graph -------------------------------------------------------------------
+@dataclass(frozen=True)
+class GroupedGraph:
+    """What the grouped pass runs, before any repeat count is chosen (a pure function of the
+    model and the settings: :func:`prepare_grouped`).
+
+    ``base``: the model with fixed parameters baked, the batch fixed and shapes inferred (what
+    :func:`group_repeats` rewrites for R repeats). ``drawn``: the parameters drawn per repeat
+    that some activation depends on. ``repeated``: per activation, whether it differs between
+    repeats (else computed once per chunk, its words repeated on the host). ``layers``: the
+    layer table of every repeat's patterns. ``repeat_bytes``: one repeat's intermediate
+    tensors, all summed (what a chunk multiplies). ``channel_step``: the fewest repeats whose
+    grouped depthwise convs fill whole NCHWc blocks.
+    """
+
+    base: onnx.ModelProto
+    activations: list[graph.Activation]
+    drawn: list[graph.ParameterInfo]
+    repeated: list[bool]
+    unit_counts: list[int]
+    layers: tuple[LayerInfo, ...]
+    repeat_bytes: int
+    channel_step: int
+
+
+def prepare_grouped(
+    model: onnx.ModelProto,
+    *,
+    batch_size: int,
+    sample_shape: Sequence[int],
+    init: str,
+    input_name: str,
+    parameters: Sequence[graph.ParameterInfo],
+) -> GroupedGraph:
+    """The grouped pass's graph and layer table for ``model`` (``parameters``: its
+    :func:`~swapprobe.capture.graph.parameters`).
+
+    Raises:
+        GroupingError: shape inference fails or leaves a tensor without a static shape.
+    """
+    base = bake_constants(model, parameters, init)
+    base = graph.set_batch_size(base, input_name, batch_size, sample_shape)
+    try:
+        base = shape_inference.infer_shapes(base, strict_mode=True)
+    except Exception as error:
+        raise GroupingError(f"shape inference failed: {error}") from None
+    shapes = _static_shapes(base)
+    activations = graph.find_activations(base)
+    random = [p for p in parameters if is_random(init, p.role)]
+    # Only parameters some activation depends on are drawn (the classifier's are not):
+    # each draw is seeded by its own name, so skipping one changes no other.
+    kept = _ancestors(base.graph.node, {a.tensor for a in activations})
+    needed = {n for node in kept for n in node.input}
+    drawn = [p for p in random if p.name in needed]
+    # Activations no drawn weight precedes (the DARTS cell's ReLUs on the image) are the
+    # same in every repeat: computed once per chunk, their words repeated on the host.
+    varying = varying_tensors(kept, {p.name for p in drawn})
+    unit_shapes = [shapes[a.tensor][1:] for a in activations]
+    unit_counts = [int(np.prod(s)) for s in unit_shapes]
+    produced = _produced(base)
+    per_repeat_floats = sum(
+        int(np.prod(shape)) for name, shape in shapes.items() if name in produced
+    )
+    offset, layers = 0, []
+    for activation, shape, size in zip(activations, unit_shapes, unit_counts, strict=True):
+        layers.append(LayerInfo(activation.name, activation.op, tuple(shape), offset, size))
+        offset += size
+    return GroupedGraph(
+        base=base,
+        activations=activations,
+        drawn=drawn,
+        repeated=[a.tensor in varying for a in activations],
+        unit_counts=unit_counts,
+        layers=tuple(layers),
+        repeat_bytes=4 * per_repeat_floats,
+        channel_step=_channel_step(kept, varying, shapes),
+    )
+
+
 # --- the session ---------------------------------------------------------------------------
 class GroupedPatternSession:
     """Every repeat's patterns from one onnxruntime call per chunk of repeats.
@@ -440,34 +522,22 @@ class GroupedPatternSession:
         self.draw_cache = DrawCache() if draw_cache is None else draw_cache
         self.arena = PROCESS_CPU_ARENA if arena is None else arena
 
-        base = bake_constants(model, self.parameters, init)
-        base = graph.set_batch_size(base, self.input_name, batch_size, sample_shape)
-        try:
-            base = shape_inference.infer_shapes(base, strict_mode=True)
-        except Exception as error:
-            raise GroupingError(f"shape inference failed: {error}") from None
-        self._base = base
-        shapes = _static_shapes(base)
-        activations = graph.find_activations(base)
-        self.activations = activations
-        self._random = [p for p in self.parameters if is_random(init, p.role)]
-        # Only parameters some activation depends on are drawn (the classifier's are not):
-        # each draw is seeded by its own name, so skipping one changes no other.
-        kept = _ancestors(base.graph.node, {a.tensor for a in activations})
-        needed = {n for node in kept for n in node.input}
-        self._drawn = [p for p in self._random if p.name in needed]
-        # Activations no drawn weight precedes (the DARTS cell's ReLUs on the image) are the
-        # same in every repeat: computed once per chunk, their words repeated on the host.
-        varying = varying_tensors(kept, {p.name for p in self._drawn})
-        self._repeated = [a.tensor in varying for a in activations]
-        self._unit_shapes = [shapes[a.tensor][1:] for a in activations]
-        self._unit_counts = [int(np.prod(s)) for s in self._unit_shapes]
-        produced = _produced(base)
-        per_repeat_floats = sum(
-            int(np.prod(shape)) for name, shape in shapes.items() if name in produced
+        prepared = prepare_grouped(
+            model,
+            batch_size=batch_size,
+            sample_shape=sample_shape,
+            init=init,
+            input_name=self.input_name,
+            parameters=self.parameters,
         )
+        self.prepared = prepared
+        self._base = prepared.base
+        self.activations = prepared.activations
+        self._drawn = prepared.drawn
+        self._repeated = prepared.repeated
+        self._unit_counts = prepared.unit_counts
         #: bytes of one repeat's intermediate tensors, all summed (what a chunk multiplies)
-        self.repeat_bytes = 4 * per_repeat_floats
+        self.repeat_bytes = prepared.repeat_bytes
         words = -(-batch_size // graph.GROUP_BITS)
         pattern_bytes = 4 * words * sum(self._unit_counts)
         budget = DEFAULT_MAX_CHUNK_BYTES if max_chunk_bytes is None else max_chunk_bytes
@@ -475,21 +545,15 @@ class GroupedPatternSession:
             DEFAULT_MAX_PATTERN_BYTES if max_pattern_bytes is None else max_pattern_bytes
         )
         self.max_chunk = max(
-            1, min(budget // max(4 * per_repeat_floats, 1), pattern_budget // max(pattern_bytes, 1))
+            1, min(budget // max(self.repeat_bytes, 1), pattern_budget // max(pattern_bytes, 1))
         )
-        offset, layers = 0, []
-        for activation, shape, size in zip(
-            activations, self._unit_shapes, self._unit_counts, strict=True
-        ):
-            layers.append(LayerInfo(activation.name, activation.op, tuple(shape), offset, size))
-            offset += size
-        self.layers: tuple[LayerInfo, ...] = tuple(layers)
+        self.layers: tuple[LayerInfo, ...] = prepared.layers
         self.provider = self.providers[0]
         self.device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
         #: whether each chunk's draws are baked into its own session as constants (see
         #: :meth:`_chunk_session`); otherwise one session per chunk size takes them as inputs
         self.bake = bake if bake is not None else optimize and self.device == "cpu"
-        self._channel_step = _channel_step(kept, varying, shapes) if self.bake else 1
+        self._channel_step = prepared.channel_step if self.bake else 1
         self._graphs: dict[int, tuple[bytes, list[str]]] = {}
         self._sessions: dict[object, tuple[object, list[str]]] = {}
         self.timings = RunnerTimings(export=self._origin.export_seconds)
