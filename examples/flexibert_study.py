@@ -43,15 +43,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from swapprobe.capture import session
     from swapprobe.correlate import read_table
     from swapprobe.data import load_batch
-    from swapprobe.results import ScoreSettings
+    from swapprobe.results import RuntimeOptions, ScoreSettings
     from swapprobe.search import correlate_table
     from swapprobe.searchspaces import get_space
 
     torch.set_num_threads(args.threads)
-    session.SESSION_THREADS = args.threads
     space = get_space(args.space, dropout=True) if args.dropout else get_space(args.space)
     truth = read_table(args.table)
     try:
@@ -70,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         baselines=True,
         keep_patterns="none",
         backend=args.backend,
+        runtime=RuntimeOptions(threads=args.threads),
     )
     done = [0]
     start = time.perf_counter()

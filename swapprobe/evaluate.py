@@ -18,12 +18,13 @@ import numpy as np
 
 from swapprobe import metrics
 from swapprobe.data import Batch
-from swapprobe.errors import DataError, SettingsError
-from swapprobe.models import ModelRef, arch_ref, is_torch_module, module_digest, resolve_one
+from swapprobe.errors import SettingsError
+from swapprobe.models import ModelRef, arch_ref, is_torch_module, resolve_one
 from swapprobe.patterns import PatternMatrix
 from swapprobe.results import Result, ScoreSettings
 
 if TYPE_CHECKING:
+    from swapprobe.capture.runner import PatternRunner
     from swapprobe.searchspaces.base import SearchSpace
 
 __all__ = ["Evaluator", "torch_seed"]
@@ -50,6 +51,9 @@ class Evaluator:
         data: the inputs (see :func:`swapprobe.data.load_batch`); S = ``len(data.inputs)``.
         settings: see :class:`ScoreSettings`; ``settings.batch_size`` must equal S.
         on_repeat: called as ``on_repeat(done, total)`` after each repeat (progress bars).
+
+    The Evaluator owns the cache of drawn weights its models share (the grouped pass draws
+    the same chunks for every architecture of a space), for as long as it lives.
     """
 
     def __init__(
@@ -73,6 +77,9 @@ class Evaluator:
                 "token models with SWAP alone (proxies none, or nwot, params)"
             )
         self.on_repeat = on_repeat
+        from swapprobe.capture.grouped import DrawCache
+
+        self.draw_cache = DrawCache()
 
     # --- the entry point ----------------------------------------------------------------
     def evaluate(self, model: Any, *, name: str | None = None, key: str | None = None) -> Result:
@@ -81,9 +88,10 @@ class Evaluator:
 
         ``name`` and ``key`` override the reference's report name and store key.
         """
+        from swapprobe.capture.runner import open_runner
+
         ref = model if isinstance(model, ModelRef) else resolve_one(model, seed=self.settings.seed)
         start = time.perf_counter()
-        timings: dict[str, float] = {}
         if ref.space is not None:
             network = self._build_network(ref)
             param_count: int | None = ref.space.scoring_param_count(ref.arch)
@@ -91,21 +99,27 @@ class Evaluator:
         else:
             network = ref.load()
             param_count, size_unit = None, self.settings.size_unit
-        runner, digest = self._prepare(network, timings, name=name or ref.name)
+        runner = open_runner(
+            network,
+            self.data,
+            self.settings,
+            name=name or ref.name,
+            draw_cache=self.draw_cache,
+        )
+        origin = runner.origin
         result = self._run(
             runner,
             name=name or ref.name,
             key=key or ref.key,
-            param_count=runner.param_count if param_count is None else param_count,
+            param_count=origin.param_count if param_count is None else param_count,
             size_unit=size_unit,
-            timings=timings,
         )
         if self.settings.pass_proxies:
             t0 = time.perf_counter()
             result.proxies = self._pass_proxies(ref, network)
             result.timings["proxies"] = time.perf_counter() - t0
         result.seconds = time.perf_counter() - start
-        result.metadata["model_sha256"] = digest
+        result.metadata["model_sha256"] = origin.digest
         if ref.space is not None:
             result.metadata["architecture"] = ref.space.format(ref.arch)
         return result
@@ -172,104 +186,18 @@ class Evaluator:
         return {name: float(values[name]) for name in settings.pass_proxies}
 
     # --- internals ----------------------------------------------------------------------
-    def _prepare(self, model: Any, timings: dict[str, float], *, name: str) -> tuple[Any, str]:
-        settings = self.settings
-        inputs = self.data.inputs
-        is_module = is_torch_module(model)
-        if is_module:  # before an export, which would run the ids through the module
-            self._check_ids(model, name)
-        if settings.backend == "torch":
-            if not is_module:
-                raise SettingsError(
-                    "backend torch needs a torch.nn.Module; ONNX files use backend onnx"
-                )
-            from swapprobe.capture.torch_backend import TorchPatternRunner
-
-            t0 = time.perf_counter()
-            runner = TorchPatternRunner(
-                model,
-                batch_size=settings.batch_size,
-                init=settings.init,
-                activations=settings.activations,
-                extra_inputs=self.data.extra,
-            )
-            timings["session"] = time.perf_counter() - t0
-            return runner, module_digest(model)
-
-        from swapprobe.capture.emit import can_emit
-        from swapprobe.capture.graph import load_model, model_digest
-        from swapprobe.capture.grouped import grouped_session
-        from swapprobe.capture.session import PatternSession
-
-        t0 = time.perf_counter()
-        if is_module:
-            from swapprobe.capture.export import export_module
-
-            proto = export_module(model, inputs, extra=self.data.extra)
-            timings["export"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-        else:
-            proto = model
-        loaded = load_model(proto)
-        if not is_module:
-            self._check_ids(loaded, name)
-        digest = model_digest(loaded)
-        session_args: dict[str, Any] = {
-            "batch_size": settings.batch_size,
-            "sample_shape": inputs.shape[1:],
-            "init": settings.init,
-            "input_name": settings.input_name,
-            "device": settings.device,
-            "max_pattern_bytes": settings.max_pattern_bytes,
-        }
-        runner: Any = None
-        plain = not self.data.extra and not self.data.is_tokens
-        if plain and is_module and can_emit(model) and settings.repeats > 1:
-            # Emitted search-space graphs (ReLU networks on images): all repeats in one pass
-            # (the same patterns up to float rounding at zero, see capture/grouped.py); None
-            # where the rewrite does not apply or pay
-            runner = grouped_session(loaded, repeats=settings.repeats, **session_args)
-        if runner is None:
-            runner = PatternSession(
-                loaded,
-                name=name,
-                activations=settings.activations,
-                extra_inputs=self.data.extra,
-                **session_args,
-            )
-        if is_module:
-            # Θ of a module counts every parameter, also those its forward never uses
-            # (the DARTS scoring network's classifier, as the reference counts it).
-            runner.param_count = sum(p.numel() for p in model.parameters())
-        timings["session"] = time.perf_counter() - t0
-        return runner, digest
-
-    def _check_ids(self, model: Any, name: str) -> None:
-        """Token ids beyond the model's embedding table would index outside it: refuse them
-        in one line before any work (the runtimes' own errors are a traceback or an index
-        message)."""
-        if not self.data.is_tokens:
-            return
-        from swapprobe.capture.feeds import token_shape
-
-        vocab, _ = token_shape(model, self.settings.input_name)
-        largest = int(self.data.inputs.max())
-        if vocab is not None and largest >= vocab:
-            raise DataError(
-                f"{name}: token id {largest:,} is outside the model's vocabulary of {vocab:,} "
-                f"(its embedding table's rows); load the tokens with vocab_size {vocab:,}"
-            )
-
     def _run(
         self,
-        runner: Any,
+        runner: PatternRunner,
         *,
         name: str,
         key: str,
-        param_count: int,
+        param_count: int | None,
         size_unit: str,
-        timings: dict[str, float],
     ) -> Result:
+        """Run every repeat in the batches the runner asks for, and count each batch's
+        patterns at once (:func:`metrics.scores_many` gives each matrix the numbers
+        :func:`metrics.scores` gives it alone)."""
         settings = self.settings
         swaps = np.empty(settings.repeats)
         standard = np.empty(settings.repeats) if settings.baselines else None
@@ -278,54 +206,35 @@ class Evaluator:
         per_layer: dict[str, list[int]] = {}
         count_time = 0.0
         matrix: PatternMatrix | None = None
-        run_all = getattr(runner, "run_all", None)  # a grouped session: every repeat at once
-        matrices = (
-            run_all(self.data.inputs, seed=settings.seed, repeats=settings.repeats)
-            if run_all is not None
-            else None
-        )
-        counted: list[metrics.Scores] | None = None
-        if matrices is not None:  # every repeat's patterns at hand: counted in one go
+        done = 0
+        for batch in runner.repeat_batches(settings.repeats):
+            matrices = runner.run_all(self.data.inputs, seed=settings.seed, repeats=batch)
             t0 = time.perf_counter()
             counted = metrics.scores_many(matrices, baselines=settings.baselines)
             count_time += time.perf_counter() - t0
-        for repeat in range(settings.repeats):
-            if matrices is not None:
-                matrix = matrices[repeat]
-            else:
-                matrix = runner.run(self.data.inputs, seed=settings.seed, repeat=repeat)
-            t0 = time.perf_counter()
-            found = (
-                counted[repeat]
-                if counted is not None
-                else metrics.scores(matrix, baselines=settings.baselines)
-            )
-            swaps[repeat] = found.swap
-            if standard is not None and nwots is not None:
-                standard[repeat] = found.standard_ap
-                nwots[repeat] = found.nwot
-            if settings.per_layer:
-                for info in matrix.layers:
-                    per_layer.setdefault(info.name, []).append(
-                        metrics.swap(matrix.layer(info.name))
-                    )
-            count_time += time.perf_counter() - t0
-            if settings.keep_patterns == "all" or (
-                settings.keep_patterns == "first" and repeat == 0
-            ):
-                kept[repeat] = matrix
-            if self.on_repeat is not None:
-                self.on_repeat(repeat + 1, settings.repeats)
+            for repeat, matrix, found in zip(batch, matrices, counted, strict=True):
+                t0 = time.perf_counter()
+                swaps[repeat] = found.swap
+                if standard is not None and nwots is not None:
+                    standard[repeat] = found.standard_ap
+                    nwots[repeat] = found.nwot
+                if settings.per_layer:
+                    for info in matrix.layers:
+                        per_layer.setdefault(info.name, []).append(
+                            metrics.swap(matrix.layer(info.name))
+                        )
+                count_time += time.perf_counter() - t0
+                if settings.keep_patterns == "all" or (
+                    settings.keep_patterns == "first" and repeat == 0
+                ):
+                    kept[repeat] = matrix
+                done += 1
+                if self.on_repeat is not None:
+                    self.on_repeat(done, settings.repeats)
+            del matrices
         assert matrix is not None
-        stage = runner.timings
-        stage_times = (
-            stage
-            if isinstance(stage, dict)
-            else {"draw": stage.draw, "forward": stage.forward, "pack": stage.pack}
-        )
-        timings.update({k: float(v) for k, v in stage_times.items()})
-        # sessions a grouped runner built per chunk, with that chunk's weights baked in
-        timings["session"] = timings.get("session", 0.0) + timings.pop("chunk_sessions", 0.0)
+        assert param_count is not None
+        timings = runner.timings.stages()
         timings["count"] = count_time
         return Result(
             name=name,
@@ -353,7 +262,7 @@ class Evaluator:
                 "seed": settings.seed,
                 "data_fingerprint": self.data.fingerprint,
                 "data_source": self.data.source,
-                "passes": int(getattr(runner, "passes", 1)),
+                "passes": int(runner.passes),
                 "activations": runner.activation_summary(),
             },
         )

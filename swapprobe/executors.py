@@ -232,18 +232,47 @@ class LocalExecutor(_Closing):
 
 
 # --- worker side (pool and Ray) ----------------------------------------------------------
-_WORKER: dict[str, Any] = {}
+def _worker_settings(settings: ScoreSettings) -> ScoreSettings:
+    """The settings a worker scores with: one onnxruntime intra-op thread unless the run asks
+    for a count, so N workers keep N cores busy rather than N × cores threads competing."""
+    if settings.runtime.threads is not None:
+        return settings
+    return replace(settings, runtime=replace(settings.runtime, threads=1))
 
 
 def _configure_worker_threads() -> None:
-    """One intra-op thread for torch and onnxruntime, so N workers keep N cores busy rather
-    than N × cores threads competing for them."""
+    """One intra-op thread for torch (a process-wide setting; the worker process is the
+    scope it is meant for). onnxruntime's come with the settings, see _worker_settings."""
     import torch
 
-    from swapprobe.capture import session
-
     torch.set_num_threads(1)
-    session.SESSION_THREADS = 1
+
+
+class _WorkerEvaluators:
+    """The Evaluator of this worker process, made once and reused by every task it runs.
+
+    Lifetime: the worker process. A pool initialiser has no way to hand a task function
+    what it made except the process's own state, so there is one of these per process
+    (:data:`_THIS_WORKER`); the pool fills it in its initialiser, Ray on its first task
+    (a Ray worker may serve several runs: the Evaluator is rebuilt when the batch or the
+    settings change).
+    """
+
+    def __init__(self) -> None:
+        self.pool: Evaluator | None = None
+        self._ray: tuple[tuple[str, ScoreSettings], Evaluator] | None = None
+
+    def for_ray(self, data: Batch, settings: ScoreSettings) -> Evaluator:
+        from swapprobe.evaluate import Evaluator
+
+        key = (data.fingerprint, settings)
+        if self._ray is None or self._ray[0] != key:
+            _configure_worker_threads()
+            self._ray = (key, Evaluator(data, _worker_settings(settings)))
+        return self._ray[1]
+
+
+_THIS_WORKER = _WorkerEvaluators()
 
 
 def _init_pool_worker(data: Batch, settings: ScoreSettings, driver: int) -> None:
@@ -260,7 +289,7 @@ def _init_pool_worker(data: Batch, settings: ScoreSettings, driver: int) -> None
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with(driver)
     _configure_worker_threads()
-    _WORKER["evaluator"] = Evaluator(data, settings)
+    _THIS_WORKER.pool = Evaluator(data, _worker_settings(settings))
 
 
 def _die_with(driver: int, every: float = 1.0) -> None:
@@ -291,23 +320,18 @@ def _pool_run(task: Task) -> tuple[bool, Any]:
 
     Errors travel as text: an arbitrary exception may not unpickle in the driver.
     """
+    evaluator = _THIS_WORKER.pool
+    assert evaluator is not None, "a pool task ran in a process the initialiser did not set up"
     try:
-        return True, run_task(_WORKER["evaluator"], task)
+        return True, run_task(evaluator, task)
     except Exception as error:
         return False, describe_error(error)
 
 
 def _ray_run(context: tuple[Batch, ScoreSettings], task: Task) -> Result:
     """A Ray task: the batch comes from the object store; the Evaluator is cached per worker."""
-    from swapprobe.evaluate import Evaluator
-
     data, settings = context
-    key = (data.fingerprint, settings)
-    if _WORKER.get("ray_key") != key:
-        _configure_worker_threads()
-        _WORKER["ray_key"] = key
-        _WORKER["ray_evaluator"] = Evaluator(data, settings)
-    return run_task(_WORKER["ray_evaluator"], task)
+    return run_task(_THIS_WORKER.for_ray(data, settings), task)
 
 
 # --- process pool ------------------------------------------------------------------------

@@ -26,6 +26,7 @@ __all__ = [
     "PASS_PROXIES",
     "PROXIES",
     "Result",
+    "RuntimeOptions",
     "ScoreSettings",
     "check_scheme",
 ]
@@ -50,6 +51,30 @@ def check_scheme(scheme: str) -> None:
 
 BACKENDS = ("onnx", "torch")
 KEEP_PATTERNS = ("none", "first", "all")
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How the patterns are computed, never what they are: carried in
+    :attr:`ScoreSettings.runtime` down to the runner (:func:`swapprobe.capture.open_runner`),
+    and left out of a store's settings.
+
+    ``threads``: intra-op threads of every onnxruntime session (None: onnxruntime's default,
+    every core, for per-repeat sessions, and one for the grouped pass's chunk sessions, whose
+    kernels are too short to share). Pool and Ray workers run with 1, so N workers use N cores.
+    ``grouped``: let emitted search-space graphs run all repeats in one pass
+    (:mod:`swapprobe.capture.grouped`); False keeps the per-repeat session. ``bake``: the
+    grouped pass bakes each chunk's weights into its own session (None: on the CPU); the
+    patterns may then differ from the per-repeat ones within float rounding of zero.
+    """
+
+    threads: int | None = None
+    grouped: bool = True
+    bake: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise SettingsError(f"threads must be at least 1, got {self.threads}")
 
 
 @dataclass(frozen=True)
@@ -83,6 +108,9 @@ class ScoreSettings:
     #: larger one's": 16 ranked as 64 did (0.932 vs 0.931 on 354 dev rows), and 8 as 16 did
     #: (default aggregate, 1000 dev rows: 2-fold mean 0.928 vs 0.925) at 0.13 s a pass
     proxy_batch: int = 8
+    #: threads, grouping and baking (see :class:`RuntimeOptions`): the same numbers either way,
+    #: up to the baked grouped pass's rounding
+    runtime: RuntimeOptions = RuntimeOptions()
 
     def __post_init__(self) -> None:
         if self.batch_size < 2:

@@ -749,7 +749,7 @@ def test_batch_axes_read_off_symbolic_shapes_equal_the_two_inferences(
     """Where every activation of a loaded model is (batch, *static), the session reads its
     shapes and batch axes without inferring at S and S + 1; what it selects, and the patterns,
     are those the two inferences give."""
-    import swapprobe.capture.session as session_mod
+    import swapprobe.capture.prepare as prepare_mod
     from swapprobe.capture.shapes import leading_batch_shapes
     from swapprobe.searchspaces import get_space
 
@@ -765,7 +765,7 @@ def test_batch_axes_read_off_symbolic_shapes_equal_the_two_inferences(
     tensors = [a.tensor for a in graph.all_activations(model)]
     assert leading_batch_shapes(model, "input", tensors, 16) is not None  # the fast path runs
     fast = PatternSession(model, batch_size=16, sample_shape=shape)
-    monkeypatch.setattr(session_mod, "leading_batch_shapes", lambda *args: None)
+    monkeypatch.setattr(prepare_mod, "leading_batch_shapes", lambda *args: None)
     inferred = PatternSession(model, batch_size=16, sample_shape=shape)
     assert _selection(fast) == _selection(inferred)
     assert fast.groups == inferred.groups

@@ -15,6 +15,8 @@ a few hundred terms that is about 10⁻⁶ of them or fewer: the tests allow 10�
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import onnx
 import pytest
@@ -30,10 +32,12 @@ from swapprobe.capture.grouped import (
     group_repeats,
     varying_tensors,
 )
+from swapprobe.capture.runtime import SharedCpuArena
 from swapprobe.capture.session import PatternSession
 from swapprobe.data import load_batch
 from swapprobe.evaluate import Evaluator, ScoreSettings
 from swapprobe.models import arch_ref
+from swapprobe.results import RuntimeOptions
 from swapprobe.searchspaces.darts import DARTS_OPS, DARTS_V2, DartsSpace, Genotype
 from swapprobe.searchspaces.darts_networks import Cell
 from swapprobe.searchspaces.nb201 import NB201_EDGES, NB201_OPS, Nb201Arch, Nb201Space
@@ -160,27 +164,20 @@ def test_random_architectures_grouped_is_per_repeat(seed: int, images: np.ndarra
         _assert_grouped_is_per_repeat(network, images, repeats=2)
 
 
-def _per_repeat_scores(evaluator: Evaluator, ref: object, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    with monkeypatch.context() as patch:
-        patch.setattr(grouped_mod, "grouped_session", lambda *args, **kwargs: None)
-        return evaluator.evaluate(ref)
-
-
-def test_the_evaluator_scores_darts_grouped_and_identically(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_evaluator_scores_darts_grouped_and_identically() -> None:
     data = load_batch("synthetic", batch_size=16, seed=2)
-    evaluator = Evaluator(data, ScoreSettings(batch_size=16, repeats=6, keep_patterns="all"))
+    settings = ScoreSettings(batch_size=16, repeats=6, keep_patterns="all")
+    evaluator = Evaluator(data, settings)
+    fed = Evaluator(data, replace(settings, runtime=RuntimeOptions(bake=False)))
+    per_repeat = Evaluator(data, replace(settings, runtime=RuntimeOptions(grouped=False)))
     rng = np.random.default_rng(4)
     space = DartsSpace()
     for arch in (DARTS_V2, space.sample(rng), space.sample(rng)):
         ref = arch_ref(space, arch)
         baked = evaluator.evaluate(ref)  # the default on the CPU
-        with monkeypatch.context() as patch:
-            patch.setattr(grouped_mod, "BAKE_WEIGHTS_ON_CPU", False)
-            grouped = evaluator.evaluate(ref)
+        grouped = fed.evaluate(ref)
         assert "group_rewrite" in grouped.timings  # it did take the grouped path
-        plain = _per_repeat_scores(evaluator, ref, monkeypatch)
+        plain = per_repeat.evaluate(ref)
         assert "group_rewrite" not in plain.timings
         np.testing.assert_array_equal(grouped.swap_per_repeat, plain.swap_per_repeat)
         np.testing.assert_array_equal(grouped.standard_ap_per_repeat, plain.standard_ap_per_repeat)
@@ -354,17 +351,17 @@ def test_baked_chunks_run_without_the_shared_arena(
     def refuse(*args: object) -> None:
         raise RuntimeError("an allocator is already registered")
 
-    monkeypatch.setattr(grouped_mod, "_arena_registered", [])
+    arena = SharedCpuArena()  # not tried yet, unlike the process's own
     monkeypatch.setattr(ort, "create_and_register_allocator", refuse)
     network = DartsSpace().build_scoring_network(_darts_genotype("dil_conv_5x5"))
     model = _loaded(network, images)
     runs = {}
     for bake in (True, False):
         session = GroupedPatternSession(
-            model, batch_size=S, sample_shape=images.shape[1:], bake=bake
+            model, batch_size=S, sample_shape=images.shape[1:], bake=bake, arena=arena
         )
         runs[bake] = session.run_all(images, seed=7, repeats=3)
-    assert grouped_mod._arena_registered == [False]
+    assert arena.available() is False
     for baked, fed in zip(runs[True], runs[False], strict=True):
         differing = int(np.bitwise_count(baked.words ^ fed.words).sum())
         assert differing <= ROUNDING_BITS * fed.units * S

@@ -1,4 +1,5 @@
-"""Which units count, and where they are in an ONNX graph.
+"""Which units count, and where they are in an ONNX graph: the gate rules of
+:mod:`swapprobe.capture.gate_rules` applied to a graph's nodes.
 
 Every counted unit is a *gate*: its output's sign is its input's sign, so the bit is
 ``1[pre-activation > 0]`` (SPEC, "Beyond ReLU"). Gates arrive as one op (``Relu``, ``Gelu``,
@@ -18,7 +19,18 @@ from dataclasses import dataclass
 
 import onnx
 
-from swapprobe.errors import SettingsError
+from swapprobe.capture.gate_rules import (
+    ANCHOR_KINDS,
+    ELEMENTWISE,
+    GATE_KINDS,
+    MAX_EXPRESSION_DEPTH,
+    READ_OUTPUT,
+    RELU_KINDS,
+    SHIFTS,
+    gate_kind,
+    select_kinds,
+    summary_line,
+)
 from swapprobe.results import DEFAULT_ACTIVATIONS
 
 __all__ = [
@@ -30,24 +42,6 @@ __all__ = [
     "select_kinds",
     "summary_line",
 ]
-
-#: the ReLU family: what swapprobe counted before gates (``activations="relu"``)
-RELU_KINDS = ("Relu", "LeakyRelu", "PRelu", "Clip")
-#: every gate kind (``activations="gates"``)
-GATE_KINDS = (*RELU_KINDS, "Gelu", "Silu", "HardSwish", "Mish", "Elu", "Selu", "Celu")
-
-# The one default of the selector lives in swapprobe.results (DEFAULT_ACTIVATIONS, "gates"):
-# SWAP_Universal (TPAMI 2026) hooks ReLU, GELU and SiLU; every other kind here obeys the same
-# sign rule, so all gates count. ReLU-only models (the DARTS and NB201 spaces) score exactly
-# as under "relu".
-
-_ALIASES = {
-    "swish": "Silu",
-    "relu6": "Clip",
-    "hardswish": "HardSwish",
-    "hard_swish": "HardSwish",
-    "leaky_relu": "LeakyRelu",
-}
 
 
 @dataclass(frozen=True)
@@ -61,52 +55,6 @@ class Activation:
     name: str  # output tensor of the activation (the layer's name in reports)
     op: str
     tensor: str
-
-
-def select_kinds(selector: str) -> frozenset[str]:
-    """``"relu"`` | ``"gates"`` | a comma list of kinds (``"Relu,Gelu"``) → the kinds counted.
-
-    Raises:
-        SettingsError: an unknown kind, or an empty selector.
-    """
-    text = selector.strip()
-    if text.lower() == "relu":
-        return frozenset(RELU_KINDS)
-    if text.lower() == "gates":
-        return frozenset(GATE_KINDS)
-    by_lower = {kind.lower(): kind for kind in GATE_KINDS} | _ALIASES
-    chosen: set[str] = set()
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        kind = by_lower.get(part.lower())
-        if kind is None:
-            raise SettingsError(
-                f"unknown activation kind {part!r}: use relu, gates, or a comma list of "
-                + ", ".join(GATE_KINDS)
-            )
-        chosen.add(kind)
-    if not chosen:
-        raise SettingsError("no activation kind chosen: use relu, gates, or a list like Relu,Gelu")
-    return frozenset(chosen)
-
-
-def summary_line(
-    counted: Mapping[str, int],
-    not_counted: Mapping[str, int | None],
-    no_batch: Mapping[str, int | None],
-) -> str:
-    """One line for reports: the kinds counted with their units, and what was left out."""
-
-    def units(items: Mapping[str, int | None]) -> str:
-        return ", ".join(f"{k} {'?' if v is None else v}" for k, v in items.items())
-
-    line = f"counted {units(counted) or 'nothing'}"
-    if not_counted:
-        line += f"; present, not counted: {units(not_counted)}"
-    if no_batch:
-        line += f"; left out, no batch axis: {units(no_batch)}"
-    return line
 
 
 # --- recognition ---------------------------------------------------------------------
@@ -125,13 +73,6 @@ _SINGLE_OPS = {
     "Celu": "Celu",
     "Swish": "Silu",
 }
-#: read ``output > 0`` (same bits, keeps Conv+Relu fusable); every other kind reads its input
-_READ_OUTPUT = ("Relu", "Clip")
-#: gating functions of decomposed gates → kind (Tanh of Softplus is Mish, found below)
-_ANCHORS = {"Erf": "Gelu", "Tanh": "Gelu", "Sigmoid": "Silu", "HardSigmoid": "HardSwish"}
-#: ops an exporter writes between ``x`` and its gating function (and after it)
-_ELEMENTWISE = ("Mul", "Div", "Add", "Sub", "Pow", "Neg", "Identity")
-_DEPTH = 8
 
 
 def find_gates(
@@ -156,10 +97,10 @@ def find_gates(
                 continue
             if node.op_type == "FastGelu" and len(node.input) > 1 and node.input[1]:
                 continue  # bias folded in: the unit's input is x + bias, not a graph tensor
-            tensor = node.output[0] if kind in _READ_OUTPUT else node.input[0]
+            tensor = node.output[0] if kind in READ_OUTPUT else node.input[0]
             found.append((index, Activation(node.output[0], kind, tensor)))
             continue
-        if node.op_type in _ANCHORS:
+        if node.op_type in ANCHOR_KINDS:
             gate = _decomposed_gate(node, producers, consumers, is_constant)
             if gate is not None:
                 mul, activation = gate
@@ -175,17 +116,18 @@ def _decomposed_gate(
     is_constant: Callable[[str], bool],
 ) -> tuple[onnx.NodeProto, Activation] | None:
     """``x · g(x)`` around the gating function ``anchor``: the Mul and the activation, or None."""
-    kind = _ANCHORS[anchor.op_type]
     source = anchor.input[0]
-    softplus = producers.get(source)
-    if anchor.op_type == "Tanh" and softplus is not None and softplus.op_type == "Softplus":
-        kind, source = "Mish", softplus.input[0]
+    inner = producers.get(source)
+    kind, through = gate_kind(anchor.op_type, None if inner is None else inner.op_type)
+    if through:
+        assert inner is not None
+        source = inner.input[0]
     frontier, seen = [anchor.output[0]], 0
     while frontier and seen < 4:
         following: list[str] = []
         for tensor in frontier:
             for node in consumers.get(tensor, []):
-                if node.op_type not in ("Mul", "Add", "Sub", "Div") or len(node.input) != 2:
+                if node.op_type not in SHIFTS or len(node.input) != 2:
                     continue
                 other = node.input[1] if node.input[0] == tensor else node.input[0]
                 if is_constant(other):
@@ -213,7 +155,7 @@ def _function_of(
     if tensor == x:
         return True
     node = producers.get(tensor)
-    if node is None or node.op_type not in _ELEMENTWISE or depth >= _DEPTH:
+    if node is None or node.op_type not in ELEMENTWISE or depth >= MAX_EXPRESSION_DEPTH:
         return False
     variable = [name for name in node.input if name and not is_constant(name)]
     return bool(variable) and all(
@@ -225,7 +167,7 @@ def _unscaled(
     tensor: str, producers: Mapping[str, onnx.NodeProto], is_constant: Callable[[str], bool]
 ) -> str:
     """Follow ``Mul``/``Div`` by a constant back to the tensor scaled (``0.5·x`` → x)."""
-    for _ in range(_DEPTH):
+    for _ in range(MAX_EXPRESSION_DEPTH):
         node = producers.get(tensor)
         if node is None or node.op_type not in ("Mul", "Div", "Identity"):
             return tensor

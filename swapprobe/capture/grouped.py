@@ -44,22 +44,34 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper, shape_inference
 
 from swapprobe.capture import graph
-from swapprobe.capture.weights import check_scheme, constant_value, draw, is_random
+from swapprobe.capture.prepare import bake_constants
+from swapprobe.capture.runner import ModelOrigin, RunnerTimings
+from swapprobe.capture.runtime import (
+    PROCESS_CPU_ARENA,
+    SharedCpuArena,
+    first_line,
+    open_session,
+    providers_for,
+)
+from swapprobe.capture.weights import check_scheme, draw, is_random
 from swapprobe.errors import SettingsError, ShapeMismatchError
 from swapprobe.patterns import LayerInfo, PatternMatrix
 
 __all__ = [
+    "DrawCache",
+    "GroupedGraph",
     "GroupedPatternSession",
     "GroupingError",
     "group_repeats",
     "grouped_session",
+    "prepare_grouped",
     "varying_tensors",
 ]
 
@@ -73,10 +85,6 @@ _CHANNELWISE = frozenset({"Relu", "MaxPool", "AveragePool", "GlobalAveragePool"}
 #: 64 MiB (chunks of 8) 0.083 / 0.089 / 0.110, 128 MiB (16) 0.077 / 0.086 / 0.101, 256 MiB
 #: (32) 0.088 / 0.104. (Fed weights, before chunks were baked, 64 MiB and 16 repeats tied.)
 DEFAULT_MAX_CHUNK_BYTES = 128 << 20
-
-#: whether CPU sessions get each chunk's weights baked in as constants (see
-#: :meth:`GroupedPatternSession._chunk_session`); False: one session per chunk size, weights fed
-BAKE_WEIGHTS_ON_CPU = True
 
 #: above this many bytes of intermediate tensors per repeat a network is compute-bound (a
 #: NAS-Bench-201 network at S = 32 has ~300 MB; a DARTS scoring cell at S = 16 ~7 MB) and the
@@ -371,6 +379,85 @@ def _string_attribute(node: onnx.NodeProto, name: str, default: str) -> str:
     return default
 
 
+# --- the prepared graph -------------------------------------------------------------------
+@dataclass(frozen=True)
+class GroupedGraph:
+    """What the grouped pass runs, before any repeat count is chosen (a pure function of the
+    model and the settings: :func:`prepare_grouped`).
+
+    ``base``: the model with fixed parameters baked, the batch fixed and shapes inferred (what
+    :func:`group_repeats` rewrites for R repeats). ``drawn``: the parameters drawn per repeat
+    that some activation depends on. ``repeated``: per activation, whether it differs between
+    repeats (else computed once per chunk, its words repeated on the host). ``layers``: the
+    layer table of every repeat's patterns. ``repeat_bytes``: one repeat's intermediate
+    tensors, all summed (what a chunk multiplies). ``channel_step``: the fewest repeats whose
+    grouped depthwise convs fill whole NCHWc blocks.
+    """
+
+    base: onnx.ModelProto
+    activations: list[graph.Activation]
+    drawn: list[graph.ParameterInfo]
+    repeated: list[bool]
+    unit_counts: list[int]
+    layers: tuple[LayerInfo, ...]
+    repeat_bytes: int
+    channel_step: int
+
+
+def prepare_grouped(
+    model: onnx.ModelProto,
+    *,
+    batch_size: int,
+    sample_shape: Sequence[int],
+    init: str,
+    input_name: str,
+    parameters: Sequence[graph.ParameterInfo],
+) -> GroupedGraph:
+    """The grouped pass's graph and layer table for ``model`` (``parameters``: its
+    :func:`~swapprobe.capture.graph.parameters`).
+
+    Raises:
+        GroupingError: shape inference fails or leaves a tensor without a static shape.
+    """
+    base = bake_constants(model, parameters, init)
+    base = graph.set_batch_size(base, input_name, batch_size, sample_shape)
+    try:
+        base = shape_inference.infer_shapes(base, strict_mode=True)
+    except Exception as error:
+        raise GroupingError(f"shape inference failed: {error}") from None
+    shapes = _static_shapes(base)
+    activations = graph.find_activations(base)
+    random = [p for p in parameters if is_random(init, p.role)]
+    # Only parameters some activation depends on are drawn (the classifier's are not):
+    # each draw is seeded by its own name, so skipping one changes no other.
+    kept = _ancestors(base.graph.node, {a.tensor for a in activations})
+    needed = {n for node in kept for n in node.input}
+    drawn = [p for p in random if p.name in needed]
+    # Activations no drawn weight precedes (the DARTS cell's ReLUs on the image) are the
+    # same in every repeat: computed once per chunk, their words repeated on the host.
+    varying = varying_tensors(kept, {p.name for p in drawn})
+    unit_shapes = [shapes[a.tensor][1:] for a in activations]
+    unit_counts = [int(np.prod(s)) for s in unit_shapes]
+    produced = _produced(base)
+    per_repeat_floats = sum(
+        int(np.prod(shape)) for name, shape in shapes.items() if name in produced
+    )
+    offset, layers = 0, []
+    for activation, shape, size in zip(activations, unit_shapes, unit_counts, strict=True):
+        layers.append(LayerInfo(activation.name, activation.op, tuple(shape), offset, size))
+        offset += size
+    return GroupedGraph(
+        base=base,
+        activations=activations,
+        drawn=drawn,
+        repeated=[a.tensor in varying for a in activations],
+        unit_counts=unit_counts,
+        layers=tuple(layers),
+        repeat_bytes=4 * per_repeat_floats,
+        channel_step=_channel_step(kept, varying, shapes),
+    )
+
+
 # --- the session ---------------------------------------------------------------------------
 class GroupedPatternSession:
     """Every repeat's patterns from one onnxruntime call per chunk of repeats.
@@ -379,12 +466,16 @@ class GroupedPatternSession:
     not yet rewritten; ``threads`` defaults to one, see ``__init__``), plus
     ``max_chunk_bytes``: the bound on one chunk's intermediate float tensors, all summed (a
     pessimistic peak), that decides how many repeats share a forward; ``repeats``: how many
-    repeats will be run (their graphs are built at once); and ``bake``: each chunk's weights
-    baked into its own session as constants (default on the CPU with optimisation on,
-    :data:`BAKE_WEIGHTS_ON_CPU`). Unbaked, the patterns of repeat r are those
-    ``PatternSession.run(x, seed=, repeat=r)`` returns, bit for bit; baked, onnxruntime's NCHWc
-    kernels sum in another order, and a pre-activation within float rounding of zero may take
-    the other sign (3 bits of 6.7·10⁸ over 40 DARTS architectures × 32 repeats).
+    repeats will be run (their graphs are built at once); ``bake``: each chunk's weights
+    baked into its own session as constants (None: on the CPU with optimisation on);
+    ``draw_cache``: the drawn chunks kept across sessions (None: this session keeps its own);
+    ``arena``: the shared CPU arena baked chunk sessions use where onnxruntime allows it
+    (default :data:`~swapprobe.capture.runtime.PROCESS_CPU_ARENA`); ``origin``: as
+    :class:`~swapprobe.capture.session.PatternSession`'s. Unbaked, the patterns of repeat r
+    are those ``PatternSession.run(x, seed=, repeat=r)`` returns, bit for bit; baked,
+    onnxruntime's NCHWc kernels sum in another order, and a pre-activation within float
+    rounding of zero may take the other sign (3 bits of 6.7·10⁸ over 40 DARTS architectures
+    × 32 repeats).
 
     Raises:
         GroupingError: the graph has an op outside the supported set (see the module doc).
@@ -405,8 +496,11 @@ class GroupedPatternSession:
         threads: int | None = None,
         repeats: int | None = None,
         bake: bool | None = None,
+        draw_cache: DrawCache | None = None,
+        arena: SharedCpuArena | None = None,
+        origin: ModelOrigin | None = None,
     ) -> None:
-        from swapprobe.capture import session as per_repeat
+        from swapprobe.capture.session import DEFAULT_MAX_PATTERN_BYTES
 
         check_scheme(init)
         if batch_size < 2:
@@ -415,70 +509,55 @@ class GroupedPatternSession:
         self.init = init
         self.batch_size = batch_size
         self.parameters = graph.parameters(model)
-        self.param_count = sum(int(np.prod(p.shape)) for p in self.parameters)
+        self._origin = (origin or ModelOrigin()).completed(
+            sum(int(np.prod(p.shape)) for p in self.parameters), lambda: graph.model_digest(model)
+        )
         self.input_name = graph.model_input(model, input_name).name
-        self.providers = per_repeat.providers_for(device)
+        self.providers = providers_for(device)
         self.optimize = optimize
         # One intra-op thread unless asked: a chunk's kernels take microseconds each, and
         # onnxruntime's spinning threads cost more than they share (the default DARTS search,
         # executor local, 2 cores: 98 s with both threads, 86 s with one, half the CPU time).
-        self.threads = (per_repeat.SESSION_THREADS or 1) if threads is None else threads
+        self.threads = 1 if threads is None else threads
+        self.draw_cache = DrawCache() if draw_cache is None else draw_cache
+        self.arena = PROCESS_CPU_ARENA if arena is None else arena
 
-        base = _bake_constants(model, self.parameters, init)
-        base = graph.set_batch_size(base, self.input_name, batch_size, sample_shape)
-        try:
-            base = shape_inference.infer_shapes(base, strict_mode=True)
-        except Exception as error:
-            raise GroupingError(f"shape inference failed: {error}") from None
-        self._base = base
-        shapes = _static_shapes(base)
-        activations = graph.find_activations(base)
-        self.activations = activations
-        self._random = [p for p in self.parameters if is_random(init, p.role)]
-        # Only parameters some activation depends on are drawn (the classifier's are not):
-        # each draw is seeded by its own name, so skipping one changes no other.
-        kept = _ancestors(base.graph.node, {a.tensor for a in activations})
-        needed = {n for node in kept for n in node.input}
-        self._drawn = [p for p in self._random if p.name in needed]
-        # Activations no drawn weight precedes (the DARTS cell's ReLUs on the image) are the
-        # same in every repeat: computed once per chunk, their words repeated on the host.
-        varying = varying_tensors(kept, {p.name for p in self._drawn})
-        self._repeated = [a.tensor in varying for a in activations]
-        self._unit_shapes = [shapes[a.tensor][1:] for a in activations]
-        self._unit_counts = [int(np.prod(s)) for s in self._unit_shapes]
-        produced = _produced(base)
-        per_repeat_floats = sum(
-            int(np.prod(shape)) for name, shape in shapes.items() if name in produced
+        prepared = prepare_grouped(
+            model,
+            batch_size=batch_size,
+            sample_shape=sample_shape,
+            init=init,
+            input_name=self.input_name,
+            parameters=self.parameters,
         )
+        self.prepared = prepared
+        self._base = prepared.base
+        self.activations = prepared.activations
+        self._drawn = prepared.drawn
+        self._repeated = prepared.repeated
+        self._unit_counts = prepared.unit_counts
         #: bytes of one repeat's intermediate tensors, all summed (what a chunk multiplies)
-        self.repeat_bytes = 4 * per_repeat_floats
+        self.repeat_bytes = prepared.repeat_bytes
         words = -(-batch_size // graph.GROUP_BITS)
         pattern_bytes = 4 * words * sum(self._unit_counts)
         budget = DEFAULT_MAX_CHUNK_BYTES if max_chunk_bytes is None else max_chunk_bytes
         pattern_budget = (
-            per_repeat.DEFAULT_MAX_PATTERN_BYTES if max_pattern_bytes is None else max_pattern_bytes
+            DEFAULT_MAX_PATTERN_BYTES if max_pattern_bytes is None else max_pattern_bytes
         )
         self.max_chunk = max(
-            1, min(budget // max(4 * per_repeat_floats, 1), pattern_budget // max(pattern_bytes, 1))
+            1, min(budget // max(self.repeat_bytes, 1), pattern_budget // max(pattern_bytes, 1))
         )
-        offset, layers = 0, []
-        for activation, shape, size in zip(
-            activations, self._unit_shapes, self._unit_counts, strict=True
-        ):
-            layers.append(LayerInfo(activation.name, activation.op, tuple(shape), offset, size))
-            offset += size
-        self.layers: tuple[LayerInfo, ...] = tuple(layers)
+        self.layers: tuple[LayerInfo, ...] = prepared.layers
         self.provider = self.providers[0]
         self.device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
         #: whether each chunk's draws are baked into its own session as constants (see
         #: :meth:`_chunk_session`); otherwise one session per chunk size takes them as inputs
-        self.bake = (
-            bake if bake is not None else BAKE_WEIGHTS_ON_CPU and optimize and self.device == "cpu"
-        )
-        self._channel_step = _channel_step(kept, varying, shapes) if self.bake else 1
+        self.bake = bake if bake is not None else optimize and self.device == "cpu"
+        self._channel_step = prepared.channel_step if self.bake else 1
         self._graphs: dict[int, tuple[bytes, list[str]]] = {}
         self._sessions: dict[object, tuple[object, list[str]]] = {}
-        self.timings: dict[str, float] = {"group_rewrite": time.perf_counter() - t0}
+        self.timings = RunnerTimings(export=self._origin.export_seconds)
+        self.timings.add_step("group_rewrite", time.perf_counter() - t0)
         self.passes = 1
         # Prove the rewrite now (it raises GroupingError before any repeat is run), and with
         # the repeats known, build their graphs (and unbaked, their sessions) up front.
@@ -489,6 +568,18 @@ class GroupedPatternSession:
         else:
             for size in sorted({len(chunk) for chunk in self.chunks(list(range(repeats)))}):
                 self._graph(size) if self.bake else self._session(size)
+        self.timings.session += time.perf_counter() - t0
+
+    @property
+    def origin(self) -> ModelOrigin:
+        """The model's parameter count and digest (see :class:`ModelOrigin`)."""
+        return self._origin
+
+    @property
+    def param_count(self) -> int:
+        """Θ of the model this session stands for (:attr:`origin`)."""
+        assert self._origin.param_count is not None
+        return self._origin.param_count
 
     def _graph(self, repeats: int) -> tuple[bytes, list[str]]:
         """The serialised graph that runs ``repeats`` repeats at once and its pattern outputs
@@ -511,9 +602,7 @@ class GroupedPatternSession:
             del grouped.graph.input[:]
             grouped.graph.input.extend(data_inputs)
         self._graphs[repeats] = (grouped.SerializeToString(), names)
-        self.timings["group_session"] = (
-            self.timings.get("group_session", 0.0) + time.perf_counter() - t0
-        )
+        self.timings.add_step("group_session", time.perf_counter() - t0)
         return self._graphs[repeats]
 
     def _chunk_session(self, seed: int, chunk: Sequence[int]) -> tuple[object, list[str]]:
@@ -535,18 +624,16 @@ class GroupedPatternSession:
         t0 = time.perf_counter()
         weights = onnx.ModelProto()
         weights.graph.initializer.extend(
-            numpy_helper.from_array(_drawn_chunk(self.init, p, seed, chunk), p.name)
+            numpy_helper.from_array(self.draw_cache.chunk(self.init, p, seed, chunk), p.name)
             for p in self._drawn
         )
         t1 = time.perf_counter()
         session = self._new_session(serialised + weights.SerializeToString())
-        self.timings["draw"] = self.timings.get("draw", 0.0) + t1 - t0
+        self.timings.draw += t1 - t0
         if len(self._sessions) >= _KEPT_CHUNK_SESSIONS:
             self._sessions.clear()
         self._sessions[key] = (session, names)
-        self.timings["chunk_sessions"] = (
-            self.timings.get("chunk_sessions", 0.0) + time.perf_counter() - t1
-        )
+        self.timings.session += time.perf_counter() - t1
         return self._sessions[key]
 
     def _session(self, repeats: int) -> tuple[object, list[str]]:
@@ -557,36 +644,20 @@ class GroupedPatternSession:
         serialised, names = self._graph(repeats)
         t0 = time.perf_counter()
         self._sessions[repeats] = (self._new_session(serialised), names)
-        self.timings["group_session"] = (
-            self.timings.get("group_session", 0.0) + time.perf_counter() - t0
-        )
+        self.timings.add_step("group_session", time.perf_counter() - t0)
         return self._sessions[repeats]
 
     def _new_session(self, serialised: bytes) -> object:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = (
-            ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            if self.optimize
-            else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        # Baked, each chunk session runs once: the shared arena keeps its pages across chunks
+        # and architectures rather than mapping them afresh each run.
+        session = open_session(
+            serialised,
+            providers=self.providers,
+            optimize=self.optimize,
+            threads=self.threads,
+            arena=self.arena if self.bake else None,
+            failure="onnxruntime cannot run the grouped model",
         )
-        options.log_severity_level = 3
-        options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
-        options.enable_cpu_mem_arena = False
-        if self.bake and _shared_cpu_arena(ort):
-            # Each chunk session runs once: with memory of its own, every run would map and
-            # fault in its tensors afresh. The shared arena keeps the pages across chunks and
-            # architectures (measured on DARTS: forward 0.035 → 0.023 s per architecture).
-            options.add_session_config_entry("session.use_env_allocators", "1")
-        if self.threads is not None:
-            options.intra_op_num_threads = self.threads
-        try:
-            session = ort.InferenceSession(serialised, options, providers=self.providers)
-        except Exception as error:  # ORT raises its own Fail/InvalidGraph types
-            raise ShapeMismatchError(
-                f"onnxruntime cannot run the grouped model: {str(error).strip()[:300]}"
-            ) from None
         self.provider = session.get_providers()[0]
         self.device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
         return session
@@ -622,23 +693,28 @@ class GroupedPatternSession:
                 feeds = {self.input_name: data}
             else:
                 session, names = self._session(len(chunk))
-                feeds = {p.name: _drawn_chunk(self.init, p, seed, chunk) for p in self._drawn}
+                feeds = {
+                    p.name: self.draw_cache.chunk(self.init, p, seed, chunk) for p in self._drawn
+                }
                 feeds[self.input_name] = data
             t1 = time.perf_counter()
             try:
                 outputs = session.run(names, feeds)  # type: ignore[attr-defined]
             except Exception as error:
-                raise ShapeMismatchError(
-                    f"forward pass failed: {str(error).strip()[:300]}"
-                ) from None
+                raise ShapeMismatchError(f"forward pass failed: {first_line(error)}") from None
             t2 = time.perf_counter()
             words = _repeat_words(outputs, self._unit_counts, self._repeated, len(chunk))
             matrices += [PatternMatrix(w, self.batch_size, self.layers) for w in words]
             t3 = time.perf_counter()
-            spent = (("forward", t2 - t1), ("pack", t3 - t2))
-            for stage, seconds in spent if self.bake else (("draw", t1 - t0), *spent):
-                self.timings[stage] = self.timings.get(stage, 0.0) + seconds
+            if not self.bake:  # baked, the draws were timed with the chunk's session
+                self.timings.draw += t1 - t0
+            self.timings.forward += t2 - t1
+            self.timings.pack += t3 - t2
         return matrices
+
+    def repeat_batches(self, repeats: int) -> list[list[int]]:
+        """Every repeat at once: :meth:`run_all` splits them into chunks itself."""
+        return [list(range(repeats))]
 
     def run(self, inputs: np.ndarray, *, seed: int, repeat: int) -> PatternMatrix:
         """One repeat (as :meth:`PatternSession.run`)."""
@@ -649,7 +725,7 @@ class GroupedPatternSession:
         (emitted search-space graphs have every activation on the batch axis)."""
         from collections import Counter
 
-        from swapprobe.capture.activations import summary_line
+        from swapprobe.capture.gate_rules import summary_line
 
         counted: Counter[str] = Counter()
         for info in self.layers:
@@ -663,27 +739,6 @@ _NCHWC_BLOCK = 16
 
 #: chunk sessions kept (a second run of the same seed and chunk reuses its session)
 _KEPT_CHUNK_SESSIONS = 8
-
-
-_arena_registered: list[bool] = []  # [] not tried yet, [True] registered, [False] refused
-
-
-def _shared_cpu_arena(ort: Any) -> bool:
-    """Register, once per process, a CPU arena in onnxruntime's environment that baked chunk
-    sessions share (they opt in; no other session uses it). It grows to the largest chunk's
-    tensors, as requested (no power-of-two rounding), and is kept for the process's life:
-    bounded by the chunk budget, :data:`DEFAULT_MAX_CHUNK_BYTES`. False where this
-    onnxruntime refuses it (the sessions then allocate their own)."""
-    if not _arena_registered:
-        try:
-            info = ort.OrtMemoryInfo(
-                "Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT
-            )
-            ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, 1, -1, -1))
-            _arena_registered.append(True)
-        except Exception:  # an older onnxruntime, or one registered by the caller already
-            _arena_registered.append(False)
-    return _arena_registered[0]
 
 
 def _channel_step(
@@ -749,52 +804,41 @@ def _repeat_words(
     return np.ascontiguousarray(words.transpose(1, 2, 0))  # (R, V, W)
 
 
-#: drawn chunks kept across architectures: the same (scheme, seed, repeats, name, shape) draws
-#: the same numbers in every architecture of a space (the preprocessing convolutions, every
-#: edge with the same op at the same place), so a table or a search draws each once.
-_DRAW_CACHE: dict[tuple[object, ...], np.ndarray] = {}
-_DRAW_CACHE_BYTES = 64 << 20
-_draw_cache_used = [0]  # bytes held (a list: updated in place)
+class DrawCache:
+    """Drawn chunks of weights kept across models, bounded by bytes.
 
+    The same (scheme, seed, repeats, parameter name and shape) draws the same numbers in every
+    architecture of a space (the preprocessing convolutions, every edge with the same op at
+    the same place), so a table or a search that shares one cache draws each once. The owner
+    decides its lifetime: the Evaluator keeps one for all the models it scores; a grouped
+    session given none keeps its own.
+    """
 
-def _drawn_chunk(
-    scheme: str, param: graph.ParameterInfo, seed: int, repeats: Sequence[int]
-) -> np.ndarray:
-    """The repeats' draws of ``param`` concatenated on the first axis (each exactly
-    :func:`~swapprobe.capture.weights.draw`'s for that repeat), cached."""
-    key = (scheme, seed, tuple(repeats), param)
-    value = _DRAW_CACHE.get(key)
-    if value is None:
-        value = np.concatenate([draw(scheme, [param], seed, r)[param.name] for r in repeats])
-        if _draw_cache_used[0] + value.nbytes > _DRAW_CACHE_BYTES:
-            _DRAW_CACHE.clear()
-            _draw_cache_used[0] = 0
-        value.setflags(write=False)
-        _DRAW_CACHE[key] = value
-        _draw_cache_used[0] += value.nbytes
-    return value
+    def __init__(self, max_bytes: int = 64 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._chunks: dict[tuple[object, ...], np.ndarray] = {}
+        self._used = 0
+
+    def chunk(
+        self, scheme: str, param: graph.ParameterInfo, seed: int, repeats: Sequence[int]
+    ) -> np.ndarray:
+        """The repeats' draws of ``param`` concatenated on the first axis (each exactly
+        :func:`~swapprobe.capture.weights.draw`'s for that repeat), read-only."""
+        key = (scheme, seed, tuple(repeats), param)
+        value = self._chunks.get(key)
+        if value is None:
+            value = np.concatenate([draw(scheme, [param], seed, r)[param.name] for r in repeats])
+            if self._used + value.nbytes > self.max_bytes:
+                self._chunks.clear()
+                self._used = 0
+            value.setflags(write=False)
+            self._chunks[key] = value
+            self._used += value.nbytes
+        return value
 
 
 def _produced(model: onnx.ModelProto) -> set[str]:
     return {o for node in model.graph.node if node.op_type != "Constant" for o in node.output}
-
-
-def _bake_constants(
-    model: onnx.ModelProto, params: Sequence[graph.ParameterInfo], init: str
-) -> onnx.ModelProto:
-    """Parameters with a fixed value under ``init`` (biases 0, BN 1/0) set in the graph, as
-    the per-repeat session does, so the BN rewrite drops the same no-op scalings."""
-    fixed = {p.name: constant_value(init, p.role) for p in params}
-    fixed = {name: value for name, value in fixed.items() if value is not None}
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    for index, tensor in enumerate(out.graph.initializer):
-        if tensor.name in fixed:
-            shape = tuple(tensor.dims)
-            dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
-            value = np.full(shape, fixed[tensor.name], dtype=dtype)
-            out.graph.initializer[index].CopyFrom(numpy_helper.from_array(value, tensor.name))
-    return out
 
 
 def grouped_session(model: onnx.ModelProto, **kwargs: object) -> GroupedPatternSession | None:

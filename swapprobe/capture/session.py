@@ -1,7 +1,8 @@
 """One onnxruntime session that turns a batch into activation patterns, repeat after repeat.
 
-The model is rewritten once (BN on batch statistics, re-drawn weights as inputs, a BOOL
-``x > 0`` output per activation), the session is created once, and each repeat only feeds new
+The model is rewritten once (:func:`~swapprobe.capture.prepare.prepare`: BN on batch
+statistics, re-drawn weights as inputs, an ``x > 0`` output per activation), the session is
+opened once (:func:`~swapprobe.capture.runtime.open_session`), and each repeat only feeds new
 weights: no re-export, no new session.
 """
 
@@ -9,74 +10,31 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from swapprobe.capture import graph
-from swapprobe.capture.activations import DEFAULT_ACTIVATIONS, select_kinds, summary_line
-from swapprobe.capture.feeds import as_declared, declared_dtype
+from swapprobe.capture.activations import DEFAULT_ACTIVATIONS, summary_line
+from swapprobe.capture.feeds import as_declared
 from swapprobe.capture.folding import warn_if_folded
-from swapprobe.capture.shapes import (
-    UNKNOWN_AXIS,
-    batch_axes,
-    leading_batch_shapes,
-    static_shapes,
-)
-from swapprobe.capture.weights import check_scheme, constant_value, draw, is_random
-from swapprobe.errors import NoActivationError, SettingsError, ShapeMismatchError
+from swapprobe.capture.prepare import prepare, units_by_kind
+from swapprobe.capture.runner import ModelOrigin, RunnerTimings
+from swapprobe.capture.runtime import first_line, open_session, providers_for
+from swapprobe.capture.weights import check_scheme, draw
+from swapprobe.errors import SettingsError, ShapeMismatchError
 from swapprobe.patterns import LayerInfo, PatternMatrix, pack_sample_bits
 
-__all__ = ["DEVICES", "PatternSession", "available_providers", "providers_for"]
+__all__ = ["DEFAULT_MAX_PATTERN_BYTES", "PatternSession"]
 
-DEVICES = ("auto", "cpu", "cuda")
-
-#: intra-op threads of new sessions when none are asked for; ``None`` keeps onnxruntime's
-#: default (every core). Pool and Ray workers set 1, so N workers use N cores.
-SESSION_THREADS: int | None = None
-
-
-def available_providers() -> list[str]:
-    import onnxruntime as ort
-
-    return list(ort.get_available_providers())
-
-
-def providers_for(device: str) -> list[str]:
-    """Execution providers to ask for, most preferred first.
-
-    Raises:
-        SettingsError: unknown device, or ``cuda`` without a CUDA-enabled onnxruntime.
-    """
-    if device not in DEVICES:
-        raise SettingsError(f"unknown device {device!r}: use {', '.join(DEVICES)}")
-    available = available_providers()
-    has_cuda = "CUDAExecutionProvider" in available
-    if device == "cuda" and not has_cuda:
-        raise SettingsError(
-            "device cuda asked for, but onnxruntime has no CUDA provider (available: "
-            f"{', '.join(available)}); install the GPU extra: pip install 'swapprobe[gpu]'"
-        )
-    if device == "cpu" or not has_cuda:
-        return ["CPUExecutionProvider"]
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-
-
-@dataclass
-class RepeatTimings:
-    """Seconds spent per stage, summed over the repeats run so far."""
-
-    draw: float = 0.0
-    forward: float = 0.0
-    pack: float = 0.0
-    per_stage: dict[str, float] = field(default_factory=dict)
+#: the most BOOL pattern bytes one forward pass returns before layers are read in groups
+DEFAULT_MAX_PATTERN_BYTES = 1 << 30
 
 
 class PatternSession:
-    """A rewritten model in an onnxruntime session.
+    """A rewritten model in an onnxruntime session (a
+    :class:`~swapprobe.capture.runner.PatternRunner`, one forward pass per repeat).
 
     Args:
         model: a loaded ONNX model (see :func:`swapprobe.capture.graph.load_model`).
@@ -88,7 +46,7 @@ class PatternSession:
         device: ``auto`` | ``cpu`` | ``cuda``.
         optimize: enable ORT graph optimisations (patterns are bit-identical to an
             un-optimised session; a test checks this).
-        threads: intra-op threads (default: :data:`SESSION_THREADS`).
+        threads: intra-op threads (None: onnxruntime's default, every core).
         activations: which kinds count: ``relu`` | ``gates`` | ``Relu,Gelu,...`` (default
             :data:`~swapprobe.capture.activations.DEFAULT_ACTIVATIONS`).
         name: the model's name in warnings (default: the graph's name).
@@ -98,6 +56,8 @@ class PatternSession:
             ``attention_mask``), fed with every run's data to the graph inputs of those names;
             those the graph does not declare are not fed. Each is fed in its input's declared
             dtype, as the data input is (int64 token ids, float32 images).
+        origin: the parameter count and digest of the model this graph stands for (a module
+            it was exported from); what it leaves None is read off the graph.
 
     Attributes (beside the patterns): ``kinds`` (kind → units counted), ``not_counted`` (kind →
     units of the kinds present but not selected; None where a shape is unknown), ``no_batch``
@@ -123,55 +83,53 @@ class PatternSession:
         name: str | None = None,
         batchnorm_layers: int | None = None,
         extra_inputs: Mapping[str, np.ndarray] | None = None,
+        origin: ModelOrigin | None = None,
     ) -> None:
-        import onnxruntime as ort
-
-        ort.set_default_logger_severity(4)  # no multi-line coloured log on a failing model
+        start = time.perf_counter()
         check_scheme(init)
         if batch_size < 2:
             raise SettingsError(f"batch size S must be at least 2, got {batch_size}")
-        self.init = init
-        self.batch_size = batch_size
-        self.parameters = graph.parameters(model)
-        self.param_count = sum(int(np.prod(p.shape)) for p in self.parameters)
-        extra_inputs = dict(extra_inputs or {})
-        data_input = graph.model_input(model, input_name, others=extra_inputs)
-        self.input_name = data_input.name
-        self.input_dtype = declared_dtype(data_input)
-        self.extra = _declared_extras(model, self.input_name, extra_inputs, batch_size)
-
-        self.name = name or model.graph.name or "model"
-        self.batchnorm_warning = warn_if_folded(model, self.name, batchnorm_layers=batchnorm_layers)
-        kinds = select_kinds(activations)
-
-        # Fixed values first (biases 0, BN 1/0), so the BN rewrite can drop the no-op scaling.
-        rewritten = _bake_constants(model, self.parameters, init)
-        rewritten = graph.batchnorm_on_batch_statistics(rewritten)
-        self._random = [p for p in self.parameters if is_random(init, p.role)]
-        rewritten = graph.parameters_as_inputs(rewritten, [p.name for p in self._random])
-        unsized = rewritten
-        rewritten = self._sized(rewritten, batch_size, sample_shape)
-        self._select(unsized, rewritten, kinds, activations, sample_shape)
-        providers = providers_for(device)
-        on_cuda = providers[0] == "CUDAExecutionProvider"
         if pack not in ("auto", "host", "graph"):
             raise SettingsError(f"pack must be auto, host or graph, got {pack!r}")
+        self.init = init
+        self.batch_size = batch_size
+        self.name = name or model.graph.name or "model"
+        self.batchnorm_warning = warn_if_folded(model, self.name, batchnorm_layers=batchnorm_layers)
+        providers = providers_for(device)
         # Packing inside the graph returns only bits (what the CUDA path needs), never holds a
         # whole layer's booleans, and measured faster on the CPU too (DARTS scoring cells 23 %,
         # NB201 even). ``host`` (booleans out, packed by numpy) stays as the plain reference.
         self.pack_in_graph = pack in ("auto", "graph")
-        self.io_binding = on_cuda if io_binding is None else io_binding
-        rewritten, self.output_names = graph.expose_patterns(
-            rewritten,
-            self.activations,
-            packed_samples=batch_size if self.pack_in_graph else None,
-            permutations=self._permutations,
+        prepared = prepare(
+            model,
+            batch_size=batch_size,
+            sample_shape=sample_shape,
+            init=init,
+            input_name=input_name,
+            activations=activations,
+            extra_inputs=extra_inputs,
+            pack_in_graph=self.pack_in_graph,
+            name=self.name,
         )
-        # Only the patterns are wanted: drop the model's own outputs so ORT prunes the tail.
-        keep = [o for o in rewritten.graph.output if o.name in set(self.output_names)]
-        del rewritten.graph.output[:]
-        rewritten.graph.output.extend(keep)
-        self.model = rewritten
+        self.prepared = prepared
+        self.parameters = prepared.parameters
+        self._origin = (origin or ModelOrigin()).completed(
+            prepared.param_count, lambda: graph.model_digest(model)
+        )
+        self.input_name = prepared.input_name
+        self.input_dtype = prepared.input_dtype
+        self.extra = prepared.extra
+        self._random = prepared.random
+        self.activations = prepared.activations
+        self._sample_shapes = prepared.sample_shapes
+        self._permutations = prepared.permutations
+        self.kinds = prepared.kinds
+        self.not_counted = prepared.not_counted
+        self.no_batch = prepared.no_batch
+        self.output_names = prepared.output_names
+        self.model = prepared.model
+        on_cuda = providers[0] == "CUDAExecutionProvider"
+        self.io_binding = on_cuda if io_binding is None else io_binding
         # Large models: the pattern outputs of all layers at once may not fit. Group the layers
         # so each forward pass returns at most ``max_pattern_bytes``; more passes, same
         # patterns. (Splitting the *samples* instead would change BatchNorm's batch statistics.)
@@ -189,47 +147,33 @@ class PatternSession:
         self._regroup = any(size is None for size in sizes)
         self.groups = _group_outputs(self.output_names, sizes, self._budget)
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = (
-            ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            if optimize
-            else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        )
-        options.log_severity_level = 4  # failures become one-line errors
-        # Run each pattern node right after its activation (expose_patterns orders them so):
-        # the default order keeps every activation's floats alive to the end of the graph
-        # (ResNet-50, S = 64: peak 2.6 GB against 1.1 GB). Without the arena, memory freed by
-        # one layer goes back at once; it measured no slower on small cells.
-        options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
-        options.enable_cpu_mem_arena = False
-        threads = SESSION_THREADS if threads is None else threads
-        if threads is not None:
-            options.intra_op_num_threads = threads
         self._external_dir: tempfile.TemporaryDirectory[str] | None = None
-        try:
-            self.session = ort.InferenceSession(
-                self._serialised(rewritten), options, providers=providers
-            )
-        except Exception as error:  # ORT raises its own Fail/InvalidGraph types
-            raise ShapeMismatchError(
-                _fixed_batch_advice(model, self.input_name, batch_size)
-                or f"onnxruntime cannot run the model at batch size {batch_size}: "
-                f"{_first_line(error)}"
-            ) from None
+        self.session = open_session(
+            self._serialised(self.model),
+            providers=providers,
+            optimize=optimize,
+            threads=threads,
+            failure=f"onnxruntime cannot run the model at batch size {batch_size}",
+            advice=_fixed_batch_advice(model, self.input_name, batch_size),
+        )
         self.provider = self.session.get_providers()[0]
         self.device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
-        self.timings = RepeatTimings()
         self.layers: tuple[LayerInfo, ...] = ()
         self._bound_input: tuple[np.ndarray, object] | None = None
+        self.timings = RunnerTimings(
+            export=self._origin.export_seconds, session=time.perf_counter() - start
+        )
 
-    def _sized(
-        self, model: onnx.ModelProto, batch: int, sample_shape: Sequence[int]
-    ) -> onnx.ModelProto:
-        """The data input and every further input fixed to ``batch`` samples."""
-        sized = graph.set_batch_size(model, self.input_name, batch, sample_shape)
-        for name, array in self.extra.items():
-            sized = graph.set_batch_size(sized, name, batch, array.shape[1:])
-        return sized
+    @property
+    def origin(self) -> ModelOrigin:
+        """The model's parameter count and digest (see :class:`ModelOrigin`)."""
+        return self._origin
+
+    @property
+    def param_count(self) -> int:
+        """Θ of the model this session stands for (:attr:`origin`)."""
+        assert self._origin.param_count is not None
+        return self._origin.param_count
 
     def _serialised(self, model: onnx.ModelProto) -> bytes | str:
         """The model as onnxruntime takes it: bytes, or over protobuf's 2 GiB limit a file
@@ -266,7 +210,7 @@ class PatternSession:
             try:
                 outputs = self._forward(group, feeds)
             except Exception as error:
-                raise ShapeMismatchError(f"forward pass failed: {_first_line(error)}") from None
+                raise ShapeMismatchError(f"forward pass failed: {first_line(error)}") from None
             t1 = time.perf_counter()
             for name, out in zip(group, outputs, strict=True):
                 known = self._sample_shapes[self.output_names.index(name)]
@@ -285,7 +229,7 @@ class PatternSession:
                 layers.append(LayerInfo(activation.name, activation.op, shape, offset, len(block)))
                 offset += len(block)
             self.layers = tuple(layers)
-            self.kinds = _units_by_kind((info.op, info.size) for info in self.layers)
+            self.kinds = units_by_kind((info.op, info.size) for info in self.layers)
         if self._regroup:  # sizes measured now: read the layers in as few passes as fit
             sizes = [self._per_unit * info.size for info in self.layers]
             self.groups = _group_outputs(self.output_names, sizes, self._budget)
@@ -297,6 +241,18 @@ class PatternSession:
         self.timings.forward += forward
         self.timings.pack += pack + time.perf_counter() - t2
         return matrix
+
+    def run_all(
+        self, inputs: np.ndarray, *, seed: int, repeats: int | Sequence[int]
+    ) -> list[PatternMatrix]:
+        """:meth:`run` of each repeat (``range(repeats)``, or the repeats listed)."""
+        wanted = range(repeats) if isinstance(repeats, int) else repeats
+        return [self.run(inputs, seed=seed, repeat=repeat) for repeat in wanted]
+
+    def repeat_batches(self, repeats: int) -> list[list[int]]:
+        """One repeat at a time: a repeat's patterns are counted before the next is run, so
+        at most one repeat's patterns are held (they can be gigabytes on large models)."""
+        return [[repeat] for repeat in range(repeats)]
 
     def _forward(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """One pass; with I/O binding the data stays on the device across repeats and only the
@@ -320,114 +276,16 @@ class PatternSession:
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()
 
-    def _select(
-        self,
-        unsized: onnx.ModelProto,
-        sized: onnx.ModelProto,
-        kinds: frozenset[str],
-        selector: str,
-        sample_shape: Sequence[int],
-    ) -> None:
-        """Choose the activations read: of the selected kinds, on tensors with a batch axis.
-
-        The batch axis is found from the shapes inferred at S and S + 1 samples: a tensor
-        whose shape does not move with S (a ReLU on a learned ``(N, D)`` tensor), or that is
-        not computed from the data input at all, carries no sample and is left out; one whose
-        batch axis is not the first is transposed.
-        """
-        present = graph.all_activations(sized)
-        if not any(activation.op in kinds for activation in present):
-            graph.find_activations(sized, selector)  # raises, naming what is there
-        tensors = [activation.tensor for activation in present]
-        leading = leading_batch_shapes(unsized, self.input_name, tensors, self.batch_size)
-        if leading is not None:  # read off the loaded model's shapes: no inference needed
-            shapes: dict[str, tuple[int, ...]] = leading
-            axes: dict[str, int | None] = dict.fromkeys(tensors, 0)
-        else:
-            shapes = static_shapes(sized, tensors)
-            other = self._sized(unsized, self.batch_size + 1, sample_shape)
-            axes = batch_axes(
-                shapes, static_shapes(other, tensors), tensors, self.batch_size, self.batch_size + 1
-            )
-        # What the shapes cannot tell (lost ones), the graph can: not computed from the input.
-        from_input = graph.downstream(sized, self.input_name)
-        for name in self.extra:
-            from_input |= graph.downstream(sized, name)
-        axes |= {tensor: None for tensor in tensors if tensor not in from_input}
-        self.activations: list[graph.Activation] = []
-        self._permutations: list[list[int] | None] = []
-        self._sample_shapes: list[tuple[int, ...] | None] = []
-        not_counted: list[tuple[str, int | None]] = []
-        self.no_batch: list[tuple[graph.Activation, int | None]] = []
-        for activation in present:
-            shape, axis = shapes.get(activation.tensor), axes[activation.tensor]
-            if axis is None:
-                units = None if shape is None else int(np.prod(shape))
-                if activation.op in kinds:
-                    self.no_batch.append((activation, units))
-                else:
-                    not_counted.append((activation.op, units))
-                continue
-            axis = 0 if axis == UNKNOWN_AXIS else axis
-            sample = None
-            if shape is not None:
-                rest = [size for index, size in enumerate(shape) if index != axis]
-                lead = shape[axis] // self.batch_size if axis == 0 else 1
-                sample = (lead, *rest) if lead > 1 else tuple(rest)
-            if activation.op not in kinds:
-                not_counted.append((activation.op, None if sample is None else _size(sample)))
-                continue
-            self.activations.append(activation)
-            self._sample_shapes.append(sample)
-            rank = None if shape is None else len(shape)
-            self._permutations.append(
-                None
-                if axis == 0 or rank is None
-                else [axis, *(i for i in range(rank) if i != axis)]
-            )
-        if not self.activations:
-            left = ", ".join(f"{a.op} {a.name}" for a, _ in self.no_batch)
-            raise NoActivationError(
-                f"{self.name}: every counted activation ({left}) acts on a tensor without a "
-                "batch axis (learned parameters, not samples): its patterns cannot depend on "
-                "the input"
-            )
-        self.not_counted = _units_by_kind(not_counted)
-        self.kinds = _units_by_kind(
-            (a.op, None if s is None else _size(s))
-            for a, s in zip(self.activations, self._sample_shapes, strict=True)
-        )
-
     def activation_summary(self) -> str:
         """One line: kinds counted with their units, kinds present but not counted, and the
         activations left out for having no batch axis."""
-        no_batch = _units_by_kind((a.op, units) for a, units in self.no_batch)
+        no_batch = units_by_kind((a.op, units) for a, units in self.no_batch)
         return summary_line(self.kinds, self.not_counted, no_batch)
 
     @property
     def passes(self) -> int:
         """Forward passes per repeat (more than 1 when the patterns are read in layer groups)."""
         return len(self.groups)
-
-
-#: the most BOOL pattern bytes one forward pass returns before layers are read in groups
-DEFAULT_MAX_PATTERN_BYTES = 1 << 30
-
-
-def _size(shape: Sequence[int]) -> int:
-    return int(np.prod(shape)) if len(shape) else 1
-
-
-def _units_by_kind(items: Iterable[tuple[str, int | None]]) -> dict[str, int | None]:
-    """kind → summed units, in first-seen order (None when any unit count is unknown)."""
-    found: dict[str, int | None] = {}
-    for kind, units in items:
-        if kind not in found:
-            found[kind] = units
-        else:
-            previous = found[kind]
-            found[kind] = None if previous is None or units is None else previous + units
-    return found
 
 
 def _group_outputs(
@@ -454,58 +312,6 @@ def _group_outputs(
     return groups
 
 
-def _bake_constants(
-    model: onnx.ModelProto, params: Sequence[graph.ParameterInfo], init: str
-) -> onnx.ModelProto:
-    """Set parameters with a fixed value under ``init`` (biases 0, BN 1/0) in the graph."""
-    fixed = {p.name: constant_value(init, p.role) for p in params}
-    fixed = {name: value for name, value in fixed.items() if value is not None}
-    if not fixed:
-        return model
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    for index, init_tensor in enumerate(out.graph.initializer):
-        if init_tensor.name in fixed:
-            array = numpy_helper.to_array(init_tensor)
-            replacement = numpy_helper.from_array(
-                np.full(array.shape, fixed[init_tensor.name], dtype=array.dtype), init_tensor.name
-            )
-            out.graph.initializer[index].CopyFrom(replacement)
-    return out
-
-
-def _declared_extras(
-    model: onnx.ModelProto, input_name: str, extra: Mapping[str, np.ndarray], batch_size: int
-) -> dict[str, np.ndarray]:
-    """The further inputs the graph declares, in its dtypes; every other graph input must be
-    one of them.
-
-    Raises:
-        ShapeMismatchError: a further input without S samples, or a graph input no data feeds.
-    """
-    declared = {value.name: value for value in graph.data_inputs(model)}
-    fed: dict[str, np.ndarray] = {}
-    for name, array in extra.items():
-        if name == input_name or name not in declared:
-            continue
-        if array.ndim < 1 or array.shape[0] != batch_size:
-            raise ShapeMismatchError(
-                f"input {name!r} has shape {array.shape}; it needs {batch_size} samples"
-            )
-        fed[name] = as_declared(array, declared_dtype(declared[name]), name)
-    missing = [name for name in declared if name != input_name and name not in fed]
-    if missing:
-        given = ", ".join([input_name, *fed])
-        several = len(missing) > 1
-        raise ShapeMismatchError(
-            f"model input{'s' if several else ''} {', '.join(map(repr, missing))} "
-            f"get{'' if several else 's'} no data (the data feeds {given}); give "
-            f"{'them as further named inputs' if several else 'it as a further named input'} "
-            "of the batch (Batch.extra)"
-        )
-    return fed
-
-
 def _fixed_batch_advice(model: onnx.ModelProto, input_name: str, batch_size: int) -> str | None:
     """The one line for a model exported with a fixed batch (torch's default dynamo exporter
     bakes the example's batch of 1 into Reshape nodes), or None when its batch axis is free.
@@ -523,8 +329,3 @@ def _fixed_batch_advice(model: onnx.ModelProto, input_name: str, batch_size: int
         "input_names=['x'], dynamic_axes={'x': {0: 'batch'}}), or score the torch module "
         "itself (FILE.py:FUNCTION)"
     )
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__

@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from swapprobe.capture.activations import DEFAULT_ACTIVATIONS, select_kinds, summary_line
+from swapprobe.capture.activations import DEFAULT_ACTIVATIONS
 from swapprobe.capture.feeds import module_keywords
+from swapprobe.capture.gate_rules import READ_OUTPUT, select_kinds, summary_line
 from swapprobe.capture.graph import ParameterInfo
+from swapprobe.capture.runner import ModelOrigin, RunnerTimings
 from swapprobe.capture.shapes import UNKNOWN_AXIS, batch_axes
 from swapprobe.capture.torch_gates import ExpressionTracker, expression_ops
 from swapprobe.capture.weights import check_scheme, constant_value, draw, is_random
@@ -41,7 +44,7 @@ from swapprobe.patterns import LayerInfo, PatternMatrix, pack_sample_bits
 if TYPE_CHECKING:
     import torch.nn as nn
 
-__all__ = ["TorchPatternRunner", "module_parameters", "plain_attention"]
+__all__ = ["TorchPatternRunner", "module_digest", "module_parameters", "plain_attention"]
 
 
 def module_parameters(module: nn.Module) -> list[ParameterInfo]:
@@ -83,6 +86,15 @@ def module_parameters(module: nn.Module) -> list[ParameterInfo]:
     return found
 
 
+def module_digest(module: nn.Module) -> str:
+    """sha256 of a module's structure and weights: identifies it in stores and reports."""
+    digest = hashlib.sha256(repr(module).encode())
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
 @contextlib.contextmanager
 def plain_attention() -> Iterator[None]:
     """Switch off PyTorch's fused attention fast path (``_transformer_encoder_layer_fwd``,
@@ -104,7 +116,8 @@ def plain_attention() -> Iterator[None]:
 
 
 class TorchPatternRunner:
-    """Scores a torch module directly, without ONNX.
+    """Scores a torch module directly, without ONNX (a
+    :class:`~swapprobe.capture.runner.PatternRunner`, one forward per repeat).
 
     ``activations`` selects the kinds counted as for
     :class:`~swapprobe.capture.session.PatternSession` (default
@@ -129,6 +142,7 @@ class TorchPatternRunner:
         import torch
         import torch.nn as nn
 
+        start = time.perf_counter()
         check_scheme(init)
         if batch_size < 2:
             raise SettingsError(f"batch size S must be at least 2, got {batch_size}")
@@ -145,7 +159,9 @@ class TorchPatternRunner:
         self.no_batch: dict[str, int] = {}
         self._axes: list[int | None] | None = None
         self.parameters = module_parameters(self.module)
-        self.param_count = sum(p.numel() for p in module.parameters())
+        # Θ counts every parameter, also those the forward never uses
+        counted = sum(p.numel() for p in module.parameters())
+        self.origin = ModelOrigin(counted, module_digest(module))
         self._tensors = dict(self.module.named_parameters())
         self._random = [p for p in self.parameters if is_random(init, p.role)]
         self._bake_constants()
@@ -161,7 +177,8 @@ class TorchPatternRunner:
         self.provider = "torch"
         self.device = "cpu"
         self.layers: tuple[LayerInfo, ...] = ()
-        self.timings: dict[str, float] = {"draw": 0.0, "forward": 0.0, "pack": 0.0}
+        self.timings = RunnerTimings(session=time.perf_counter() - start)
+        self.passes = 1
 
     def _bake_constants(self) -> None:
         import torch
@@ -206,10 +223,27 @@ class TorchPatternRunner:
         if not self.layers:
             self.layers = tuple(layers)
         matrix = PatternMatrix(np.concatenate(blocks), self.batch_size, self.layers)
-        self.timings["draw"] += drawn - start
-        self.timings["forward"] += ran - drawn
-        self.timings["pack"] += time.perf_counter() - ran
+        self.timings.draw += drawn - start
+        self.timings.forward += ran - drawn
+        self.timings.pack += time.perf_counter() - ran
         return matrix
+
+    def run_all(
+        self, inputs: np.ndarray, *, seed: int, repeats: int | Sequence[int]
+    ) -> list[PatternMatrix]:
+        """:meth:`run` of each repeat (``range(repeats)``, or the repeats listed)."""
+        wanted = range(repeats) if isinstance(repeats, int) else repeats
+        return [self.run(inputs, seed=seed, repeat=repeat) for repeat in wanted]
+
+    def repeat_batches(self, repeats: int) -> list[list[int]]:
+        """One repeat at a time (each is its own forward pass)."""
+        return [[repeat] for repeat in range(repeats)]
+
+    @property
+    def param_count(self) -> int:
+        """Θ of the module (:attr:`origin`)."""
+        assert self.origin.param_count is not None
+        return self.origin.param_count
 
     def _forward(self, batch: Any, keywords: Mapping[str, Any]) -> list[tuple[str, Any]]:
         import torch
@@ -310,10 +344,6 @@ def _activation_functions() -> dict[Any, str]:
     }
 
 
-#: kinds read as ``output > 0`` (the same bits as the input's sign; the old fused-friendly read)
-_READ_OUTPUT = ("Relu", "Clip")
-
-
 def _first_tensor(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return args[0] if args else kwargs["input"]
 
@@ -344,7 +374,7 @@ class _ActivationRecorder:
                     return out
                 if op == "Clip" and _hardtanh_min(func, args, kwargs) != 0.0:
                     return func(*args, **kwargs)
-                if op not in _READ_OUTPUT:  # before the call: in-place forms overwrite it
+                if op not in READ_OUTPUT:  # before the call: in-place forms overwrite it
                     sink.append((op, _first_tensor(args, kwargs) > 0))
                     return func(*args, **kwargs)
                 out = func(*args, **kwargs)

@@ -16,11 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from swapprobe.capture.gate_rules import (
+    ANCHOR_KINDS,
+    ELEMENTWISE,
+    MAX_EXPRESSION_DEPTH,
+    SHIFTS,
+    gate_kind,
+)
+
 __all__ = ["ExpressionTracker", "expression_ops"]
 
-_ELEMENTWISE = ("Mul", "Div", "Add", "Sub", "Pow", "Neg")
-_ANCHOR_KIND = {"Sigmoid": "Silu", "HardSigmoid": "HardSwish", "Tanh": "Gelu", "Erf": "Gelu"}
-_DEPTH = 8
 
 
 def expression_ops() -> dict[Any, str]:
@@ -114,14 +119,17 @@ class ExpressionTracker:
         serial = self._serial(out)
         positive = all(isinstance(n, (int, float)) and n > 0 for n in numbers)
         self._nodes[serial] = _Node(op, parents, bool(args) and _is_tensor(args[0]), positive)
-        if op in _ANCHOR_KIND and parents:
-            kind, source = _ANCHOR_KIND[op], parents[0]
+        if op in ANCHOR_KINDS and parents:
+            source = parents[0]
             inner = self._nodes.get(source)
-            if op == "Tanh" and inner is not None and inner.op == "Softplus" and inner.parents:
-                kind, source = "Mish", inner.parents[0]
+            kind, through = gate_kind(op, None if inner is None else inner.op)
+            if through and inner is not None and inner.parents:
+                source = inner.parents[0]
+            elif through:  # Softplus of no tracked tensor: the plain Tanh rule
+                kind = ANCHOR_KINDS[op]
             self._gates[serial] = (kind, source)
         elif (
-            op in ("Mul", "Add", "Sub", "Div")
+            op in SHIFTS
             and len(parents) == 1
             and parents[0] in self._gates
             and numbers
@@ -152,7 +160,7 @@ class ExpressionTracker:
         if tensor == x:
             return True
         node = self._nodes.get(tensor)
-        if node is None or node.op not in _ELEMENTWISE or depth >= _DEPTH:
+        if node is None or node.op not in ELEMENTWISE or depth >= MAX_EXPRESSION_DEPTH:
             return False
         return bool(node.parents) and all(
             self._function_of(parent, x, depth + 1) for parent in node.parents
@@ -162,7 +170,7 @@ class ExpressionTracker:
         """Follow multiplication or division by a number back (``0.5·x`` → x); whether every
         factor was positive."""
         positive = True
-        for _ in range(_DEPTH):
+        for _ in range(MAX_EXPRESSION_DEPTH):
             node = self._nodes.get(tensor)
             if node is None or node.op not in ("Mul", "Div") or len(node.parents) != 1:
                 break

@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +30,10 @@ import pytest
 import torch
 
 from swapprobe.api import score_many
-from swapprobe.capture import session
 from swapprobe.data import load_batch
 from swapprobe.executors import LocalExecutor, PoolExecutor
 from swapprobe.models import resolve_models
-from swapprobe.results import ScoreSettings
+from swapprobe.results import RuntimeOptions, ScoreSettings
 from tests.benchmarks.recording import record
 
 pytestmark = pytest.mark.benchmark
@@ -58,14 +58,13 @@ def test_pool_speedup_over_local() -> None:
     # be slower than one).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    session.SESSION_THREADS = 1
+    one_thread = replace(settings, runtime=RuntimeOptions(threads=1))
     try:
         start = time.perf_counter()
-        single = score_many(refs, data, settings, executor=LocalExecutor())
+        single = score_many(refs, data, one_thread, executor=LocalExecutor())
         single_s = time.perf_counter() - start
     finally:
         torch.set_num_threads(threads)
-        session.SESSION_THREADS = None
 
     start = time.perf_counter()
     with PoolExecutor(workers=WORKERS) as executor:

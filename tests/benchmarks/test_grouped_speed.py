@@ -39,15 +39,31 @@ nn = torch.nn
 
 
 @pytest.fixture
-def one_thread(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """One intra-op thread for torch and for every onnxruntime session made meanwhile."""
-    import swapprobe.capture.session as session_mod
-
+def one_thread():  # type: ignore[no-untyped-def]
+    """One intra-op thread for torch (onnxruntime's come with the settings: :func:`_score`)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    monkeypatch.setattr(session_mod, "SESSION_THREADS", 1)
     yield
     torch.set_num_threads(threads)
+
+
+def _score(space_name: str, text: str, batch, repeats: int, **runtime):  # type: ignore[no-untyped-def]
+    """``swapprobe.score((space_name, text), data=batch.inputs, repeats=repeats)`` with one
+    onnxruntime thread per session (and ``runtime``'s other options): the settings
+    ``swapprobe.score`` would make, plus :class:`RuntimeOptions`."""
+    from swapprobe.evaluate import Evaluator
+    from swapprobe.models import arch_ref
+    from swapprobe.results import RuntimeOptions, ScoreSettings
+    from swapprobe.searchspaces import get_space
+
+    space = get_space(space_name)
+    settings = ScoreSettings(
+        batch_size=len(batch.inputs),
+        repeats=repeats,
+        init=space.defaults.init,
+        runtime=RuntimeOptions(threads=1, **runtime),
+    )
+    return Evaluator(batch, settings).evaluate(arch_ref(space, space.parse(text)))
 
 
 def _table(path: Path, count: int) -> list[str]:
@@ -87,11 +103,7 @@ def authors_swap(network: nn.Module, x: torch.Tensor, repeats: int) -> float:
     return float(np.mean(scores))
 
 
-def test_darts_paper_setting_vs_the_authors_method(
-    shared_data: Path, one_thread: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import swapprobe
-    import swapprobe.capture.grouped as grouped_mod
+def test_darts_paper_setting_vs_the_authors_method(shared_data: Path, one_thread: None) -> None:
     from swapprobe.data import load_batch
     from swapprobe.searchspaces import get_space
 
@@ -107,9 +119,17 @@ def test_darts_paper_setting_vs_the_authors_method(
     # What the authors compute, and what a search scores: SWAP alone (no baselines beside it)
     from swapprobe.evaluate import Evaluator, ScoreSettings
     from swapprobe.models import arch_ref
+    from swapprobe.results import RuntimeOptions
 
     swap_alone = Evaluator(
-        batch, ScoreSettings(batch_size=16, repeats=32, baselines=False, keep_patterns="none")
+        batch,
+        ScoreSettings(
+            batch_size=16,
+            repeats=32,
+            baselines=False,
+            keep_patterns="none",
+            runtime=RuntimeOptions(threads=1),
+        ),
     )
 
     def ours(text: str, path: str) -> None:
@@ -117,14 +137,14 @@ def test_darts_paper_setting_vs_the_authors_method(
         if path == "swap_alone":
             result = swap_alone.evaluate(arch_ref(space, space.parse(text)))
         else:
-            result = swapprobe.score(("darts", text), data=x, batch_size=16, repeats=32)
+            result = _score("darts", text, batch, 32, grouped=path == "grouped")
         seconds[path] += (time.perf_counter() - start) / len(texts)
         if path == "grouped":
             for stage, spent in result.timings.items():
                 splits[stage] += spent / len(texts)
 
     authors_swap(space.build_scoring_network(space.parse(texts[0])), tx, 2)  # warm-up
-    swapprobe.score(("darts", texts[0]), data=x, batch_size=16, repeats=32)  # warm-up
+    _score("darts", texts[0], batch, 32)  # warm-up
     # Interleaved per architecture, so a change in the machine's load hits all three alike.
     for text in texts:
         start = time.perf_counter()
@@ -132,9 +152,7 @@ def test_darts_paper_setting_vs_the_authors_method(
         seconds["authors"] += (time.perf_counter() - start) / len(texts)
         ours(text, "grouped")
         ours(text, "swap_alone")
-        with monkeypatch.context() as patch:
-            patch.setattr(grouped_mod, "grouped_session", lambda *args, **kwargs: None)
-            ours(text, "per_repeat")
+        ours(text, "per_repeat")
     record(
         "darts_grouped_vs_authors",
         {
@@ -152,16 +170,16 @@ def test_darts_paper_setting_vs_the_authors_method(
 
 
 def test_nb201_seconds_per_architecture(shared_data: Path, one_thread: None) -> None:
-    import swapprobe
     from swapprobe.data import load_batch
 
     texts = _table(shared_data / "nb201_cifar10_dev1000.csv", 8)
-    x = load_batch("cifar10", batch_size=32, data_dir=shared_data).inputs
-    swapprobe.score(("nb201", texts[0]), data=x, batch_size=32, repeats=2)  # warm-up
+    batch = load_batch("cifar10", batch_size=32, data_dir=shared_data)
+    x = batch.inputs
+    _score("nb201", texts[0], batch, 2)  # warm-up
     splits: dict[str, float] = defaultdict(float)
     start = time.perf_counter()
     for text in texts:
-        result = swapprobe.score(("nb201", text), data=x, batch_size=32, repeats=2)
+        result = _score("nb201", text, batch, 2)
         for stage, seconds in result.timings.items():
             splits[stage] += seconds / len(texts)
     per_arch = (time.perf_counter() - start) / len(texts)
@@ -201,31 +219,30 @@ def _nb201_plain_forwards(texts: list[str], x: np.ndarray) -> float:
     return spent
 
 
-def test_darts_table_scores_unchanged_by_grouping(
-    shared_data: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_darts_table_scores_unchanged_by_grouping(shared_data: Path) -> None:
     """30 table architectures at the paper setting: fed its weights, every repeat's scores
     equal; baked (the CPU default), the repeats whose SWAP differs and by how much, recorded."""
-    import swapprobe.capture.grouped as grouped_mod
+    from dataclasses import replace
+
     from swapprobe.data import load_batch
     from swapprobe.evaluate import Evaluator, ScoreSettings
     from swapprobe.models import arch_ref
+    from swapprobe.results import RuntimeOptions
     from swapprobe.searchspaces import get_space
 
     space = get_space("darts")
     data = load_batch("cifar10", batch_size=16, data_dir=shared_data)
-    evaluator = Evaluator(data, ScoreSettings(batch_size=16, repeats=32, keep_patterns="none"))
+    settings = ScoreSettings(batch_size=16, repeats=32, keep_patterns="none")
+    evaluator = Evaluator(data, settings)
+    fed = Evaluator(data, replace(settings, runtime=RuntimeOptions(bake=False)))
+    per_repeat = Evaluator(data, replace(settings, runtime=RuntimeOptions(grouped=False)))
     differing, largest = 0, 0.0
     for text in _table(shared_data / "darts_cifar10_1000.csv", 30):
         ref = arch_ref(space, space.parse(text))
         baked = evaluator.evaluate(ref)
-        with monkeypatch.context() as patch:
-            patch.setattr(grouped_mod, "BAKE_WEIGHTS_ON_CPU", False)
-            grouped = evaluator.evaluate(ref)
+        grouped = fed.evaluate(ref)
         assert "group_rewrite" in grouped.timings
-        with monkeypatch.context() as patch:
-            patch.setattr(grouped_mod, "grouped_session", lambda *args, **kwargs: None)
-            plain = evaluator.evaluate(ref)
+        plain = per_repeat.evaluate(ref)
         np.testing.assert_array_equal(grouped.swap_per_repeat, plain.swap_per_repeat)
         np.testing.assert_array_equal(grouped.nwot_per_repeat, plain.nwot_per_repeat)
         np.testing.assert_array_equal(grouped.standard_ap_per_repeat, plain.standard_ap_per_repeat)
