@@ -80,6 +80,22 @@ def test_a_registered_scheme_resolves_until_it_is_unregistered() -> None:
         register_scheme("no:colon", halves)
 
 
+def test_registering_a_scheme_twice_warns_with_both_resolvers() -> None:
+    def first(scheme: str, rest: str, seed: int) -> list[ModelRef]:
+        return [ModelRef("first", "k1", lambda: None)]
+
+    def second(scheme: str, rest: str, seed: int) -> list[ModelRef]:
+        return [ModelRef("second", "k2", lambda: None)]
+
+    register_scheme("twice", first)
+    try:
+        with pytest.warns(UserWarning, match=r"'twice' re-registered: .*first replaced .*second"):
+            register_scheme("twice", second)
+        assert [r.name for r in resolve_models(["twice:x"])] == ["second"]
+    finally:
+        unregister_scheme("twice")
+
+
 def _torchvision() -> Any:
     try:
         (ref,) = resolve_models(["torchvision:resnet18"])

@@ -58,9 +58,17 @@ def register_scheme(name: str, resolver: SchemeResolver) -> SchemeResolver:
     if not _SCHEME_NAME.fullmatch(name):
         raise SettingsError(f"a model scheme is a name such as 'timm', got {name!r}")
     if name in _SCHEMES and _SCHEMES[name] is not resolver:
-        warnings.warn(f"model scheme {name!r} re-registered", stacklevel=2)
+        warnings.warn(
+            f"model scheme {name!r} re-registered: {_origin(_SCHEMES[name])} replaced by "
+            f"{_origin(resolver)}",
+            stacklevel=2,
+        )
     _SCHEMES[name] = resolver
     return resolver
+
+
+def _origin(resolver: SchemeResolver) -> str:
+    return f"{getattr(resolver, '__module__', '?')}.{getattr(resolver, '__qualname__', resolver)}"
 
 
 def unregister_scheme(name: str) -> None:
