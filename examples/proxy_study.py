@@ -116,17 +116,10 @@ def _read_rows(space_name: str, table: Path) -> list[tuple[str, float]]:
     return [(darts.format(genotype), acc) for genotype, acc in load_darts(table)]
 
 
-def _proxy_network(space: Any, arch: Any, space_name: str) -> tuple[Any, list[Any]]:
-    """The network AZ-NAS's pass runs on and its blocks (see ``swapprobe.capture.proxy_pass``)."""
-    from swapprobe.capture.proxy_pass import darts_blocks, nb201_blocks
-
-    if space_name == "nb201":
-        net = space.build_scoring_network(arch)
-        return net, nb201_blocks(net)
-    from swapprobe.capture.proxy_pass import darts_proxy_network
-
-    net = darts_proxy_network(arch)
-    return net, darts_blocks(net)
+def _proxy_network(space: Any, arch: Any) -> tuple[Any, list[Any]]:
+    """The network AZ-NAS's pass runs on and its blocks, as the space names them."""
+    net = space.proxy_network(arch)
+    return net, space.proxy_blocks(net)
 
 
 def measure(args: argparse.Namespace) -> int:
@@ -215,7 +208,7 @@ def measure(args: argparse.Namespace) -> int:
             for b in batches:
                 suffix = "" if b == batches[0] and not args.always_suffix else f"_b{b}"
                 t0 = time.perf_counter()
-                net, blocks = _proxy_network(space, arch, args.space)
+                net, blocks = _proxy_network(space, arch)
                 stats = collect_block_stats(net, blocks, noise[b], seed=0)
                 values = proxy_values(stats)
                 row[f"seconds_proxies{suffix}"] = time.perf_counter() - t0
@@ -264,7 +257,7 @@ def measure_naslib(args: argparse.Namespace) -> int:
             if text in done:
                 continue
             t0 = time.perf_counter()
-            net, _blocks = _proxy_network(space, space.parse(text), args.space)
+            net, _blocks = _proxy_network(space, space.parse(text))
             values = naslib_pass(net, noise, num_classes=10, seed=0)
             writer.writerow({"arch": text, **values, "seconds_naslib": time.perf_counter() - t0})
             handle.flush()
@@ -327,7 +320,6 @@ def smaller_batch(args: argparse.Namespace) -> int:
     from swapprobe.capture.proxy_pass import (
         collect_block_stats,
         gaussian_inputs,
-        nb201_blocks,
         proxy_values,
     )
     from swapprobe.searchspaces import get_space
@@ -343,7 +335,7 @@ def smaller_batch(args: argparse.Namespace) -> int:
     smaller: dict[str, list[float]] = {name: [] for name in chosen[1:]}
     for text, _ in rows:
         net = space.build_scoring_network(space.parse(text))
-        values = proxy_values(collect_block_stats(net, nb201_blocks(net), noise, seed=0))
+        values = proxy_values(collect_block_stats(net, space.proxy_blocks(net), noise, seed=0))
         for name in smaller:
             smaller[name].append(values[name])
     seconds = (time.perf_counter() - start) / len(rows)

@@ -343,8 +343,7 @@ WORKER_PRELOAD = (
     "onnx",
     "swapprobe.evaluate",
     "swapprobe.capture.export",
-    "swapprobe.searchspaces.darts_networks",
-    "swapprobe.searchspaces.nb201_networks",
+    "swapprobe.searchspaces.builtin",  # every built-in space and its torch modules
     "swapprobe.cli",  # workers re-import the main module; for `swapprobe` that is the CLI
 )
 

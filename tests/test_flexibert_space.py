@@ -26,7 +26,7 @@ from swapprobe.searchspaces.flexibert import (
     from_table_entry,
     network_dims,
 )
-from swapprobe.searchspaces.flexibert_networks import (
+from swapprobe.searchspaces.flexibert.networks import (
     EncoderLayer,
     FlexiBertNetwork,
     LinearTransformMixer,

@@ -39,7 +39,7 @@ from swapprobe.evaluate import Evaluator, ScoreSettings
 from swapprobe.models import arch_ref
 from swapprobe.results import RuntimeOptions
 from swapprobe.searchspaces.darts import DARTS_OPS, DARTS_V2, DartsSpace, Genotype
-from swapprobe.searchspaces.darts_networks import Cell
+from swapprobe.searchspaces.darts.networks import Cell
 from swapprobe.searchspaces.nb201 import NB201_EDGES, NB201_OPS, Nb201Arch, Nb201Space
 
 S = 8

@@ -11,7 +11,6 @@ from swapprobe.capture.proxy_pass import (
     collect_block_stats,
     gaussian_inputs,
     init_kaiming_normal,
-    nb201_blocks,
     proxy_values,
 )
 
@@ -133,7 +132,7 @@ def test_nb201_blocks_and_values() -> None:
     conv = "nor_conv_3x3"
     text = f"|{conv}~0|+|{conv}~0|{conv}~1|+|{conv}~0|{conv}~1|{conv}~2|"
     net = space.build_scoring_network(space.parse(text))
-    blocks = nb201_blocks(net)
+    blocks = space.proxy_blocks(net)
     assert len(blocks) == 18  # stem, 15 cells, 2 reduction blocks
     stats = collect_block_stats(net, blocks, gaussian_inputs(4), seed=0)
     assert [c.shape[0] for c in stats.covariances] == [16] * 6 + [32] * 6 + [64] * 6
@@ -151,7 +150,7 @@ def test_nb201_zero_cell_ranks_last() -> None:
     space = get_space("nb201")
     text = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
     net = space.build_scoring_network(space.parse(text))
-    values = proxy_values(collect_block_stats(net, nb201_blocks(net), gaussian_inputs(4)))
+    values = proxy_values(collect_block_stats(net, space.proxy_blocks(net), gaussian_inputs(4)))
     assert values["expressivity"] == -np.inf  # constant cell outputs: no eigenvalue spread
     assert values["trainability"] < -1e5  # σ = 0 through an all-zero cell
 

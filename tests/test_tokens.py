@@ -23,7 +23,7 @@ from swapprobe.data import Batch, fingerprint, load_batch, token_batch
 from swapprobe.data.tokens import english_text, text_ids
 from swapprobe.errors import DataError, ModelLoadError, SettingsError, ShapeMismatchError
 from swapprobe.evaluate import Evaluator
-from swapprobe.models import _import_zoo
+from swapprobe.models.zoos import import_zoo
 from swapprobe.results import ScoreSettings
 from tests.test_capture import SEED, evaluate, make_inputs, reference_init
 from tests.test_capture_gates import oracle_patterns, oracle_swap
@@ -445,7 +445,7 @@ def bert() -> nn.Module:
         import torchvision  # noqa: F401  (transformers' model code imports it when installed)
     except Exception:  # a wheel for another torch: the zoo's own repair, or none
         with contextlib.suppress(ModelLoadError):
-            _import_zoo("torchvision", "torchvision")
+            import_zoo("torchvision", "torchvision")
     try:
         from transformers import BertConfig, BertModel
     except Exception as error:

@@ -3,6 +3,7 @@ with their own input size. Skipped with the reason where the zoo package is abse
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,8 +11,16 @@ import torch
 import torch.nn as nn
 
 import swapprobe
-from swapprobe.errors import ModelLoadError, SettingsError
-from swapprobe.models import ZOOS, input_size_of, resolve_models
+from swapprobe.errors import ModelLoadError, SettingsError, UnknownArchitectureError
+from swapprobe.models import (
+    ModelRef,
+    input_size_of,
+    list_schemes,
+    register_scheme,
+    resolve_models,
+    unregister_scheme,
+)
+from swapprobe.models.zoos import zoo_scheme
 
 
 class Tiny(nn.Module):
@@ -23,14 +32,68 @@ class Tiny(nn.Module):
         return self.body(x).flatten(1)
 
 
-def test_a_zoo_name_carries_its_input_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(ZOOS, "fakezoo", lambda name: (Tiny(), (40, 24) if name == "a" else (8, 8)))
+@pytest.fixture
+def fakezoo() -> Iterator[None]:
+    """A zoo scheme of one tiny model whose input size depends on its name."""
+    sizes = {"a": (40, 24)}
+    register_scheme("fakezoo", zoo_scheme(lambda name: (Tiny(), sizes.get(name, (8, 8)))))
+    yield
+    unregister_scheme("fakezoo")
+
+
+@pytest.mark.usefixtures("fakezoo")
+def test_a_zoo_name_carries_its_input_size() -> None:
     (ref,) = resolve_models(["fakezoo:a"])
     assert ref.name == "fakezoo:a" and ref.input_size == (40, 24)
     result = swapprobe.score("fakezoo:a", repeats=1)
     assert result.units == 4 * 40 * 24  # one ReLU on a 4-channel 40x24 map: the size was used
     with pytest.raises(SettingsError, match="different input sizes"):
         input_size_of(resolve_models(["fakezoo:a", "fakezoo:b"]))
+
+
+def test_an_unknown_scheme_lists_every_known_one_in_one_line() -> None:
+    from swapprobe.searchspaces import list_spaces
+
+    with pytest.raises(UnknownArchitectureError) as error:
+        resolve_models(["nosuch:thing"])
+    line = str(error.value)
+    assert "\n" not in line and "'nosuch'" in line
+    known = line.partition("known schemes: ")[2].partition(" (or ")[0].split(", ")
+    assert known == sorted(["torchvision", "timm", *list_spaces()])
+    assert list_schemes() == known
+
+
+def test_a_registered_scheme_resolves_until_it_is_unregistered() -> None:
+    def halves(scheme: str, rest: str, seed: int) -> list[ModelRef]:
+        return [ModelRef(f"{scheme}:{rest}/{i}", f"k{i}{seed}", lambda: None) for i in range(2)]
+
+    register_scheme("halves", halves)
+    try:
+        refs = resolve_models(["halves:x"], seed=3)
+        assert [(r.name, r.key) for r in refs] == [("halves:x/0", "k03"), ("halves:x/1", "k13")]
+        assert "halves" in list_schemes()
+    finally:
+        unregister_scheme("halves")
+    with pytest.raises(UnknownArchitectureError, match="unknown model scheme 'halves'"):
+        resolve_models(["halves:x"])
+    with pytest.raises(SettingsError, match="a model scheme is a name"):
+        register_scheme("no:colon", halves)
+
+
+def test_registering_a_scheme_twice_warns_with_both_resolvers() -> None:
+    def first(scheme: str, rest: str, seed: int) -> list[ModelRef]:
+        return [ModelRef("first", "k1", lambda: None)]
+
+    def second(scheme: str, rest: str, seed: int) -> list[ModelRef]:
+        return [ModelRef("second", "k2", lambda: None)]
+
+    register_scheme("twice", first)
+    try:
+        with pytest.warns(UserWarning, match=r"'twice' re-registered: .*first replaced .*second"):
+            register_scheme("twice", second)
+        assert [r.name for r in resolve_models(["twice:x"])] == ["second"]
+    finally:
+        unregister_scheme("twice")
 
 
 def _torchvision() -> Any:
@@ -81,10 +144,10 @@ def test_a_saturated_score_names_the_s_that_lifts_the_bound() -> None:
 
 
 def _timm() -> Any:
-    from swapprobe.models import _import_zoo
+    from swapprobe.models.zoos import import_zoo
 
     try:
-        return _import_zoo("timm", "timm")
+        return import_zoo("timm", "timm")
     except ModelLoadError as error:
         pytest.skip(f"timm unusable here: {error}")
 

@@ -21,8 +21,9 @@ l's graph is traversed — block-local backward), pixel-unshuffled by H_in/H_out
 changes resolution, then M_l = G_inᵀ G_out / (B·H·W) over the B·H·W positions (rows) and
 channels (columns), transposed to be tall. σ_l is M_l's largest singular value.
 
-Block choices per search space (:func:`nb201_blocks`): NAS-Bench-201's stem, its 15 cells and
-2 reduction blocks (18 features, 17 VJPs), exactly AZ-NAS's ``extract_cell_features``.
+Which network and which blocks are a search space's knowledge, not this pass's: each space
+names them (``SearchSpace.proxy_network`` and ``proxy_blocks``, written in its ``networks``
+module); this module never imports a space.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -43,12 +43,9 @@ from swapprobe.proxies import azproxies, naslib
 __all__ = [
     "BlockStats",
     "collect_block_stats",
-    "darts_blocks",
-    "darts_proxy_network",
     "gaussian_inputs",
     "init_kaiming_normal",
     "naslib_pass",
-    "nb201_blocks",
     "proxy_values",
 ]
 
@@ -92,32 +89,6 @@ def gaussian_inputs(
     """B images of i.i.d. N(0, 1) pixels (AZ-NAS's inputs), reproducible from ``seed``."""
     gen = torch.Generator().manual_seed(seed)
     return torch.randn((batch_size, *shape), generator=gen)
-
-
-def nb201_blocks(network: nn.Module) -> list[nn.Module]:
-    """NAS-Bench-201's blocks: the stem, then the 17 entries of ``cells`` (15 cells and the 2
-    reduction blocks), in forward order; each is fed by the previous one's output."""
-    return [network.stem, *network.cells]  # type: ignore[attr-defined]
-
-
-def darts_proxy_network(genotype: Any, layers: int = 8, channels: int = 8) -> nn.Module:
-    """The network AZ-NAS's pass runs on for a DARTS genotype: a small CIFAR evaluation network.
-
-    SWAP's DARTS scoring network is a single reduction cell on the raw image, too shallow for
-    per-block entropies to progress; so the proxies see the genotype's CIFAR network shrunk to
-    ``layers`` cells (reductions at layers/3 and 2·layers/3) of ``channels`` base channels.
-    8 cells of 8 channels was fixed for cost before any correlation was seen: 0.37 s per
-    genotype at B = 32 on one core, against 4.7 s for 8 cells of 16 channels at B = 64.
-    """
-    from swapprobe.searchspaces.darts_networks import EvaluationNetworkCIFAR
-
-    return EvaluationNetworkCIFAR(genotype, layers=layers, channels=channels)
-
-
-def darts_blocks(network: nn.Module) -> list[nn.Module]:
-    """DARTS blocks: the stem, then every cell; cell l is fed (s0, s1) with s1 = cell l−1's
-    output, so its VJP is taken with respect to that input only."""
-    return [network.stem, *network.cells]  # type: ignore[attr-defined]
 
 
 def _channel_covariance(feature: torch.Tensor) -> np.ndarray:
@@ -245,7 +216,8 @@ def collect_block_stats(
 
     Args:
         module: the network; its ``forward(inputs)`` must run every block.
-        blocks: the feature-producing submodules, in forward order (see :func:`nb201_blocks`).
+        blocks: the feature-producing submodules, in forward order (a space's
+            ``proxy_blocks``).
         inputs: the batch, e.g. :func:`gaussian_inputs` (B = 64 in AZ-NAS).
         seed: seeds the init (global torch generator) and the ±1 cotangents.
         init: re-initialise with :func:`init_kaiming_normal` first (False keeps the weights).

@@ -1,7 +1,8 @@
 """The small protocol every search space implements, and the registry that names them.
 
 The evolution engine and the Evaluator only talk to this protocol: a new space is one new
-file with a class derived from :class:`SearchSpace`, decorated with :func:`register_space`.
+package (``NAME/space.py``, ``NAME/networks.py``) with a class derived from
+:class:`SearchSpace`, decorated with :func:`register_space`.
 Search spaces know nothing of scoring.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -26,6 +27,7 @@ __all__ = [
     "SpaceDefaults",
     "get_space",
     "list_spaces",
+    "load_builtin",
     "register_space",
 ]
 
@@ -96,7 +98,7 @@ class SearchSpace(ABC):
     input_shape: ClassVar[tuple[int, ...]] = (3, 32, 32)
     #: token models: ids are below this (``None`` for image models)
     vocab_size: ClassVar[int | None] = None
-    #: scoring and search defaults, measured per space (see each space's file and the README)
+    #: scoring and search defaults, measured per space (see each space's package and the README)
     defaults: ClassVar[SpaceDefaults] = SpaceDefaults()
 
     # --- values -----------------------------------------------------------------------
@@ -121,6 +123,11 @@ class SearchSpace(ABC):
     @abstractmethod
     def format(self, arch: Hashable) -> str:
         """The canonical text form (``parse(format(a)) == a``)."""
+
+    def named_architectures(self) -> Mapping[str, Hashable]:
+        """Architectures known by a name (``DARTS_V2``), accepted as ``SPACE:NAME`` and shown
+        under that name in reports; default: none."""
+        return {}
 
     # --- networks ---------------------------------------------------------------------
     @abstractmethod
@@ -169,29 +176,36 @@ def register_space(cls: type[SearchSpace]) -> type[SearchSpace]:
     return cls
 
 
-def _load_builtin_spaces() -> None:
-    """Import every space module of this package (registration happens on import), lazily so
-    that ``import swapprobe`` stays cheap. A new space is one new file here: ``NAME.py`` with a
-    registered class; ``*_networks.py`` (torch modules) and ``base.py`` are not spaces."""
+def load_builtin(*, networks: bool = False) -> None:
+    """Import every built-in space (registration happens on import), lazily so that
+    ``import swapprobe`` stays cheap. A space is a package here, ``NAME/`` with ``space.py``
+    (the registered class) and ``networks.py`` (its torch modules); other modules (``base``)
+    are not spaces, so a new space is one new package and nothing else names it.
+
+    ``networks=True`` also imports each space's ``networks`` module (torch): what a pool's
+    forkserver preloads so that its workers start with the modules they will build.
+    """
     import importlib
     import pkgutil
 
     import swapprobe.searchspaces as package
 
     for module in pkgutil.iter_modules(package.__path__):
-        if module.name != "base" and not module.name.endswith("_networks"):
-            importlib.import_module(f"{package.__name__}.{module.name}")
+        if module.ispkg:
+            space = importlib.import_module(f"{package.__name__}.{module.name}")
+            if networks:
+                importlib.import_module(f"{space.__name__}.networks")
 
 
 def list_spaces() -> list[str]:
     """Names of all registered search spaces, sorted."""
-    _load_builtin_spaces()
+    load_builtin()
     return sorted(_REGISTRY)
 
 
 def get_space(name: str, **kwargs: object) -> SearchSpace:
     """Instantiate a registered search space by name (``"darts"``, ``"nb201"``)."""
-    _load_builtin_spaces()
+    load_builtin()
     try:
         factory: Callable[..., SearchSpace] = _REGISTRY[name]
     except KeyError:

@@ -28,7 +28,6 @@ def test_proxy_cost_vs_swap(cifar10_dir) -> None:  # type: ignore[no-untyped-def
     from swapprobe.capture.proxy_pass import (
         collect_block_stats,
         gaussian_inputs,
-        nb201_blocks,
         proxy_values,
     )
     from swapprobe.data import load_batch
@@ -56,7 +55,7 @@ def test_proxy_cost_vs_swap(cifar10_dir) -> None:  # type: ignore[no-untyped-def
             start = time.perf_counter()
             for arch in archs:
                 net = space.build_scoring_network(arch)
-                proxy_values(collect_block_stats(net, nb201_blocks(net), noise))
+                proxy_values(collect_block_stats(net, space.proxy_blocks(net), noise))
             proxies = (time.perf_counter() - start) / _ARCHS
             figures[f"proxies_b{batch}_s"] = proxies
             figures[f"ratio_b{batch}"] = (swap + proxies) / swap

@@ -26,13 +26,13 @@ def test_electra_small_sized_bert_on_both_backends() -> None:
     torch = pytest.importorskip("torch")
     pytest.importorskip("transformers", reason="transformers is not installed")
     from swapprobe.errors import ModelLoadError
-    from swapprobe.models import _import_zoo
+    from swapprobe.models.zoos import import_zoo
 
     try:
         import torchvision  # noqa: F401
     except Exception:  # a wheel for another torch: the zoo's own repair
         with contextlib.suppress(ModelLoadError):
-            _import_zoo("torchvision", "torchvision")
+            import_zoo("torchvision", "torchvision")
     from transformers import BertConfig, BertModel
 
     from swapprobe.data import load_batch

@@ -3,8 +3,8 @@
 Written from the definitions in ``SPEC.md`` ("FlexiBERT space"), which were read from the
 encoder of SWAP_Universal (github.com/pym1024/SWAP_Universal, ``src/utils/modeling_electra.py``,
 Academic Free License 3.0; itself modified from the transformers library's ELECTRA and
-ConvBERT models). No code of it is reused; kept apart from
-:mod:`swapprobe.searchspaces.flexibert` so that parsing, sampling and counting need no torch.
+ConvBERT models). No code of it is reused; kept apart from :mod:`.space` so that parsing,
+sampling and counting need no torch.
 
 Two choices make the graph plain ONNX that onnxruntime runs:
 
@@ -32,14 +32,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from swapprobe.searchspaces.flexibert import (
+from swapprobe.searchspaces.flexibert.encoding import (
     EMBEDDING_SIZE,
     MAX_POSITIONS,
     TYPE_VOCAB,
     VOCAB_SIZE,
     FlexiBertArch,
     FlexiLayer,
-    _dsc_sizes,
+    dsc_sizes,
 )
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ __all__ = [
     "SelfAttentionMixer",
     "dct_matrix",
     "dft_matrices",
+    "proxy_blocks",
 ]
 
 LAYER_NORM_EPS = 1e-12
@@ -312,7 +313,7 @@ class DynamicConvMixer(nn.Module):
 
     def __init__(self, hidden: int, heads: int, kernel: int, *, dropout: bool = False) -> None:
         super().__init__()
-        self.attention_heads, self.head_size, width = _dsc_sizes(hidden, heads)
+        self.attention_heads, self.head_size, width = dsc_sizes(hidden, heads)
         self.kernel = kernel
         self.query = nn.Linear(hidden, width)
         self.key = nn.Linear(hidden, width)
@@ -503,3 +504,9 @@ class FlexiBertNetwork(nn.Module):
         for layer in self.layers:
             x = g(layer, x)
         return x
+
+
+def proxy_blocks(network: nn.Module) -> list[nn.Module]:
+    """The blocks of the AZ-NAS proxies on an encoder: the embeddings, then each encoder
+    layer."""
+    return [network.embeddings, *network.layers]  # type: ignore[attr-defined]

@@ -1,6 +1,5 @@
-"""The NAS-Bench-201 network as torch modules (kept apart from
-:mod:`swapprobe.searchspaces.nb201` so that parsing, sampling and counting parameters never
-import torch)."""
+"""The NAS-Bench-201 network as torch modules, and the blocks of the AZ-NAS proxies (kept apart
+from :mod:`.space` so that parsing, sampling and counting parameters never import torch)."""
 
 from __future__ import annotations
 
@@ -10,12 +9,19 @@ import torch
 import torch.nn as nn
 
 from swapprobe.errors import UnknownArchitectureError
-from swapprobe.searchspaces.nb201 import _NODE_EDGES, _NUM_NODES, NB201_EDGES, Nb201Arch
+from swapprobe.searchspaces.nb201.encoding import NB201_EDGES, NODE_EDGES, NUM_NODES, Nb201Arch
 
 if TYPE_CHECKING:
     from swapprobe.capture.emit import GraphEmitter
 
-__all__ = ["Nb201Cell", "Nb201Network", "ReLUConvBN", "ResidualReduction", "Zero"]
+__all__ = [
+    "Nb201Cell",
+    "Nb201Network",
+    "ReLUConvBN",
+    "ResidualReduction",
+    "Zero",
+    "proxy_blocks",
+]
 
 
 # --- building blocks -------------------------------------------------------------------------
@@ -104,8 +110,8 @@ class Nb201Cell(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
-        for node in range(1, _NUM_NODES):
-            outs = [self.edges[e](nodes[NB201_EDGES[e][1]]) for e in _NODE_EDGES[node]]
+        for node in range(1, NUM_NODES):
+            outs = [self.edges[e](nodes[NB201_EDGES[e][1]]) for e in NODE_EDGES[node]]
             total = outs[0]
             for out in outs[1:]:
                 total = total + out
@@ -115,8 +121,8 @@ class Nb201Cell(nn.Module):
     def emit_onnx(self, g: GraphEmitter, x: str) -> str:
         """:meth:`forward` as ONNX nodes, same order (see :mod:`swapprobe.capture.emit`)."""
         nodes = [x]
-        for node in range(1, _NUM_NODES):
-            outs = [g(self.edges[e], nodes[NB201_EDGES[e][1]]) for e in _NODE_EDGES[node]]
+        for node in range(1, NUM_NODES):
+            outs = [g(self.edges[e], nodes[NB201_EDGES[e][1]]) for e in NODE_EDGES[node]]
             total = outs[0]
             for out in outs[1:]:
                 total = g.add(total, out)
@@ -164,3 +170,10 @@ class Nb201Network(nn.Module):
         """:meth:`forward` written as ONNX nodes, so scoring need not trace it."""
         x = g(self.lastact, g(self.cells, g(self.stem, x)))
         return g(self.classifier, g.flatten(g(self.global_pool, x)))
+
+
+def proxy_blocks(network: nn.Module) -> list[nn.Module]:
+    """AZ-NAS's blocks of NAS-Bench-201 (its ``extract_cell_features``): the stem, then the 15
+    cells and the 2 residual reduction blocks (``cells``), each fed by the previous one's
+    output: 18 features, 17 VJPs."""
+    return [network.stem, *network.cells]  # type: ignore[attr-defined]

@@ -20,21 +20,37 @@ from __future__ import annotations
 
 import ast
 import csv
-import itertools
-from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from swapprobe.errors import DataError, SettingsError, UnknownArchitectureError
 from swapprobe.searchspaces.base import SearchSpace, SpaceDefaults, register_space
+from swapprobe.searchspaces.darts.encoding import (
+    DARTS_OPS,
+    DEFAULT_CONCAT,
+    EDGES,
+    KERNEL_SIZE,
+    OP_CODE,
+    SCORING_CHANNELS,
+    SCORING_CLASSES,
+    STATES,
+    STEPS,
+    CellEdges,
+    CellName,
+    Edge,
+    Genotype,
+    node_of,
+    normalise_cell,
+    reduction_positions,
+)
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
-    from swapprobe.searchspaces.darts_networks import ScoringNetwork
+    from swapprobe.searchspaces.darts.networks import ScoringNetwork
 
 __all__ = [
     "DARTS_OPS",
@@ -52,158 +68,8 @@ __all__ = [
     "to_matrix",
 ]
 
-# --- values: operations, genotypes, text form, matrix encoding ----------------------------
-
-#: The 8 DARTS operations. Their 1-based position is the op code of the matrix encoding
-#: (0 = no edge), so the order is part of the encoding and must not change.
-DARTS_OPS: tuple[str, ...] = (
-    "none",
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-)
-_OP_CODE: dict[str, int] = {op: code for code, op in enumerate(DARTS_OPS, start=1)}
-
-_STEPS = 4  # intermediate nodes per cell
-_EDGES = 2 * _STEPS  # two incoming edges per node
-_STATES = _STEPS + 2  # two cell inputs + the intermediate nodes
-_DEFAULT_CONCAT: tuple[int, ...] = (2, 3, 4, 5)
-_KERNEL = {"sep_conv_3x3": 3, "sep_conv_5x5": 5, "dil_conv_3x3": 3, "dil_conv_5x5": 5}
-_SCORING_C = 3  # the authors' Network(C=3, num_classes=10, layers=1, genotype)
-_SCORING_CLASSES = 10
-
-
-def _reduction_positions(layers: int) -> frozenset[int]:
-    """Indices of the reduction cells among ``layers`` (at 1/3 and 2/3, as DARTS)."""
-    return frozenset({layers // 3, 2 * layers // 3})
-
-
 _FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 _MAX_TEXT = 4096  # a genotype is ~500 characters; longer text is refused before parsing
-
-Edge = tuple[str, int]
-CellEdges = tuple[Edge, ...]
-CellName = Literal["normal", "reduce"]
-
-
-def _node_of(edge: int) -> int:
-    """Edges 2(j-2) and 2(j-2)+1 feed node j: the DARTS genotype lists nodes in order."""
-    return 2 + edge // 2
-
-
-def _as_index(value: object, what: str) -> int:
-    # bool is an int subclass; True as an input index is a typo, not node 1.
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise UnknownArchitectureError(f"{what}: expected an integer, got {value!r}")
-    return int(value)
-
-
-def _normalise_cell(edges: object, cell: str) -> CellEdges:
-    """Validate one cell's edge list and return it as a tuple of ``(op, int)`` tuples."""
-    if isinstance(edges, str | bytes) or not isinstance(edges, Sequence):
-        raise UnknownArchitectureError(f"{cell} cell: expected a list of (op, input) pairs")
-    if len(edges) != _EDGES:
-        raise UnknownArchitectureError(
-            f"{cell} cell has {len(edges)} edges, expected {_EDGES} (two per node 2..5)"
-        )
-    result: list[Edge] = []
-    for k, edge in enumerate(edges):
-        if isinstance(edge, str | bytes) or not isinstance(edge, Sequence) or len(edge) != 2:
-            raise UnknownArchitectureError(
-                f"{cell} cell edge {k}: expected an (op, input) pair, got {edge!r}"
-            )
-        op, raw_index = edge
-        if op not in _OP_CODE:
-            raise UnknownArchitectureError(
-                f"{cell} cell edge {k}: unknown operation {op!r}; known: {', '.join(DARTS_OPS)}"
-            )
-        index = _as_index(raw_index, f"{cell} cell edge {k}")
-        node = _node_of(k)
-        if not 0 <= index < node:
-            raise UnknownArchitectureError(
-                f"{cell} cell edge {k} ({op!r}, {index}): node {node} takes inputs 0..{node - 1}"
-            )
-        result.append((str(op), index))
-    return tuple(result)
-
-
-def _normalise_concat(concat: object, field: str) -> tuple[int, ...]:
-    """Validate a concat list: cell nodes only (2..5), strictly increasing, not empty.
-
-    Cell inputs (0, 1) are refused: in a reduction cell they have the wrong resolution, and
-    the DARTS evaluation networks never use them.
-    """
-    if isinstance(concat, str | bytes) or not isinstance(concat, Sequence | range):
-        raise UnknownArchitectureError(f"{field}: expected a list of node indices")
-    values = tuple(_as_index(v, field) for v in concat)
-    valid = (
-        bool(values)
-        and all(2 <= v < _STATES for v in values)
-        and all(a < b for a, b in itertools.pairwise(values))
-    )
-    if not valid:
-        raise UnknownArchitectureError(
-            f"{field}={list(values)}: expected strictly increasing node indices in 2..5"
-        )
-    return values
-
-
-@dataclass(frozen=True)
-class Genotype:
-    """One DARTS architecture: a normal cell and a reduction cell, validated on creation.
-
-    Frozen and made of tuples so it is hashable (the search caches scores by it). Lists are
-    accepted on construction and normalised to tuples, so ``Genotype(normal=[...], ...)``
-    written like the DARTS text form works; an invalid cell raises
-    :class:`UnknownArchitectureError` here, so every ``Genotype`` in the program is valid.
-    """
-
-    normal: CellEdges
-    normal_concat: tuple[int, ...]
-    reduce: CellEdges
-    reduce_concat: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "normal", _normalise_cell(self.normal, "normal"))
-        object.__setattr__(self, "reduce", _normalise_cell(self.reduce, "reduce"))
-        object.__setattr__(
-            self, "normal_concat", _normalise_concat(self.normal_concat, "normal_concat")
-        )
-        object.__setattr__(
-            self, "reduce_concat", _normalise_concat(self.reduce_concat, "reduce_concat")
-        )
-
-    @classmethod
-    def tied(cls, cell: Iterable[Edge], concat: Iterable[int] = _DEFAULT_CONCAT) -> Genotype:
-        """A genotype whose normal and reduction cells are the same (as the authors' table)."""
-        edges = tuple(cell)
-        concat = tuple(concat)
-        return cls(normal=edges, normal_concat=concat, reduce=edges, reduce_concat=concat)
-
-    @property
-    def is_tied(self) -> bool:
-        """True when both cells (and their concats) are equal."""
-        return self.normal == self.reduce and self.normal_concat == self.reduce_concat
-
-    def cell(self, which: CellName) -> CellEdges:
-        """The edges of the ``"normal"`` or ``"reduce"`` cell."""
-        if which == "normal":
-            return self.normal
-        if which == "reduce":
-            return self.reduce
-        raise SettingsError(f"unknown cell {which!r}; choose 'normal' or 'reduce'")
-
-    def concat(self, which: CellName) -> tuple[int, ...]:
-        """The concat list of the ``"normal"`` or ``"reduce"`` cell."""
-        if which == "normal":
-            return self.normal_concat
-        if which == "reduce":
-            return self.reduce_concat
-        raise SettingsError(f"unknown cell {which!r}; choose 'normal' or 'reduce'")
 
 
 def _format_cell(edges: CellEdges) -> str:
@@ -320,10 +186,10 @@ def to_matrix(cell: Iterable[Edge]) -> np.ndarray:
     holds both, so ``from_matrix(to_matrix(c)) == c`` for every cell; :func:`paper_matrix`
     gives the paper's single matrix where it exists.
     """
-    edges = _normalise_cell(list(cell), "cell")
-    matrix = np.zeros((2, _STATES, _STATES), dtype=np.int8)
+    edges = normalise_cell(list(cell), "cell")
+    matrix = np.zeros((2, STATES, STATES), dtype=np.int8)
     for k, (op, index) in enumerate(edges):
-        matrix[k % 2, index, _node_of(k)] = _OP_CODE[op]
+        matrix[k % 2, index, node_of(k)] = OP_CODE[op]
     return matrix
 
 
@@ -353,9 +219,9 @@ def from_matrix(matrix: np.ndarray) -> CellEdges:
             node without exactly two incoming edges.
     """
     array = np.asarray(matrix)
-    if array.shape == (_STATES, _STATES):
+    if array.shape == (STATES, STATES):
         slots: list[np.ndarray] = [array]
-    elif array.shape == (2, _STATES, _STATES):
+    elif array.shape == (2, STATES, STATES):
         slots = [array[0], array[1]]
     else:
         raise UnknownArchitectureError(
@@ -372,7 +238,7 @@ def from_matrix(matrix: np.ndarray) -> CellEdges:
             "cell matrix must be strictly upper triangular with no edges into states 0 and 1"
         )
     edges: list[Edge] = []
-    for node in range(2, _STATES):
+    for node in range(2, STATES):
         column = [
             (int(i), int(slot[i, node])) for slot in slots for i in np.flatnonzero(slot[:, node])
         ]
@@ -399,7 +265,7 @@ def draw_cell(genotype: Genotype, which: CellName = "reduce") -> str:
         return ("c_{k-2}", "c_{k-1}")[index] if index < 2 else f"n{index}"
 
     lines = [f"{which} cell -> concat({', '.join(f'n{i}' for i in concat)})"]
-    for node in range(2, _STATES):
+    for node in range(2, STATES):
         (op_a, in_a), (op_b, in_b) = edges[2 * (node - 2)], edges[2 * (node - 2) + 1]
         lines.append(f"  n{node} <- {op_a}({state(in_a)}) + {op_b}({state(in_b)})")
     return "\n".join(lines)
@@ -469,10 +335,10 @@ def _op_params(op: str, c: int, stride: int) -> int:
     if op == "skip_connect":
         return 0 if stride == 1 else c * c + _bn(c)  # FactorizedReduce(c, c)
     if op.startswith("sep_conv"):
-        k = _KERNEL[op]
+        k = KERNEL_SIZE[op]
         return 2 * (c * k * k + c * c + _bn(c))
     if op.startswith("dil_conv"):
-        k = _KERNEL[op]
+        k = KERNEL_SIZE[op]
         return c * k * k + c * c + _bn(c)
     return 0  # none, pools
 
@@ -485,10 +351,10 @@ def _cell_params(edges: CellEdges, c_pp: int, c_p: int, c: int, reduction: bool)
 
 def scoring_param_count(genotype: Genotype) -> int:
     """Θ of :class:`ScoringNetwork` (classifier included), in parameters."""
-    c_in, c = _SCORING_C, 2 * _SCORING_C
+    c_in, c = SCORING_CHANNELS, 2 * SCORING_CHANNELS
     cell = _cell_params(genotype.reduce, c_in, c_in, c, reduction=True)
     features = len(genotype.reduce_concat) * c
-    return cell + features * _SCORING_CLASSES + _SCORING_CLASSES
+    return cell + features * SCORING_CLASSES + SCORING_CLASSES
 
 
 def _dataset_settings(dataset: str, layers: int | None, channels: int | None) -> dict[str, int]:
@@ -530,7 +396,7 @@ def evaluation_param_count(
         c_pp, c_p = 3 * c, 3 * c
     c_curr = c
     for i in range(n_layers):
-        reduction = i in _reduction_positions(n_layers)
+        reduction = i in reduction_positions(n_layers)
         if reduction:
             c_curr *= 2
         which: CellName = "reduce" if reduction else "normal"
@@ -586,8 +452,8 @@ class DartsSpace(SearchSpace):
     @staticmethod
     def _sample_cell(rng: np.random.Generator) -> CellEdges:
         edges: list[Edge] = []
-        for k in range(_EDGES):
-            index = int(rng.integers(_node_of(k)))
+        for k in range(EDGES):
+            index = int(rng.integers(node_of(k)))
             op = DARTS_OPS[int(rng.integers(len(DARTS_OPS)))]
             edges.append((op, index))
         return tuple(edges)
@@ -595,13 +461,13 @@ class DartsSpace(SearchSpace):
     def _assemble(self, normal: CellEdges, reduce: CellEdges, like: Genotype | None) -> Genotype:
         """Put cells back into a genotype; tied spaces copy the reduction cell to both."""
         if self.tie_cells:
-            concat = like.reduce_concat if like is not None else _DEFAULT_CONCAT
+            concat = like.reduce_concat if like is not None else DEFAULT_CONCAT
             return Genotype.tied(reduce, concat)
         return Genotype(
             normal=normal,
-            normal_concat=like.normal_concat if like is not None else _DEFAULT_CONCAT,
+            normal_concat=like.normal_concat if like is not None else DEFAULT_CONCAT,
             reduce=reduce,
-            reduce_concat=like.reduce_concat if like is not None else _DEFAULT_CONCAT,
+            reduce_concat=like.reduce_concat if like is not None else DEFAULT_CONCAT,
         )
 
     def _pick_cell(self, rng: np.random.Generator) -> CellName:
@@ -628,13 +494,13 @@ class DartsSpace(SearchSpace):
         genotype = _as_genotype(arch)
         which = self._pick_cell(rng)
         edges = list(genotype.cell(which))
-        k = int(rng.integers(_EDGES))
+        k = int(rng.integers(EDGES))
         op, index = edges[k]
         if rng.random() < 0.5:
             others = [o for o in DARTS_OPS if o != op]
             edges[k] = (others[int(rng.integers(len(others)))], index)
         else:
-            inputs = [i for i in range(_node_of(k)) if i != index]
+            inputs = [i for i in range(node_of(k)) if i != index]
             edges[k] = (op, inputs[int(rng.integers(len(inputs)))])
         cells = {"normal": genotype.normal, "reduce": genotype.reduce, which: tuple(edges)}
         return self._assemble(cells["normal"], cells["reduce"], genotype)
@@ -649,7 +515,7 @@ class DartsSpace(SearchSpace):
         """
         a, b = _as_genotype(first), _as_genotype(second)
         which = self._pick_cell(rng)
-        node = 2 + int(rng.integers(_STEPS))
+        node = 2 + int(rng.integers(STEPS))
         span = slice(2 * (node - 2), 2 * (node - 2) + 2)
         cell_a, cell_b = list(a.cell(which)), list(b.cell(which))
         cell_a[span], cell_b[span] = cell_b[span], cell_a[span]
@@ -668,22 +534,29 @@ class DartsSpace(SearchSpace):
         """See :func:`format_genotype`."""
         return format_genotype(_as_genotype(arch))
 
+    def named_architectures(self) -> dict[str, Genotype]:
+        """DARTS-V2, the genotype the DARTS paper found (``darts:DARTS_V2``)."""
+        return {"DARTS_V2": DARTS_V2}
+
     # --- networks -------------------------------------------------------------------------
     def build_scoring_network(self, arch: Hashable) -> ScoringNetwork:
         """The one-reduction-cell network of the reference (see :class:`ScoringNetwork`)."""
-        from swapprobe.searchspaces.darts_networks import ScoringNetwork
+        from swapprobe.searchspaces.darts.networks import ScoringNetwork
 
         return ScoringNetwork(_as_genotype(arch))
 
     def proxy_network(self, arch: Hashable) -> nn.Module:
-        """The genotype's CIFAR network shrunk to 8 cells of 8 channels: the scoring network's
-        single cell on the raw image is too shallow for block entropies to progress (fixed
-        for cost before any correlation was seen: 0.37 s per genotype at B = 32, one core)."""
-        return self.build_evaluation_network(arch, layers=8, channels=8)
+        """See :func:`swapprobe.searchspaces.darts.networks.proxy_network` (8 cells of 8
+        channels: the scoring network's one cell is too shallow for block entropies)."""
+        from swapprobe.searchspaces.darts import networks
+
+        return networks.proxy_network(_as_genotype(arch))
 
     def proxy_blocks(self, network: nn.Module) -> list[nn.Module]:
-        """The stem, then every cell; cell l is fed (s0, s1) with s1 = cell l−1's output."""
-        return [network.stem, *network.cells]  # type: ignore[attr-defined]
+        """See :func:`swapprobe.searchspaces.darts.networks.proxy_blocks`."""
+        from swapprobe.searchspaces.darts import networks
+
+        return networks.proxy_blocks(network)
 
     def build_evaluation_network(
         self,
@@ -698,7 +571,7 @@ class DartsSpace(SearchSpace):
         Raises:
             SettingsError: unknown ``dataset`` or impossible ``layers``/``channels``.
         """
-        from swapprobe.searchspaces.darts_networks import (
+        from swapprobe.searchspaces.darts.networks import (
             EvaluationNetworkCIFAR,
             EvaluationNetworkImageNet,
         )
@@ -733,11 +606,3 @@ class DartsSpace(SearchSpace):
 
 register_space(DartsSpace)
 
-
-def __getattr__(name: str) -> object:
-    """The torch modules still import from here (``darts.ScoringNetwork``), loaded on use."""
-    from swapprobe.searchspaces import darts_networks
-
-    if not name.startswith("_") and name in darts_networks.__all__:
-        return getattr(darts_networks, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,90 @@
+"""Models in files: an ONNX file path, or ``FILE.py:FUNCTION`` (a Python file and a function
+in it that returns a ``torch.nn.Module``)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from swapprobe.errors import ModelLoadError
+from swapprobe.models.refs import ModelRef, object_ref
+
+__all__ = ["file_ref", "is_file", "python_ref"]
+
+
+def is_file(path: Path) -> bool:
+    """Whether ``path`` is an existing file or folder; any OS error (a name too long for the
+    file system, a path through a file) means it is not."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
+def file_ref(path: Path) -> ModelRef:
+    """An ONNX file, keyed by the SHA-256 of its bytes."""
+    if not is_file(path):
+        raise ModelLoadError(f"model file not found: {path!s:.200}")
+    if path.is_dir():
+        raise ModelLoadError(f"{path} is a directory, not an ONNX model file")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return ModelRef(name=path.name, key=f"sha256:{digest}", load=lambda: path)
+
+
+def python_ref(path: Path, function: str, seed: int) -> ModelRef:
+    """``FILE.py:FUNCTION``: the file is imported with its folder on ``sys.path`` (so sibling
+    imports work) and the function called with no arguments under a torch seed derived from
+    ``seed`` (so ``init="keep"`` scores the same weights every run)."""
+    if not is_file(path):
+        raise ModelLoadError(f"python file not found: {path}")
+    spec = importlib.util.spec_from_file_location(f"swapprobe_user_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ModelLoadError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.resolve().parent)
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        raise ModelLoadError(f"importing {path} failed: {type(error).__name__}: {error}") from None
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
+    factory = getattr(module, function, None)
+    if not callable(factory):
+        raise ModelLoadError(f"{path} has no function {function!r}")
+    built = _call_factory(factory, f"{path.name}:{function}", seed)
+    ref = object_ref(built)
+    return ModelRef(f"{path.name}:{function}", ref.key, ref.load)
+
+
+def _call_factory(factory: Callable[[], Any], label: str, seed: int) -> Any:
+    try:
+        needed = [
+            p.name
+            for p in inspect.signature(factory).parameters.values()
+            if p.default is inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+    except (TypeError, ValueError):
+        needed = []
+    if needed:
+        raise ModelLoadError(
+            f"{label} needs arguments ({', '.join(needed)}); give a function that takes none "
+            "and returns the model"
+        )
+    import torch
+
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return factory()
+    except Exception as error:
+        raise ModelLoadError(f"{label} raised {type(error).__name__}: {error}") from None

@@ -1,0 +1,35 @@
+"""The DARTS cell search space: :mod:`.space` (the registered :class:`DartsSpace`, text form,
+sampling, variation, counts), :mod:`.encoding` (operations and :class:`Genotype`, shared by
+both) and :mod:`.networks` (the torch modules, loaded only when a network is built)."""
+
+from swapprobe.searchspaces.darts.space import (
+    DARTS_OPS,
+    DARTS_V2,
+    DartsSpace,
+    Genotype,
+    draw_cell,
+    evaluation_param_count,
+    format_genotype,
+    from_matrix,
+    load_table,
+    paper_matrix,
+    parse_genotype,
+    scoring_param_count,
+    to_matrix,
+)
+
+__all__ = [
+    "DARTS_OPS",
+    "DARTS_V2",
+    "DartsSpace",
+    "Genotype",
+    "draw_cell",
+    "evaluation_param_count",
+    "format_genotype",
+    "from_matrix",
+    "load_table",
+    "paper_matrix",
+    "parse_genotype",
+    "scoring_param_count",
+    "to_matrix",
+]
