@@ -82,10 +82,10 @@ def calibrate(
     swap_arr = np.asarray(swap, dtype=float)
     theta_arr = np.asarray(theta, dtype=float)
     if len(theta_arr) < 10:
-        raise SettingsError("--reg auto needs at least 10 scored architectures to calibrate")
+        raise SettingsError("{reg='auto'} needs at least 10 scored architectures to calibrate")
     spread = float(np.quantile(theta_arr, 0.9) - np.quantile(theta_arr, 0.1))
     if spread <= 0:
-        raise SettingsError("--reg auto: the sampled architectures all have the same size")
+        raise SettingsError("{reg='auto'}: the sampled architectures all have the same size")
     mu = float(np.quantile(theta_arr, 0.99))
     plain = float(stats.spearmanr(swap_arr, theta_arr).statistic)
     wide = 1e4 * spread**2

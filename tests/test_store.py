@@ -220,7 +220,7 @@ def test_create_refuses_existing_file_untouched(store_path: Path) -> None:
     with PatternStore.create(store_path, SETTINGS) as store:
         store.write(make_record("a"))
     before = store_path.read_bytes()
-    with pytest.raises(StoreError, match=r"exists; pass --resume"):
+    with pytest.raises(StoreError, match=r"exists; pass resume=True"):
         PatternStore.create(store_path, SETTINGS)
     assert store_path.read_bytes() == before
     with PatternStore.open(store_path) as store:
