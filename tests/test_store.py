@@ -209,9 +209,10 @@ def test_settings_mismatch_lists_every_key(store_path: Path) -> None:
         "repeats 8 != 32",
         'data "cifar10" != <absent>',
         'init <absent> != "kaiming"',
-        "--store",
+        "another store path",
     ):
         assert part in message
+    assert caught.value.option == "store"  # the parameter to change, for the CLI's flag
     assert "S " not in message
     assert store_path.read_bytes() == before
 
