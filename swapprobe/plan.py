@@ -157,11 +157,12 @@ class Scoring:
     def check(self, reg: str | None = None) -> None:
         """Refuse, before any work, μ without σ (or σ without μ), and μ, σ beside
         ``reg="auto"`` (which chooses them)."""
-        from swapprobe.search import check_reg
-
         if (self.mu is None) != (self.sigma is None):
             raise SettingsError("give {mu} and {sigma} together")
-        check_reg(reg, self.mu)
+        if reg is not None:
+            from swapprobe.regularisation import check_reg
+
+            check_reg(reg, self.mu)
 
     def settings(
         self, batch: Batch, defaults: Any, *, size_unit: str, **extra: Any

@@ -1,4 +1,5 @@
-"""``--reg auto``: choose μ and σ of regularised SWAP for a search space without accuracies.
+"""``reg="auto"`` (``--reg auto``): choose μ and σ of regularised SWAP for a search space
+without accuracies.
 
 Regularised SWAP multiplies Ψ by f(Θ) = exp(−(Θ − μ)² / σ). How much regularisation helps
 depends on how strongly SWAP already follows model size in the space, and that can be
@@ -28,12 +29,27 @@ import numpy as np
 
 from swapprobe.errors import SettingsError
 
-__all__ = ["TARGET_SIZE_RHO", "AutoRegularisation", "auto_regularisation", "calibrate"]
+__all__ = [
+    "TARGET_SIZE_RHO",
+    "AutoRegularisation",
+    "auto_regularisation",
+    "calibrate",
+    "check_reg",
+]
 
 #: rank correlation with size that the regularised score is tuned to on random architectures
 TARGET_SIZE_RHO = 0.87
 #: random architectures scored to calibrate
 DEFAULT_SAMPLES = 100
+
+
+def check_reg(reg: str | None, mu: float | None) -> None:
+    """Refuse a regularisation mode other than ``"auto"``, and ``reg="auto"`` beside a given
+    μ (it chooses μ and σ itself)."""
+    if reg not in (None, "auto"):
+        raise SettingsError(f"reg must be 'auto' or None, got {reg!r}")
+    if reg == "auto" and mu is not None:
+        raise SettingsError("{reg='auto'} chooses μ and σ itself; drop {mu}/{sigma}")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from swapprobe.regularisation import (
     TARGET_SIZE_RHO,
     AutoRegularisation,
     auto_regularisation,
+    check_reg,
 )
 from swapprobe.results import Result, ScoreSettings
 from swapprobe.runs import record_to_result, result_to_record, run_refs, run_store
@@ -61,15 +62,6 @@ def fitness_of(result: Result) -> float:
         return float(result.aggregate)
     reg = result.reg_swap
     return float(result.swap if reg is None else reg)
-
-
-def check_reg(reg: str | None, mu: float | None) -> None:
-    """Refuse a regularisation mode other than ``"auto"``, and ``reg="auto"`` beside a given
-    μ (it chooses μ and σ itself)."""
-    if reg not in (None, "auto"):
-        raise SettingsError(f"reg must be 'auto' or None, got {reg!r}")
-    if reg == "auto" and mu is not None:
-        raise SettingsError("{reg='auto'} chooses μ and σ itself; drop {mu}/{sigma}")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The ``swapprobe`` command: one module per command over :mod:`swapprobe.cli.options`.
+"""The ``swapprobe`` command: one module per command over :mod:`.options` (argparse) and
+:mod:`.console` (output, progress, errors).
 
 Each command module has ``add_parser(commands)`` and ``run(args)``: it parses, builds the
 command's run plan (:mod:`swapprobe.plan`) from the flags, makes one library call
