@@ -519,3 +519,30 @@ def test_run_search_with_a_fitness_is_the_search_of_its_settings(
         h.best_fitness for h in given.search.history
     ]
     assert all(r.aggregate is not None for r in aggregate.results.values())
+
+
+def test_a_search_plan_from_keywords_is_the_policy_search(data: Batch, scorer: Scorer) -> None:
+    """``plan_search`` (what ``swapprobe search`` runs) assembles the settings written out
+    by hand here and finds what ``run_search(fitness=...)`` finds with them."""
+    from swapprobe.api import plan_search
+
+    found = plan_search(
+        "darts",
+        data=data,
+        repeats=2,
+        population=CONFIG.population,
+        cycles=CONFIG.cycles,
+        mutation_times=CONFIG.mutation_times,
+        fitness="swap",
+        executor="local",
+    ).run()
+    by_hand = replace(PLAIN, size_unit="K")  # darts' unit; no proxies, so no baselines
+    assert found.settings == by_hand
+    assert found.setup.config == CONFIG
+    direct = run_search(get_space("darts"), data, by_hand, CONFIG, fitness="swap")
+    assert found.outcome.best_text == direct.best_text
+    assert [h.best_fitness for h in found.outcome.search.history] == [
+        h.best_fitness for h in direct.search.history
+    ]
+    with pytest.raises(TypeError):
+        plan_search("darts", populaton=3)  # a misspelt keyword is refused, not ignored
