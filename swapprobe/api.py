@@ -1,13 +1,16 @@
 """The Python entry points: ``score`` one model, ``score_many`` with a store, ``rescore``,
-and ``layer_swaps`` read from a store.
+``layer_swaps`` and ``inspect_store`` read from a store, and the run plans of the commands
+(``plan_score``, ``plan_search``, ``plan_correlate``: :mod:`swapprobe.plan`).
 
-The CLI is a thin layer over these functions; everything it does is one call here.
+The CLI is a thin layer over these: each command builds the plan these functions build from
+keywords, and runs it in one call (``plan.run(progress)``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,15 +25,23 @@ from swapprobe.models import (
     scoring_defaults,
     token_options,
 )
+from swapprobe.plan import CorrelatePlan, ScorePlan, SearchPlan, TableSpec, split_keywords
 from swapprobe.proxies import set_aggregates
 from swapprobe.results import Result, ScoreSettings
 from swapprobe.runs import record_to_result, result_to_record, run_refs, run_store
 
 if TYPE_CHECKING:
     from swapprobe.executors import Executor, ResultList
+    from swapprobe.searchspaces.base import SearchSpace
+    from swapprobe.store import StoreSummary
 
 __all__ = [
+    "StoreView",
+    "inspect_store",
     "layer_swaps",
+    "plan_correlate",
+    "plan_score",
+    "plan_search",
     "record_to_result",
     "rescore",
     "result_to_record",
@@ -38,6 +49,46 @@ __all__ = [
     "score_many",
     "stored_results",
 ]
+
+
+def plan_score(models: Iterable[Any], **keywords: Any) -> ScorePlan:
+    """The plan ``swapprobe score`` runs, from keywords: the data options (``data``,
+    ``batch_size``, ``data_dir``, ``pick``, ``input_size``, ``seq_len``, ``vocab_size``,
+    ``tokenizer``), the scoring options (``repeats``, ``seed``, ``init``, ``backend``,
+    ``device``, ``mu``, ``sigma``, ``size_unit``, ``proxies``), the execution (``executor``,
+    ``workers``, ``address``) and :class:`~swapprobe.plan.ScorePlan`'s own fields (``store``,
+    ``resume``, ``keep_patterns``, ``per_layer``, ``baselines``, ``activations``,
+    ``input_name``, ``max_pattern_bytes``). Unset: the space's or the paper's defaults.
+
+    >>> run = plan_score(["nb201:random:5"], repeats=2, store="run.h5").run()  # doctest: +SKIP
+    >>> [r.swap for r in run.results]                                          # doctest: +SKIP
+    """
+    inputs, scoring, execution, rest = split_keywords(keywords)
+    return ScorePlan(tuple(models), inputs, scoring, execution, **rest)
+
+
+def plan_search(space: SearchSpace | str, **keywords: Any) -> SearchPlan:
+    """The plan ``swapprobe search`` runs, from keywords: the shared options as in
+    :func:`plan_score` (``executor`` defaults to ``auto``), ``fitness``, ``reg="auto"``,
+    ``population``, ``cycles``, ``mutation_times``, ``crossover_prob``, ``store``,
+    ``resume``, ``export``, and ``table`` (a path, or a :class:`~swapprobe.plan.TableSpec`)."""
+    keywords.setdefault("executor", "auto")
+    inputs, scoring, execution, rest = split_keywords(keywords)
+    if isinstance(rest.get("table"), (str, os.PathLike)):
+        rest["table"] = TableSpec(rest["table"])
+    return SearchPlan(space, inputs, scoring, execution, **rest)
+
+
+def plan_correlate(
+    space: SearchSpace | str, table: TableSpec | str | os.PathLike[str], **keywords: Any
+) -> CorrelatePlan:
+    """The plan ``swapprobe correlate`` runs, from keywords: the shared options as in
+    :func:`plan_score` (``executor`` defaults to ``auto``), ``limit``, ``reg="auto"``,
+    ``sweep``, ``bootstrap``, ``store``, ``resume``, ``keep_patterns``."""
+    keywords.setdefault("executor", "auto")
+    inputs, scoring, execution, rest = split_keywords(keywords)
+    spec = table if isinstance(table, TableSpec) else TableSpec(table)
+    return CorrelatePlan(space, spec, inputs, scoring, execution, **rest)
 
 
 def _batch(
@@ -221,3 +272,23 @@ def stored_results(store: str | os.PathLike[str]) -> list[Result]:
 
     with PatternStore.open(Path(store)) as handle:
         return [record_to_result(record) for record in handle.records(patterns=False)]
+
+
+@dataclass(frozen=True)
+class StoreView:
+    """What a store holds: its summary, its results as scored, and (when asked) SWAP per
+    layer of each model from its kept patterns (``None`` where none were kept)."""
+
+    summary: StoreSummary
+    results: list[Result]
+    layers: list[tuple[Result, dict[str, float] | None]]
+
+
+def inspect_store(store: str | os.PathLike[str], *, layers: bool = False) -> StoreView:
+    """Summarise a store (``swapprobe inspect``): settings, models and scores, and with
+    ``layers`` SWAP per activation layer."""
+    from swapprobe.store import PatternStore
+
+    with PatternStore.open(Path(store)) as handle:
+        summary = handle.summary()
+    return StoreView(summary, stored_results(store), layer_swaps(store) if layers else [])

@@ -2,9 +2,18 @@
 
 The CLI prints ``SwapprobeError`` messages in one line and exits non-zero; anything else is a
 bug and keeps its traceback.
+
+Messages speak in library terms. Where a message names a parameter the user should change, it
+marks it in braces: ``{store}``, ``{resume=True}``, ``{reg='auto'}``. ``str(error)`` drops the
+braces (``pass resume=True to continue it``), and :meth:`SwapprobeError.spelled` lets the CLI
+write each term as its flag (``pass --resume to continue it``) without the library knowing the
+flags. :attr:`SwapprobeError.option` is the first parameter named.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable
 
 __all__ = [
     "DataError",
@@ -20,8 +29,29 @@ __all__ = [
 ]
 
 
+#: a parameter named in a message: ``{name}`` or ``{name=value}`` (value a Python literal)
+TERM = re.compile(r"\{([a-z][a-z0-9_]*)(=(?:True|False|None|'[^'{}]*'|[0-9.]+))?\}")
+
+
 class SwapprobeError(Exception):
     """Base class: raised for bad input or settings a user can fix."""
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        super().__init__(message, *args)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.spelled(lambda name, value: name + (value or ""))
+
+    @property
+    def option(self) -> str | None:
+        """The first parameter the message names (``"resume"``), or None."""
+        found = TERM.search(self.message)
+        return found.group(1) if found else None
+
+    def spelled(self, spell: Callable[[str, str | None], str]) -> str:
+        """The message with each marked parameter written by ``spell(name, "=value" or None)``."""
+        return TERM.sub(lambda term: spell(term.group(1), term.group(2)), self.message)
 
 
 class ModelLoadError(SwapprobeError):

@@ -667,7 +667,7 @@ def get_executor(
     if workers is not None and workers < 1:
         raise SettingsError(f"workers must be at least 1, got {workers}")
     if address is not None and name != "ray":
-        raise SettingsError("an address is only used by the ray executor (--executor ray)")
+        raise SettingsError("an address is only used by the ray executor ({executor='ray'})")
     if name == "pool":
         return PoolExecutor(workers)
     if name == "ray":

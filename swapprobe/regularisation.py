@@ -1,4 +1,5 @@
-"""``--reg auto``: choose μ and σ of regularised SWAP for a search space without accuracies.
+"""``reg="auto"`` (``--reg auto``): choose μ and σ of regularised SWAP for a search space
+without accuracies.
 
 Regularised SWAP multiplies Ψ by f(Θ) = exp(−(Θ − μ)² / σ). How much regularisation helps
 depends on how strongly SWAP already follows model size in the space, and that can be
@@ -28,12 +29,27 @@ import numpy as np
 
 from swapprobe.errors import SettingsError
 
-__all__ = ["TARGET_SIZE_RHO", "AutoRegularisation", "auto_regularisation", "calibrate"]
+__all__ = [
+    "TARGET_SIZE_RHO",
+    "AutoRegularisation",
+    "auto_regularisation",
+    "calibrate",
+    "check_reg",
+]
 
 #: rank correlation with size that the regularised score is tuned to on random architectures
 TARGET_SIZE_RHO = 0.87
 #: random architectures scored to calibrate
 DEFAULT_SAMPLES = 100
+
+
+def check_reg(reg: str | None, mu: float | None) -> None:
+    """Refuse a regularisation mode other than ``"auto"``, and ``reg="auto"`` beside a given
+    μ (it chooses μ and σ itself)."""
+    if reg not in (None, "auto"):
+        raise SettingsError(f"reg must be 'auto' or None, got {reg!r}")
+    if reg == "auto" and mu is not None:
+        raise SettingsError("{reg='auto'} chooses μ and σ itself; drop {mu}/{sigma}")
 
 
 @dataclass(frozen=True)
@@ -82,10 +98,10 @@ def calibrate(
     swap_arr = np.asarray(swap, dtype=float)
     theta_arr = np.asarray(theta, dtype=float)
     if len(theta_arr) < 10:
-        raise SettingsError("--reg auto needs at least 10 scored architectures to calibrate")
+        raise SettingsError("{reg='auto'} needs at least 10 scored architectures to calibrate")
     spread = float(np.quantile(theta_arr, 0.9) - np.quantile(theta_arr, 0.1))
     if spread <= 0:
-        raise SettingsError("--reg auto: the sampled architectures all have the same size")
+        raise SettingsError("{reg='auto'}: the sampled architectures all have the same size")
     mu = float(np.quantile(theta_arr, 0.99))
     plain = float(stats.spearmanr(swap_arr, theta_arr).statistic)
     wide = 1e4 * spread**2

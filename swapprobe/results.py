@@ -135,7 +135,7 @@ class ScoreSettings:
         if self.proxy_batch < 2:
             raise SettingsError(f"proxy_batch must be at least 2, got {self.proxy_batch}")
         if "nwot" in self.proxies and not self.baselines:
-            raise SettingsError("the nwot proxy needs the baselines (drop --no-baselines)")
+            raise SettingsError("the nwot proxy needs the baselines (drop {baselines=False})")
 
     def store_settings(self, data: Batch) -> dict[str, Any]:
         """The settings a store must share to be resumed: those that change the patterns."""

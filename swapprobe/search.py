@@ -29,13 +29,16 @@ from swapprobe.regularisation import (
     TARGET_SIZE_RHO,
     AutoRegularisation,
     auto_regularisation,
+    check_reg,
 )
 from swapprobe.results import Result, ScoreSettings
 from swapprobe.runs import record_to_result, result_to_record, run_refs, run_store
 from swapprobe.searchspaces.base import SearchSpace
 
 __all__ = [
+    "FITNESSES",
     "SearchOutcome",
+    "SearchPolicy",
     "calibrate_for_space",
     "correlate_table",
     "export_network",
@@ -43,10 +46,13 @@ __all__ = [
     "run_search",
     "score_table",
     "search_plot",
+    "search_policy",
     "table_rows",
 ]
 
 STATE_NAME = "search"
+#: what a search can rank by: the rank aggregate of SWAP and proxies, regularised SWAP, SWAP
+FITNESSES = ("aggregate", "reg-swap", "swap")
 
 
 def fitness_of(result: Result) -> float:
@@ -56,6 +62,56 @@ def fitness_of(result: Result) -> float:
         return float(result.aggregate)
     reg = result.reg_swap
     return float(result.swap if reg is None else reg)
+
+
+@dataclass(frozen=True)
+class SearchPolicy:
+    """What a search ranks by and scores with: the ``fitness``, the settings it needs (its
+    proxies, baselines only where NWOT is one), and whether μ, σ are calibrated first."""
+
+    fitness: str
+    settings: ScoreSettings
+    calibrate: bool
+
+    @property
+    def proxies(self) -> tuple[str, ...]:
+        return self.settings.proxies
+
+
+def search_policy(
+    space: SearchSpace,
+    settings: ScoreSettings,
+    *,
+    fitness: str | None = None,
+    proxies: Sequence[str] | None = None,
+    reg: str | None = None,
+) -> SearchPolicy:
+    """The search ``swapprobe search`` runs: ``fitness`` (``None``: the space's measured best,
+    :attr:`SpaceDefaults.fitness`) decides the proxies scored: ``aggregate`` ranks SWAP with
+    ``proxies`` (``None``: the space's list), the others score SWAP alone; ``reg-swap``
+    without μ, σ, or ``reg="auto"``, calibrates μ and σ first
+    (:mod:`swapprobe.regularisation`). ``settings.proxies`` are replaced by the policy's.
+
+    Raises:
+        SettingsError: an unknown fitness, ``aggregate`` with no proxies, proxies with another
+            fitness, or ``reg="auto"`` beside a given μ.
+    """
+    check_reg(reg, settings.mu)
+    fitness = fitness or space.defaults.fitness
+    if fitness not in FITNESSES:
+        raise SettingsError(f"unknown fitness {fitness!r}: use {', '.join(FITNESSES)}")
+    chosen: tuple[str, ...] = ()
+    if fitness == "aggregate":
+        chosen = space.defaults.proxies if proxies is None else tuple(proxies)
+        if not chosen:
+            raise SettingsError("{fitness='aggregate'} needs {proxies} (a list, not none)")
+    elif proxies:
+        raise SettingsError(
+            f"{{proxies}} are only aggregated with {{fitness='aggregate'}}, not {fitness}"
+        )
+    settings = replace(settings, proxies=chosen, baselines="nwot" in chosen)
+    calibrate = reg == "auto" or (fitness == "reg-swap" and settings.mu is None)
+    return SearchPolicy(fitness, settings, calibrate)
 
 
 @dataclass
@@ -73,11 +129,11 @@ class SearchOutcome:
     results: dict[str, Result] = field(default_factory=dict)
     #: architectures that failed on the executor (their fitness was -inf)
     failed: list[TaskOutcome] = field(default_factory=list)
-    #: the ``--reg auto`` calibration the search started from, if any
+    #: the ``reg="auto"`` calibration the search started from, if any
     calibration: AutoRegularisation | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The found architecture and what it cost, as JSON-able values (``--json``)."""
+        """The found architecture and what it cost, as JSON-able values."""
         best = self.best
         return {
             "space": self.space,
@@ -114,7 +170,7 @@ def calibrate_for_space(
     samples: int = DEFAULT_SAMPLES,
     target: float = TARGET_SIZE_RHO,
 ) -> AutoRegularisation:
-    """``--reg auto`` for ``space`` with the run's own data and settings: the ``samples``
+    """``reg="auto"`` for ``space`` with the run's own data and settings: the ``samples``
     random architectures are scored through the one run loop (on ``executor`` when given),
     plain SWAP without baselines or patterns, and μ, σ chosen by the rule of
     :mod:`swapprobe.regularisation`.
@@ -132,7 +188,7 @@ def calibrate_for_space(
         results = run_refs([arch_ref(space, a) for a in archs], evaluator, executor=executor)
         if results.failed:
             first = results.failed[0]
-            raise SwapprobeError(f"--reg auto: {first.name}: {first.error}")
+            raise SwapprobeError(f"{{reg='auto'}}: {first.name}: {first.error}")
         return list(results)
 
     start = time.perf_counter()
@@ -166,7 +222,9 @@ def run_search(
     on_cycle: Callable[[CycleReport], None] | None = None,
     executor: Executor | None = None,
     prescored: Sequence[tuple[Hashable, Result]] = (),
-    auto_regularise: bool = False,
+    fitness: str | None = None,
+    proxies: Sequence[str] | None = None,
+    reg: str | None = None,
 ) -> SearchOutcome:
     """Algorithm 1 of SWAP-NAS over ``space``; every scoring goes through the one run loop.
 
@@ -183,13 +241,24 @@ def run_search(
     initial population, a cycle's crossover children, its mutants) is scored in parallel; an
     architecture that fails gets fitness -inf and is listed in ``failed``.
 
-    With ``auto_regularise`` (``--reg auto``), μ and σ are first calibrated on random
-    architectures (:func:`swapprobe.regularisation.calibrate_for_space`), which then become
-    ``prescored``; the calibration is in the outcome.
+    With ``fitness`` (``aggregate``, ``reg-swap``, ``swap``), the search is the one
+    ``swapprobe search`` runs (:func:`search_policy`): the fitness chooses the proxies scored
+    (``proxies``: the aggregate's, ``None`` for the space's) and whether μ, σ are calibrated.
+    Without it, ``settings`` are used as given: the fitness is their aggregate when they name
+    proxies, else regularised SWAP when μ is set, else SWAP.
+
+    With ``reg="auto"`` (or ``fitness="reg-swap"`` without μ), μ and σ are first calibrated on
+    random architectures (:func:`calibrate_for_space`), which then become ``prescored``; the
+    calibration is in the outcome.
     """
     start = time.perf_counter()
+    check_reg(reg, settings.mu)
+    calibrate = reg == "auto"
+    if fitness is not None or proxies is not None:
+        policy = search_policy(space, settings, fitness=fitness, proxies=proxies, reg=reg)
+        settings, calibrate = policy.settings, policy.calibrate
     calibration = None
-    if auto_regularise:
+    if calibrate:
         calibration = calibrate_for_space(space, data, settings, executor=executor)
         settings = replace(settings, mu=calibration.mu, sigma=calibration.sigma)
         prescored = calibration.scored
@@ -330,17 +399,18 @@ def correlate_table(
     resume: bool = False,
     on_arch: Callable[[int, int], None] | None = None,
     executor: Executor | None = None,
-    auto_regularise: bool = False,
+    reg: str | None = None,
     sweep: bool = False,
     bootstrap: int = 1000,
 ) -> CorrelationReport:
     """Score a table's architectures and correlate every metric with every accuracy column
-    (``swapprobe correlate``); ``auto_regularise`` calibrates μ, σ first, ``sweep`` sweeps
+    (``swapprobe correlate``); ``reg="auto"`` calibrates μ, σ first, ``sweep`` sweeps
     μ = σ (see :func:`swapprobe.correlate.correlation_report`)."""
     if limit is not None and limit < 1:
-        raise SettingsError(f"limit must be at least 1, got {limit}")
+        raise SettingsError(f"{{limit}} must be at least 1, got {limit}")
+    check_reg(reg, settings.mu)
     calibration = None
-    if auto_regularise:
+    if reg == "auto":
         calibration = calibrate_for_space(space, data, settings, executor=executor)
         settings = replace(settings, mu=calibration.mu, sigma=calibration.sigma)
     started = time.perf_counter()

@@ -363,14 +363,14 @@ class PatternStore:
             check_writable(target)
         if target.exists():
             raise StoreError(
-                f"{target} exists; pass --resume to continue it, or choose another path"
+                f"{target} exists; pass {{resume=True}} to continue it, or choose another path"
             )
         check_writable(target)
         try:
             handle = h5py.File(target, "x", track_order=True)
         except FileExistsError as exc:
             raise StoreError(
-                f"{target} exists; pass --resume to continue it, or choose another path"
+                f"{target} exists; pass {{resume=True}} to continue it, or choose another path"
             ) from exc
         except OSError as exc:
             raise StoreError(f"cannot create store {target}: {exc}") from exc
@@ -418,7 +418,7 @@ class PatternStore:
         if diffs:
             raise StoreError(
                 f"store {target} was made with other settings: {', '.join(diffs)}; "
-                "use another --store path"
+                "use another {store} path"
             )
         handle = cls._open_handle(target, "r+")
         try:
@@ -455,7 +455,7 @@ class PatternStore:
     def _open_handle(target: Path, mode: Literal["r", "r+"]) -> h5py.File:
         """Open an existing file and make sure it is a store this code can read."""
         if not h5py.is_hdf5(target):
-            raise StoreError(f"{target} is not an HDF5 file; choose another --store path")
+            raise StoreError(f"{target} is not an HDF5 file; choose another {{store}} path")
         try:
             handle = h5py.File(target, mode)
         except OSError as exc:
@@ -468,7 +468,7 @@ class PatternStore:
             if "truncated file" in text or "signature" in text or "superblock" in text:
                 raise StoreError(
                     f"store {target} is damaged (truncated or cut short while being written "
-                    "or copied); the records in it cannot be read, choose another --store path"
+                    "or copied); the records in it cannot be read, choose another {store} path"
                 ) from exc
             raise StoreError(f"cannot open store {target}: {str(exc).splitlines()[0]}") from exc
         try:
@@ -476,7 +476,7 @@ class PatternStore:
             if _as_text(attrs.get("format", "")) != FORMAT or _MODELS not in handle:
                 raise StoreError(
                     f"{target} is an HDF5 file but not a swapprobe store; choose "
-                    "another --store path"
+                    "another {store} path"
                 )
             version = int(attrs.get("format_version", 0))
             if version > FORMAT_VERSION:
@@ -489,12 +489,12 @@ class PatternStore:
             except (KeyError, ValueError) as exc:
                 raise StoreError(
                     f"{target} is a damaged swapprobe store (no readable "
-                    "settings); choose another --store path"
+                    "settings); choose another {store} path"
                 ) from exc
             if not isinstance(settings, dict):
                 raise StoreError(
                     f"{target} is a damaged swapprobe store (settings are not a "
-                    "mapping); choose another --store path"
+                    "mapping); choose another {store} path"
                 )
         except BaseException:
             handle.close()
@@ -524,7 +524,7 @@ class PatternStore:
         if _as_text(group.attrs.get("key", "")) != key:
             raise StoreError(
                 f"store {self.path} holds another key under the name of {key!r}; "
-                "use another --store path"
+                "use another {store} path"
             )
         return group
 

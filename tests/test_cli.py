@@ -362,3 +362,69 @@ def test_mu_without_sigma_is_one_line(
     assert err.strip().splitlines() == ["swapprobe: error: give --mu and --sigma together"]
     assert out == ""
     assert files["store"].read_bytes() == store_bytes
+
+
+# --- one plan, two ways in; errors in library terms, flags on the command line ----------
+def test_python_plan_scores_as_the_command_and_as_score_many(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``plan_score`` from keywords gives the rows ``swapprobe score`` writes, and both equal
+    a ``score_many`` call with the paper's settings written out by hand."""
+    from swapprobe.api import plan_score, score_many
+    from swapprobe.data import load_batch
+    from swapprobe.results import ScoreSettings
+
+    models = [str(files["mlp"]), str(files["cnn"])]
+    out_json = tmp_path / "rows.json"
+    code, _out, err = run(capsys, "score", *models, "--repeats", 2, "--json", out_json)
+    assert code == 0, err
+    command = {name: row["swap"] for name, row in read_rows(out_json).items()}
+
+    planned = plan_score(models, repeats=2).run()
+    assert {r.name: r.swap for r in planned.results} == command
+    assert (planned.settings.batch_size, planned.settings.repeats) == (16, 2)
+    assert planned.data.source.startswith("synthetic")
+
+    batch = load_batch("synthetic", batch_size=16)
+    by_hand = score_many(models, batch, ScoreSettings(repeats=2, keep_patterns="none"))
+    assert {r.name: r.swap for r in by_hand} == command
+
+
+@pytest.mark.parametrize(
+    ("message", "python", "command"),
+    [
+        ("give {mu} and {sigma}", "give mu and sigma", "give --mu and --sigma"),
+        ("{resume=True} needs {store}", "resume=True needs store", "--resume needs --store"),
+        ("{reg='auto'}: x", "reg='auto': x", "--reg auto: x"),
+        ("drop {baselines=False}", "drop baselines=False", "drop --no-baselines"),
+        ("over {max_pattern_bytes}", "over max_pattern_bytes", "over --max-pattern-memory"),
+        ("{fitness='swap'} {proxies}", "fitness='swap' proxies", "--fitness swap --proxies"),
+        ("no term here", "no term here", "no term here"),
+    ],
+)
+def test_errors_name_parameters_and_the_cli_names_flags(
+    message: str, python: str, command: str
+) -> None:
+    from swapprobe.cli.console import error_line
+    from swapprobe.errors import SettingsError
+
+    error = SettingsError(message)
+    assert str(error) == python
+    assert error_line(error) == f"swapprobe: error: {command}"
+    first = message.split("{")[1].split("}")[0].split("=")[0] if "{" in message else None
+    assert error.option == first
+
+
+def test_library_errors_carry_no_flags() -> None:
+    """No message outside the CLI writes a flag; parameters are marked for the CLI instead."""
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "swapprobe"
+    modules = ("search", "regularisation", "results", "executors", "store", "plan", "api", "runs")
+    for name in (f"{module}.py" for module in modules):
+        for number, line in enumerate((root / name).read_text().splitlines(), 1):
+            stripped = line.strip()
+            if stripped.startswith(("#", "help=")):
+                continue
+            flagged = re.search(r"""(["'])[^"']*--[a-z][^"']*\1""", stripped)
+            assert not flagged or "``" in stripped, f"{name}:{number}: {stripped}"

@@ -300,7 +300,7 @@ def test_search_and_correlate_default_to_a_pool_on_several_cores(
     import os
 
     from swapprobe.cli import build_parser
-    from swapprobe.cli.options import executor_name
+    from swapprobe.cli.options import execution
 
     parser = build_parser()
     search = parser.parse_args(["search", "nb201"])
@@ -309,10 +309,10 @@ def test_search_and_correlate_default_to_a_pool_on_several_cores(
     assert search.executor == correlate.executor == "auto"
     assert score.executor == "local"  # user models may not travel to workers
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    assert executor_name(search) == executor_name(correlate) == "pool"
+    assert execution(search).name == execution(correlate).name == "pool"
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
-    assert executor_name(search) == "local"
-    assert executor_name(parser.parse_args(["search", "nb201", "--executor", "local"])) == "local"
+    assert execution(search).name == "local"
+    assert execution(parser.parse_args(["search", "nb201", "--executor", "local"])).name == "local"
 
 
 def test_reg_auto_calibrates_on_the_executor_and_hands_its_scores_on() -> None:

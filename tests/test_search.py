@@ -461,3 +461,88 @@ def test_prescored_architectures_start_the_search_and_are_not_scored_again(
     assert sorted(reports[0].population_fitness, reverse=True) == pytest.approx(fittest)
     assert len(scorer.calls) == config.cycles * config.mutation_times
     assert outcome.search.best.fitness >= fittest[0]
+
+
+# --- the search policy: the fitness decides proxies and calibration -------------------------
+def test_policy_follows_the_fitness() -> None:
+    """What ``swapprobe search`` derives from ``--fitness``, ``--proxies`` and ``--reg``,
+    checked against the spaces' declared defaults."""
+    from swapprobe.errors import SettingsError
+    from swapprobe.search import search_policy
+
+    nb201, darts = get_space("nb201"), get_space("darts")
+    default = search_policy(nb201, PLAIN)  # nb201's declared best: the aggregate
+    assert default.fitness == "aggregate" and not default.calibrate
+    assert default.proxies == ("expressivity", "trainability", "flops")
+    assert default.settings.baselines is False  # NWOT is not among them
+    nwot = search_policy(nb201, PLAIN, proxies=["nwot", "params"])
+    assert nwot.proxies == ("nwot", "params") and nwot.settings.baselines is True
+    swap = search_policy(darts, replace(PLAIN, proxies=("params",)))
+    assert (swap.fitness, swap.proxies, swap.calibrate) == ("swap", (), False)
+    assert search_policy(darts, PLAIN, fitness="reg-swap").calibrate  # no μ given: calibrate
+    assert not search_policy(darts, REGULARISED["darts"], fitness="reg-swap").calibrate
+    assert search_policy(darts, PLAIN, reg="auto").calibrate
+
+    refusals = [
+        (dict(fitness="aggregate", proxies=()), "fitness"),
+        (dict(fitness="swap", proxies=["params"]), "proxies"),
+        (dict(fitness="best"), None),
+    ]
+    for keywords, option in refusals:
+        with pytest.raises(SettingsError) as caught:
+            search_policy(darts, PLAIN, **keywords)  # type: ignore[arg-type]
+        assert caught.value.option == option
+    with pytest.raises(SettingsError) as caught:
+        search_policy(darts, REGULARISED["darts"], reg="auto")
+    assert caught.value.option == "reg"
+
+
+def test_run_search_with_a_fitness_is_the_search_of_its_settings(
+    data: Batch, scorer: Scorer
+) -> None:
+    """``run_search(fitness=...)`` replaces the settings' proxies by the fitness's: SWAP
+    ranks as a search given plain settings, the aggregate as one given the proxies."""
+    space = get_space("darts")
+    with_params = replace(PLAIN, proxies=("params",))
+    swap = run_search(space, data, with_params, CONFIG, fitness="swap")
+    plain = run_search(space, data, PLAIN, CONFIG)
+    assert swap.best_text == plain.best_text
+    assert [h.best_fitness for h in swap.search.history] == [
+        h.best_fitness for h in plain.search.history
+    ]
+    assert all(r.aggregate is None for r in swap.results.values())  # ranked by SWAP
+
+    aggregate = run_search(space, data, PLAIN, CONFIG, fitness="aggregate", proxies=["params"])
+    given = run_search(space, data, with_params, CONFIG)
+    assert aggregate.best_text == given.best_text
+    assert [h.best_fitness for h in aggregate.search.history] == [
+        h.best_fitness for h in given.search.history
+    ]
+    assert all(r.aggregate is not None for r in aggregate.results.values())
+
+
+def test_a_search_plan_from_keywords_is_the_policy_search(data: Batch, scorer: Scorer) -> None:
+    """``plan_search`` (what ``swapprobe search`` runs) assembles the settings written out
+    by hand here and finds what ``run_search(fitness=...)`` finds with them."""
+    from swapprobe.api import plan_search
+
+    found = plan_search(
+        "darts",
+        data=data,
+        repeats=2,
+        population=CONFIG.population,
+        cycles=CONFIG.cycles,
+        mutation_times=CONFIG.mutation_times,
+        fitness="swap",
+        executor="local",
+    ).run()
+    by_hand = replace(PLAIN, size_unit="K")  # darts' unit; no proxies, so no baselines
+    assert found.settings == by_hand
+    assert found.setup.config == CONFIG
+    direct = run_search(get_space("darts"), data, by_hand, CONFIG, fitness="swap")
+    assert found.outcome.best_text == direct.best_text
+    assert [h.best_fitness for h in found.outcome.search.history] == [
+        h.best_fitness for h in direct.search.history
+    ]
+    with pytest.raises(TypeError):
+        plan_search("darts", populaton=3)  # a misspelt keyword is refused, not ignored

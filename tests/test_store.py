@@ -209,9 +209,10 @@ def test_settings_mismatch_lists_every_key(store_path: Path) -> None:
         "repeats 8 != 32",
         'data "cifar10" != <absent>',
         'init <absent> != "kaiming"',
-        "--store",
+        "another store path",
     ):
         assert part in message
+    assert caught.value.option == "store"  # the parameter to change, for the CLI's flag
     assert "S " not in message
     assert store_path.read_bytes() == before
 
@@ -220,7 +221,7 @@ def test_create_refuses_existing_file_untouched(store_path: Path) -> None:
     with PatternStore.create(store_path, SETTINGS) as store:
         store.write(make_record("a"))
     before = store_path.read_bytes()
-    with pytest.raises(StoreError, match=r"exists; pass --resume"):
+    with pytest.raises(StoreError, match=r"exists; pass resume=True"):
         PatternStore.create(store_path, SETTINGS)
     assert store_path.read_bytes() == before
     with PatternStore.open(store_path) as store:

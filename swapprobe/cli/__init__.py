@@ -1,15 +1,18 @@
-"""The ``swapprobe`` command: one module per command over :mod:`swapprobe.cli.options`.
+"""The ``swapprobe`` command: one module per command over :mod:`.options` (argparse) and
+:mod:`.console` (output, progress, errors).
 
-Each command module has ``add_parser(commands)`` and ``run(args)``: it parses, makes one
-library call, renders with Rich. Results go to stdout, progress and errors to stderr. A
-:class:`~swapprobe.errors.SwapprobeError` is printed as one line (exit 2) unless ``--debug``
-(before or after the command); importing this package and ``--help`` load neither torch nor
-onnxruntime.
+Each command module has ``add_parser(commands)`` and ``run(args)``: it parses, builds the
+command's run plan (:mod:`swapprobe.plan`) from the flags, makes one library call
+(``plan.run(progress)``), and renders with Rich. Results go to stdout, progress and errors to
+stderr (:mod:`.console`). A :class:`~swapprobe.errors.SwapprobeError` is printed as one line
+with the parameters it names written as flags (exit 2) unless ``--debug`` (before or after
+the command); importing this package and ``--help`` load neither torch nor onnxruntime.
 
-From argv to the table, ``swapprobe score model.onnx``: :func:`main` → :mod:`.score` ``run`` →
+From argv to the table, ``swapprobe score model.onnx``: :func:`main` → :mod:`.score` ``run``
+→ :meth:`swapprobe.plan.ScorePlan.run` (models, defaults, batch, settings, executor) →
 :func:`swapprobe.api.score_many` → :func:`swapprobe.runs.run_refs` →
-:meth:`swapprobe.evaluate.Evaluator.evaluate` → :mod:`swapprobe.capture` → back, and
-:mod:`swapprobe.report` renders the table.
+:meth:`swapprobe.evaluate.Evaluator.evaluate` → :mod:`swapprobe.capture` → back up to
+:mod:`.score`, which renders the :class:`~swapprobe.plan.ScoreRun` with :mod:`swapprobe.report`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from swapprobe import __version__
-from swapprobe.cli import correlate, inspect, options, rescore, score, search
+from swapprobe.cli import console, correlate, inspect, options, rescore, score, search
 from swapprobe.errors import SwapprobeError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -65,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SwapprobeError as error:
         if args.debug:
             raise
-        sys.stderr.write(f"swapprobe: error: {error}\n")
+        sys.stderr.write(console.error_line(error) + "\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("swapprobe: interrupted; completed models are in the store\n")

@@ -1,5 +1,6 @@
 """``swapprobe correlate SPACE --table FILE``: scores against a table of trained accuracies
-(one call: :func:`swapprobe.search.correlate_table`)."""
+(one call: :meth:`swapprobe.plan.CorrelatePlan.run`, over
+:func:`swapprobe.search.correlate_table`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from swapprobe.cli import options
+from swapprobe.cli import console, options
 
 EPILOG = """\
 The table is a CSV: an architecture column and one or more accuracy columns. Without a header,
@@ -75,61 +76,39 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from swapprobe import report
-    from swapprobe.correlate import read_table, scatter_plot
-    from swapprobe.search import correlate_table
-    from swapprobe.searchspaces import get_space
+    from swapprobe.correlate import scatter_plot
+    from swapprobe.plan import CorrelatePlan, TableSpec
 
-    out, err = options.consoles()
-    options.before_work(args, [args.json, args.csv, args.plot])
-    space = get_space(args.space)
-    defaults = space.defaults
-    truth = read_table(args.table, arch_col=args.arch_col, acc_cols=args.acc_col)
-    data = options.load_data(
-        args,
-        args.batch_size or defaults.batch_size,
-        models=options.space_models(space, args.seed),
-        default=defaults.data,
-    )
-    settings = options.score_settings(
-        args,
-        data,
-        defaults,
-        size_unit=space.size_unit,
+    out, err = console.consoles()
+    console.check_outputs([args.json, args.csv, args.plot])
+    plan = CorrelatePlan(
+        args.space,
+        TableSpec(args.table, args.arch_col, args.acc_col),
+        options.inputs(args),
+        options.scoring(args),
+        options.execution(args),
+        limit=args.limit,
+        reg=args.reg,
+        sweep=args.sweep,
+        bootstrap=args.bootstrap,
+        store=args.store,
+        resume=args.resume,
         keep_patterns=args.keep_patterns,
-        proxies=defaults.proxies if args.proxies is None else args.proxies,
     )
-    with options.open_executor(args) as executor, options.progress_bar(err) as bar:
-        task = bar.add_task("architectures", total=args.limit or len(truth.archs))
-
-        def on_arch(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        found = correlate_table(
-            space,
-            truth,
-            data,
-            settings,
-            limit=args.limit,
-            seed=args.seed,
-            store=args.store,
-            resume=args.resume,
-            on_arch=on_arch,
-            executor=executor,
-            auto_regularise=args.reg == "auto",
-            sweep=args.sweep,
-            bootstrap=args.bootstrap,
-        )
+    with console.ProgressBar(err) as bar:
+        correlated = plan.run(bar)
+    found, settings, space = correlated.report, correlated.settings, correlated.space
     if found.calibration is not None:
         err.print(f"[dim]--reg auto:[/] {found.calibration.describe()}")
     results = found.results
     if not results:  # every architecture failed: nothing to correlate
-        return options.report_failed(err, found.failed, len(found.failed))
+        return console.report_failed(err, found.failed, len(found.failed))
     if args.json != "-" and args.csv != "-":
-        out.print(report.run_header_for(data, settings, results[0]))
+        out.print(report.run_header_for(correlated.data, settings, results[0]))
         out.print(
             report.correlation_table(
                 found.correlations,
-                title=f"{space.name}: {len(results)} architectures of {truth.path}",
+                title=f"{space.name}: {len(results)} architectures of {correlated.truth.path}",
             )
         )
         for target, (value, rho) in found.best_of_sweeps().items():
@@ -152,7 +131,9 @@ def run(args: argparse.Namespace) -> int:
         )
         err.print(f"[dim]plot:[/] {args.plot}")
     if args.csv:
-        report.write_csv_rows(found.table_rows(truth), sys.stdout if args.csv == "-" else args.csv)
+        report.write_csv_rows(
+            found.table_rows(correlated.truth), sys.stdout if args.csv == "-" else args.csv
+        )
     if args.json:
         report.dump_json(found.to_dict(), sys.stdout if args.json == "-" else args.json)
-    return options.report_failed(err, found.failed, len(results) + len(found.failed))
+    return console.report_failed(err, found.failed, len(results) + len(found.failed))

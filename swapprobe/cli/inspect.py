@@ -1,12 +1,12 @@
-"""``swapprobe inspect RUN.h5``: summarise a store (one call: ``PatternStore.summary`` and
-:func:`swapprobe.api.layer_swaps`)."""
+"""``swapprobe inspect RUN.h5``: summarise a store (one call:
+:func:`swapprobe.api.inspect_store`)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from swapprobe.cli import options
+from swapprobe.cli import console
 
 
 def add_parser(commands: Any) -> None:
@@ -24,20 +24,16 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from swapprobe import report
-    from swapprobe.api import layer_swaps, stored_results
-    from swapprobe.store import PatternStore
+    from swapprobe.api import inspect_store
 
-    out, _ = options.consoles()
-    with PatternStore.open(args.store) as store:
-        summary = store.summary()
-    results = stored_results(args.store)
-    out.print(report.store_panel(summary))
-    if results:
-        out.print(report.ranking_table(results, title="stored scores"))
-    if args.layers:
-        for result, per_layer in layer_swaps(args.store):
-            if per_layer is None:
-                out.print(f"[yellow]{result.name}: no patterns kept[/]")
-            else:
-                out.print(report.layer_table(result.name, per_layer, result.layers))
+    out, _ = console.consoles()
+    view = inspect_store(args.store, layers=args.layers)
+    out.print(report.store_panel(view.summary))
+    if view.results:
+        out.print(report.ranking_table(view.results, title="stored scores"))
+    for result, per_layer in view.layers:
+        if per_layer is None:
+            out.print(f"[yellow]{result.name}: no patterns kept[/]")
+        else:
+            out.print(report.layer_table(result.name, per_layer, result.layers))
     return 0

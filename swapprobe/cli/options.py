@@ -1,40 +1,30 @@
-"""What the commands share: option groups, number checks made where they are parsed, output
-path checks made before any work, consoles, progress, and the executor a command asks for.
+"""What the commands' parsers share: option groups, number checks made where they are
+parsed, and the run plan's option groups (:mod:`swapprobe.plan`) made from the parsed flags.
 
 Every number a user types is checked by its argparse ``type`` and refused in one line
-(:class:`OneLineParser`), never silently replaced by a default.
+(:class:`OneLineParser`), never silently replaced by a default. Defaults stay ``None`` here:
+the plan resolves them (a space's, else the paper's).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, NoReturn
 
-from swapprobe.errors import SettingsError
+from swapprobe.plan import DEFAULT_DATA, Execution, Inputs, Scoring
 
 __all__ = [
     "OneLineParser",
     "add_data_options",
     "add_executor_options",
     "add_scoring_options",
-    "check_outputs",
-    "consoles",
-    "load_data",
-    "open_executor",
+    "execution",
+    "inputs",
     "positive_float",
     "positive_int",
-    "progress_bar",
-    "report_failed",
-    "start_executor_early",
-    "write_rows",
+    "scoring",
 ]
-
-#: the inputs when neither ``--data`` nor the space names any: embedded images, offline
-DEFAULT_DATA = "synthetic"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -270,28 +260,6 @@ def add_reg_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def before_work(args: argparse.Namespace, outputs: Iterable[str | None]) -> None:
-    """What every scoring command checks before any work, then starts: μ/σ given together,
-    ``--resume`` with ``--store``, output folders and the store writable; pool workers start
-    importing beside the command's own start-up."""
-    from swapprobe.store import check_writable
-
-    check_mu_sigma(args)
-    if args.resume and not args.store:
-        raise SettingsError("--resume needs --store")
-    check_outputs(outputs)
-    if args.store:
-        check_writable(args.store)
-    start_executor_early(args)
-
-
-def check_mu_sigma(args: argparse.Namespace) -> None:
-    if (args.mu is None) != (args.sigma is None):
-        raise SettingsError("give --mu and --sigma together")
-    if getattr(args, "reg", None) == "auto" and args.mu is not None:
-        raise SettingsError("--reg auto chooses μ and σ itself; drop --mu/--sigma")
-
-
 def space_epilog(*, engine: bool) -> str:
     """One line per registered space with its declared defaults (the help's table)."""
     return "per-space defaults:\n" + space_lines(engine=engine)
@@ -308,247 +276,36 @@ def space_lines(*, engine: bool) -> str:
     )
 
 
-# --- paths, checked before any work ------------------------------------------------------
-def check_outputs(paths: Iterable[str | None]) -> None:
-    """Refuse, before any work, an output file whose folder is missing or not writable (``-``
-    is stdout), so that no result is lost at the end of a long run."""
-    for text in paths:
-        if not text or text == "-":
-            continue
-        target = Path(text)
-        if target.is_dir():
-            raise SettingsError(f"output {target} is a directory; give a file path")
-        if target.exists() and not os.access(target, os.W_OK):
-            raise SettingsError(f"output {target} is not writable")
-        parent = target.parent if str(target.parent) else Path(".")
-        if not parent.is_dir():
-            raise SettingsError(f"cannot write {target}: folder {parent} does not exist")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise SettingsError(f"cannot write {target}: folder {parent} is not writable")
+# --- the plan's option groups, from the parsed flags ------------------------------------
+def inputs(args: argparse.Namespace) -> Inputs:
+    """The data options as the plan's :class:`~swapprobe.plan.Inputs`."""
+    return Inputs(
+        data=args.data,
+        batch_size=args.batch_size,
+        data_dir=args.data_dir,
+        pick=args.pick,
+        input_size=tuple(args.input_size) if args.input_size else None,  # type: ignore[arg-type]
+        seq_len=args.seq_len,
+        vocab_size=args.vocab_size,
+        tokenizer=args.tokenizer,
+    )
 
 
-def write_rows(
-    results: Sequence[Any], json_path: str | None, csv_path: str | None, **json_extra: Any
-) -> None:
-    """``--json``/``--csv`` of result rows (``-`` is stdout)."""
-    from swapprobe import report
-
-    if json_path:
-        report.write_json(
-            results, sys.stdout if json_path == "-" else json_path, extra=json_extra or None
-        )
-    if csv_path:
-        report.write_csv(results, sys.stdout if csv_path == "-" else csv_path)
-
-
-def score_settings(
-    args: argparse.Namespace, data: Any, defaults: Any, *, size_unit: str, **extra: Any
-) -> Any:
-    """The :class:`~swapprobe.results.ScoreSettings` of the scoring options every command
-    shares (``--repeats``, ``--seed``, ``--init``, ``--backend``, ``--device``,
-    ``--mu``/``--sigma``, ``--size-unit``), with ``defaults`` (a space's, or the paper's)
-    where none was given; ``extra`` are the command's own settings."""
-    from swapprobe.results import ScoreSettings
-
-    return ScoreSettings(
-        batch_size=len(data.inputs),
-        repeats=args.repeats or defaults.repeats,
+def scoring(args: argparse.Namespace) -> Scoring:
+    """The scoring options as the plan's :class:`~swapprobe.plan.Scoring`."""
+    return Scoring(
+        repeats=args.repeats,
         seed=args.seed,
-        init=args.init or defaults.init,
-        backend=args.backend or defaults.backend,
+        init=args.init,
+        backend=args.backend,
         device=args.device,
         mu=args.mu,
         sigma=args.sigma,
-        size_unit=args.size_unit or size_unit,
-        **extra,
+        size_unit=args.size_unit,
+        proxies=args.proxies,
     )
 
 
-# --- data and executors ------------------------------------------------------------------
-def load_data(
-    args: argparse.Namespace,
-    batch_size: int,
-    *,
-    input_size: tuple[int, ...] | None = None,
-    models: Sequence[Any] = (),
-    default: str | None = None,
-) -> Any:
-    """The batch the data options ask for (``input_size``: instead of ``--input-size``); a
-    token source's length and vocabulary default to what ``models`` (references) state;
-    ``default``: the source when ``--data`` is not given (a space's ``defaults.data``)."""
-    from swapprobe.data import load_batch
-    from swapprobe.models import token_options
-
-    size = input_size or (tuple(args.input_size) if args.input_size else None)
-    data = args.data or default or DEFAULT_DATA
-    tokens = token_options(
-        models,
-        data,
-        seq_len=args.seq_len,
-        vocab_size=args.vocab_size,
-        input_name=getattr(args, "input_name", None),
-    )
-    return load_batch(
-        data,
-        batch_size=batch_size,
-        seed=args.seed,
-        data_dir=args.data_dir,
-        input_size=size,  # type: ignore[arg-type]
-        pick=args.pick,
-        tokenizer=args.tokenizer,
-        **tokens,  # type: ignore[arg-type]
-    )
-
-
-def space_models(space: Any, seed: int) -> list[Any]:
-    """One seeded architecture of ``space``, standing for it where the data's shape is read
-    from the models (a token source's T and V)."""
-    import numpy as np
-
-    from swapprobe.models import arch_ref
-
-    return [arch_ref(space, space.sample(np.random.default_rng(seed)))]
-
-
-def executor_name(args: argparse.Namespace) -> str:
-    """``--executor`` with ``auto`` made concrete (pool on a machine with several cores)."""
-    if args.executor == "auto":
-        return "pool" if (os.cpu_count() or 1) > 1 else "local"
-    return str(args.executor)
-
-
-def start_executor_early(args: argparse.Namespace) -> None:
-    """Pool workers start importing torch now, beside this process's own start-up."""
-    if executor_name(args) == "pool":
-        from swapprobe.executors import start_pool_workers_early
-
-        start_pool_workers_early()
-
-
-def open_executor(args: argparse.Namespace) -> Any:
-    """The executor the command line asks for (a context manager that releases workers)."""
-    from swapprobe.executors import get_executor
-
-    return get_executor(executor_name(args), workers=args.workers, address=args.address)
-
-
-def report_failed(err: Any, failed: Sequence[Any], total: int) -> int:
-    """One error line per model that failed; exit status 1 when there is any."""
-    if not failed:
-        return 0
-    done = total - len(failed)
-    if done:
-        err.print(
-            f"{len(failed)} of {total} failed; the {done} others are kept",
-            markup=False,
-            highlight=False,
-        )
-    for outcome in failed:
-        err.print(
-            f"swapprobe: error: {outcome.name}: {outcome.error}",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
-    return 1
-
-
-# --- consoles and progress ---------------------------------------------------------------
-def consoles() -> tuple[Any, Any]:
-    """stdout for results, stderr for progress and errors.
-
-    Piped or redirected output gets 160 columns instead of Rich's 80, so that tables in logs
-    and files keep whole numbers rather than wrapping them; messages to a redirected stderr are
-    not wrapped at all.
-    """
-    from rich.console import Console
-
-    out = Console()
-    if not out.is_terminal:
-        out = Console(width=160)
-    err = Console(stderr=True)
-    if not err.is_terminal:  # logs: one message, one line
-        err = Console(stderr=True, width=160, soft_wrap=True)
-    return out, err
-
-
-def progress_bar(err: Any, *, extra_columns: Sequence[Any] = ()) -> Any:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    if not err.is_terminal:
-        return PlainProgress(err)
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        *extra_columns,
-        console=err,
-        transient=False,
-    )
-
-
-class PlainProgress:
-    """Progress for logs (stderr not a terminal): a plain line per task at most every 30 s.
-
-    Long runs in CI or under ``nohup`` should still say how far they are; Rich's live bar
-    would print nothing until the end there. Same calls as ``rich.progress.Progress``.
-    """
-
-    def __init__(self, err: Any, every: float = 30.0) -> None:
-        import time
-
-        self._err, self._every, self._clock = err, every, time.monotonic
-        self._tasks: dict[int, dict[str, Any]] = {}
-
-    def __enter__(self) -> PlainProgress:
-        return self
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type is None:  # a failed run says so in its one error line, nothing more
-            for task_id, task in self._tasks.items():
-                if task.get("printed"):  # long runs close their log lines; short ones stay quiet
-                    self._print(task_id)
-
-    def add_task(self, description: str, total: float | None = None, **fields: Any) -> int:
-        task_id = len(self._tasks)
-        self._tasks[task_id] = {
-            "description": description,
-            "total": total,
-            "completed": 0,
-            "start": self._clock(),
-            "last": self._clock(),
-            **fields,
-        }
-        return task_id
-
-    def update(self, task_id: int, **changes: Any) -> None:
-        task = self._tasks[task_id]
-        task.update(changes)
-        if self._clock() - task["last"] >= self._every:
-            self._print(task_id)
-
-    def reset(self, task_id: int) -> None:
-        self._tasks[task_id]["completed"] = 0
-
-    def _print(self, task_id: int) -> None:
-        task = self._tasks[task_id]
-        task["last"] = self._clock()
-        task["printed"] = True
-        done, total = task["completed"], task["total"]
-        share = f" ({100 * done / total:.0f} %)" if total else ""
-        best = f"  best {task['best']}" if "best" in task else ""
-        elapsed = self._clock() - task["start"]
-        self._err.print(
-            f"{task['description']}: {done}/{total}{share}  {elapsed:.0f} s{best}",
-            highlight=False,
-        )
+def execution(args: argparse.Namespace) -> Execution:
+    """The execution options as the plan's :class:`~swapprobe.plan.Execution`."""
+    return Execution(args.executor, workers=args.workers, address=args.address)

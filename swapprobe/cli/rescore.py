@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from swapprobe.cli import options
+from swapprobe.cli import console, options
 
 
 def add_parser(commands: Any) -> None:
@@ -34,11 +34,11 @@ def run(args: argparse.Namespace) -> int:
     from swapprobe import report
     from swapprobe.api import rescore
 
-    out, _ = options.consoles()
-    options.check_outputs([args.json, args.csv])
+    out, _ = console.consoles()
+    console.check_outputs([args.json, args.csv])
     results = rescore(args.store, mu=args.mu, sigma=args.sigma, size_unit=args.size_unit)
     if not (args.json == "-" or args.csv == "-"):
         out.print(f"[dim]rescored from[/] {args.store}  μ={args.mu:g} σ={args.sigma:g}")
         out.print(report.ranking_table(results, title="rescored"))
-    options.write_rows(results, args.json, args.csv)
+    console.write_rows(results, args.json, args.csv)
     return 0

@@ -1,11 +1,12 @@
-"""``swapprobe score MODEL...``: score and rank models (one call: :func:`swapprobe.score_many`)."""
+"""``swapprobe score MODEL...``: score and rank models (one call:
+:meth:`swapprobe.plan.ScorePlan.run`)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from swapprobe.cli import options
+from swapprobe.cli import console, options
 from swapprobe.results import DEFAULT_ACTIVATIONS
 
 EPILOG = """\
@@ -105,66 +106,31 @@ def run(args: argparse.Namespace) -> int:
     import re
 
     from swapprobe import report
-    from swapprobe.api import score_many
-    from swapprobe.capture.activations import select_kinds
-    from swapprobe.models import input_size_of, resolve_models, scoring_defaults
+    from swapprobe.plan import ScorePlan
 
-    out, err = options.consoles()
-    select_kinds(args.activations)  # an unknown kind fails before any work
-    options.before_work(args, [args.json, args.csv])
-    refs = resolve_models(args.models, seed=args.seed)
-    defaults = scoring_defaults(refs)
-    # a zoo model's own input size unless one is given
-    size = tuple(args.input_size) if args.input_size else input_size_of(refs)
-    data = options.load_data(
-        args,
-        args.batch_size or defaults.batch_size,
-        input_size=size,
-        models=refs,
-        default=defaults.data,
-    )
-    settings = options.score_settings(
-        args,
-        data,
-        defaults,
-        size_unit="M",
-        baselines=not args.no_baselines,
+    out, err = console.consoles()
+    console.check_outputs([args.json, args.csv])
+    plan = ScorePlan(
+        tuple(args.models),
+        options.inputs(args),
+        options.scoring(args),
+        options.execution(args),
+        store=args.store,
+        resume=args.resume,
+        keep_patterns=args.keep_patterns,
         per_layer=args.per_layer,
-        keep_patterns=args.keep_patterns if args.store else "none",  # unread without a store
+        baselines=not args.no_baselines,
+        activations=args.activations,
         input_name=args.input_name,
         max_pattern_bytes=args.max_pattern_memory * 2**20 if args.max_pattern_memory else None,
-        activations=args.activations,
-        proxies=defaults.proxies if args.proxies is None else args.proxies,
     )
-    local = options.executor_name(args) == "local"
-    with options.open_executor(args) as executor, options.progress_bar(err) as bar:
-        models_task = bar.add_task("models", total=len(refs))
-        # repeats are only seen for models scored in this process
-        repeat_task = bar.add_task("repeats", total=settings.repeats) if local else None
-
-        def on_repeat(done: int, total: int) -> None:
-            if repeat_task is not None:
-                bar.update(repeat_task, completed=done, total=total)
-
-        def on_model(done: int, total: int, ref: Any, result: Any) -> None:
-            bar.update(models_task, completed=done)
-            if repeat_task is not None:
-                bar.reset(repeat_task)
-
-        results = score_many(
-            refs,
-            data,
-            settings,
-            store=args.store,
-            resume=args.resume,
-            on_model=on_model,
-            on_repeat=on_repeat,
-            executor=executor,
-        )
+    with console.ProgressBar(err) as bar:
+        scored = plan.run(bar)
+    results = scored.results
     if not results:  # every model failed: nothing to rank
-        return options.report_failed(err, results.failed, len(refs))
+        return console.report_failed(err, results.failed, len(scored.models))
     if not (args.json == "-" or args.csv == "-"):
-        out.print(report.run_header_for(data, settings, results[0]))
+        out.print(report.run_header_for(scored.data, scored.settings, results[0]))
         out.print(report.ranking_table(results))
         if args.per_layer:
             for result in results:
@@ -188,5 +154,5 @@ def run(args: argparse.Namespace) -> int:
                 )
         if args.store:
             err.print(f"[dim]store:[/] {args.store}")
-    options.write_rows(results, args.json, args.csv)
-    return options.report_failed(err, results.failed, len(refs))
+    console.write_rows(results, args.json, args.csv)
+    return console.report_failed(err, results.failed, len(scored.models))

@@ -1,14 +1,12 @@
 """``swapprobe search SPACE``: SWAP-NAS evolutionary search (one call:
-:func:`swapprobe.search.run_search`)."""
+:meth:`swapprobe.plan.SearchPlan.run`, over :func:`swapprobe.search.run_search`)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from swapprobe.cli import options
-
-FITNESSES = ("aggregate", "reg-swap", "swap")
+from swapprobe.cli import console, options
 
 EPILOG = """\
 The fitness is each space's measured best (listed above): nb201 ranks by the aggregate of SWAP
@@ -29,6 +27,7 @@ examples:
 
 
 def add_parser(commands: Any) -> None:
+    from swapprobe.search import FITNESSES
     from swapprobe.searchspaces import list_spaces
 
     parser = commands.add_parser(
@@ -104,100 +103,40 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from rich.progress import TextColumn
-
     from swapprobe import report
-    from swapprobe.errors import SettingsError
-    from swapprobe.evolution import EvolutionConfig
-    from swapprobe.search import export_network, run_search, search_plot
-    from swapprobe.searchspaces import get_space
+    from swapprobe.plan import SearchPlan, TableSpec
+    from swapprobe.search import search_plot
 
-    out, err = options.consoles()
-    options.before_work(args, [args.json, args.export, args.plot])
-    space = get_space(args.space)
-    defaults = space.defaults
-    config = EvolutionConfig(
-        population=args.population or defaults.population,
-        cycles=defaults.cycles if args.cycles is None else args.cycles,
-        mutation_times=args.mutation_times or defaults.mutation_times,
+    out, err = console.consoles()
+    console.check_outputs([args.json, args.export, args.plot])
+    plan = SearchPlan(
+        args.space,
+        options.inputs(args),
+        options.scoring(args),
+        options.execution(args),
+        fitness=args.fitness,
+        reg=args.reg,
+        population=args.population,
+        cycles=args.cycles,
+        mutation_times=args.mutation_times,
         crossover_prob=args.crossover_prob,
-        seed=args.seed,
+        store=args.store,
+        resume=args.resume,
+        table=TableSpec(args.table, args.arch_col, args.acc_col) if args.table else None,
+        export=args.export,
     )
-    table = None
-    if args.table:  # read (and check) the table before any scoring
-        from swapprobe.correlate import read_table
-
-        table = read_table(args.table, arch_col=args.arch_col, acc_cols=args.acc_col)
-    data = options.load_data(
-        args,
-        args.batch_size or defaults.batch_size,
-        models=options.space_models(space, args.seed),
-        default=defaults.data,
-    )
-    fitness = args.fitness or defaults.fitness
-    proxies: tuple[str, ...] = ()
-    if fitness == "aggregate":
-        proxies = defaults.proxies if args.proxies is None else args.proxies
-        if not proxies:
-            raise SettingsError("--fitness aggregate needs --proxies (a list, not none)")
-    elif args.proxies:
-        raise SettingsError(
-            f"--proxies are only aggregated with --fitness aggregate, not {fitness}"
-        )
-    settings = options.score_settings(
-        args,
-        data,
-        defaults,
-        size_unit=space.size_unit,
-        baselines="nwot" in proxies,
-        keep_patterns="none",
-        proxies=proxies,
-    )
-    auto = args.reg == "auto" or (fitness == "reg-swap" and args.mu is None)
-    reg = (
-        "auto (calibrated first)"
-        if auto
-        else f"μ={settings.mu:g} σ={settings.sigma:g} (Θ in {settings.size_unit})"
-        if settings.mu
-        else "none"
-    )
-    err.print(
-        f"[dim]search[/] {space.name}  fitness {fitness}"
-        + (f" of swap,{','.join(proxies)}" if proxies else "")
-        + f"  P={config.population} C={config.cycles} "
-        f"mutants={config.mutation_times}  S={settings.batch_size} repeats={settings.repeats}  "
-        f"regularisation {reg}  data {data.source}"
-    )
-    with (
-        options.open_executor(args) as executor,
-        options.progress_bar(err, extra_columns=[TextColumn("best {task.fields[best]}")]) as bar,
-    ):
-        task = bar.add_task("cycles", total=config.cycles, best="—")
-
-        def on_cycle(cycle: Any) -> None:
-            bar.update(task, completed=cycle.cycle, best=f"{cycle.best.fitness:,.1f}")
-
-        outcome = run_search(
-            space,
-            data,
-            settings,
-            config,
-            store=args.store,
-            resume=args.resume,
-            on_cycle=on_cycle,
-            executor=executor,
-            auto_regularise=auto,
-        )
+    with console.ProgressBar(
+        err, show=("best",), announce=lambda setup: err.print(_setup_line(setup))
+    ) as bar:
+        found = plan.run(bar)
+    outcome = found.outcome
     if outcome.calibration is not None:
         err.print(f"[dim]--reg auto:[/] {outcome.calibration.describe()}")
     if args.json != "-":
-        out.print(report.search_panel(space, outcome))
-    if table is not None:
-        from swapprobe.correlate import lookup
-
-        found = lookup(table, space, outcome.best_text)
-        for name, value in found.found.items():
-            best_value, best_arch = found.optimum[name]
+        out.print(report.search_panel(found.setup.space, outcome))
+    if found.found is not None:
+        for name, value in found.found.found.items():
+            best_value, best_arch = found.found.optimum[name]
             shown = "not in the table" if value is None else f"{value:.2f}"
             out.print(
                 f"{name}: found architecture {shown}; table optimum {best_value:.2f} ({best_arch})"
@@ -206,7 +145,26 @@ def run(args: argparse.Namespace) -> int:
         report.dump_json(outcome.to_dict(), sys.stdout if args.json == "-" else args.json)
     if args.plot:
         err.print(f"[dim]plot:[/] {search_plot(outcome, args.plot)}")
-    if args.export:
-        written = export_network(space, outcome.best_arch, args.export)
-        err.print(f"[dim]exported evaluation network to[/] {written}")
-    return options.report_failed(err, outcome.failed, len(outcome.results) + len(outcome.failed))
+    if found.exported is not None:
+        err.print(f"[dim]exported evaluation network to[/] {found.exported}")
+    return console.report_failed(err, outcome.failed, len(outcome.results) + len(outcome.failed))
+
+
+def _setup_line(setup: Any) -> str:
+    """The line a search prints before it starts: space, fitness, sizes, regularisation."""
+    policy, config = setup.policy, setup.config
+    settings, proxies = policy.settings, policy.proxies
+    reg = (
+        "auto (calibrated first)"
+        if policy.calibrate
+        else f"μ={settings.mu:g} σ={settings.sigma:g} (Θ in {settings.size_unit})"
+        if settings.mu
+        else "none"
+    )
+    return (
+        f"[dim]search[/] {setup.space.name}  fitness {policy.fitness}"
+        + (f" of swap,{','.join(proxies)}" if proxies else "")
+        + f"  P={config.population} C={config.cycles} "
+        f"mutants={config.mutation_times}  S={settings.batch_size} repeats={settings.repeats}  "
+        f"regularisation {reg}  data {setup.data.source}"
+    )
