@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from swapprobe.results import Result
 __all__ = [
     "Correlation",
     "CorrelationReport",
+    "DuplicateArchitectureWarning",
     "GroundTruth",
     "Lookup",
     "correlate",
@@ -97,6 +99,16 @@ def read_table(
         raise DataError(f"{path} has no column {arch_name!r}; columns: {', '.join(header)}")
     arch_index = header.index(arch_name)
     wanted = list(acc_cols) if acc_cols else [h for h in header if h != arch_name]
+    if not wanted:
+        raise DataError(
+            f"{path} has no accuracy column (only {', '.join(header)!r}); a table is an "
+            "architecture column and at least one accuracy column, e.g. 'arch,accuracy'"
+        )
+    if not body:
+        raise DataError(
+            f"{path} has a header ({', '.join(header)}) but no rows; add one row per "
+            "architecture"
+        )
     for name in wanted:
         if name not in header:
             raise DataError(f"{path} has no column {name!r}; columns: {', '.join(header)}")
@@ -112,8 +124,68 @@ def read_table(
             if not _is_number(cell):
                 raise DataError(f"{path}:{line}: {name} is not a number: {cell!r}")
             accuracies[name].append(float(cell))
+    return _merge_duplicates(
+        GroundTruth(
+            archs, {k: np.asarray(v) for k, v in accuracies.items()}, str(path), tuple(lines)
+        )
+    )
+
+
+class DuplicateArchitectureWarning(UserWarning):
+    """A table names an architecture more than once; its rows were merged into one."""
+
+
+def _merge_duplicates(truth: GroundTruth, *, merge: bool = True) -> GroundTruth:
+    """One row per architecture text: a repeated architecture keeps its first row's place and
+    the mean of its accuracies (a CSV row given twice would otherwise count twice in every
+    correlation), with a warning that says how many were merged and how.
+
+    ``merge=False`` (JSON tables) only warns: each JSON record is its own training run (an
+    ``id`` and hyper-parameters beyond the architecture), so two records of one architecture
+    are two measurements, kept as such. Architectures are compared as written; texts the space
+    reads as the same network but spells differently are not merged (the reader does not know
+    the space).
+    """
+    rows: dict[str, list[int]] = {}
+    for index, arch in enumerate(truth.archs):
+        rows.setdefault(arch, []).append(index)
+    repeated = [arch for arch, where in rows.items() if len(where) > 1]
+    if not repeated:
+        return truth
+    conflicting = sum(
+        1
+        for arch in repeated
+        if any(np.ptp(values[rows[arch]]) > 0 for values in truth.accuracies.values())
+    )
+    first = repeated[0]
+    where = rows[first]
+    at = (
+        f"lines {', '.join(str(truth.lines[i]) for i in where[:3])}"
+        if truth.lines
+        else f"rows {', '.join(str(i + 1) for i in where[:3])}"
+    )
+    treatment = (
+        "each is kept once, at its first row, with the mean of its accuracies"
+        if merge
+        else "each record is kept as its own measurement"
+    )
+    warnings.warn(
+        f"{truth.path or 'the table'}: {len(repeated)} architecture(s) appear more than once "
+        f"({conflicting} with differing accuracies; e.g. {first[:60]!r} at {at}); {treatment}",
+        DuplicateArchitectureWarning,
+        stacklevel=3,
+    )
+    if not merge:
+        return truth
+    archs = list(rows)
     return GroundTruth(
-        archs, {k: np.asarray(v) for k, v in accuracies.items()}, str(path), tuple(lines)
+        archs,
+        {
+            name: np.array([float(values[rows[arch]].mean()) for arch in archs])
+            for name, values in truth.accuracies.items()
+        },
+        truth.path,
+        tuple(truth.lines[rows[arch][0]] for arch in archs) if truth.lines else (),
     )
 
 
@@ -160,11 +232,14 @@ def _read_json_table(
             values.append(float(value))
         archs.append(_json_arch(record, arch_name, path, number))
     assert columns is not None
-    return GroundTruth(
-        archs,
-        {k: np.asarray(v) for k, v in columns.items()},
-        str(path),
-        tuple(range(1, len(archs) + 1)),
+    return _merge_duplicates(
+        GroundTruth(
+            archs,
+            {k: np.asarray(v) for k, v in columns.items()},
+            str(path),
+            tuple(range(1, len(archs) + 1)),
+        ),
+        merge=False,
     )
 
 

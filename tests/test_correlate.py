@@ -298,3 +298,61 @@ def test_line_numbers_count_blank_lines(tmp_path: Path) -> None:
         read_table(path)
     path.write_text(f"arch,acc\n{NB201_ARCHS[0]},91\n\n{NB201_ARCHS[1]},92\n")
     assert read_table(path).lines == (2, 4)
+
+
+# --- tables correlate cannot use ----------------------------------------------------------
+def test_header_only_table_is_refused(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "t.csv", [["arch", "acc"]])
+    with pytest.raises(DataError, match=r"t\.csv has a header \(arch, acc\) but no rows"):
+        read_table(path)
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_architecture_only_table_is_refused(tmp_path: Path, header: bool) -> None:
+    rows = [[arch] for arch in NB201_ARCHS]
+    path = write_csv(tmp_path / "t.csv", [["arch"], *rows] if header else rows)
+    with pytest.raises(DataError, match="has no accuracy column"):
+        read_table(path)
+
+
+def test_duplicate_architectures_are_averaged_with_a_warning(tmp_path: Path) -> None:
+    from swapprobe.correlate import DuplicateArchitectureWarning
+
+    a, b, c = NB201_ARCHS
+    rows = [["arch", "c10", "c100"], [a, 90, 70], [b, 91, 71], [a, 94, 70], [c, 92, 72]]
+    rows.append([b, 91, 71])
+    path = write_csv(tmp_path / "t.csv", rows)
+    with pytest.warns(DuplicateArchitectureWarning) as caught:
+        truth = read_table(path)
+    message = str(caught[0].message)
+    assert "2 architecture(s) appear more than once" in message
+    assert "1 with differing accuracies" in message  # a: 90 vs 94; b is repeated identically
+    assert "lines 2, 4" in message and "mean of its accuracies" in message
+    assert truth.archs == [a, b, c]  # first-row order
+    np.testing.assert_array_equal(truth.accuracies["c10"], [(90 + 94) / 2, 91, 92])
+    np.testing.assert_array_equal(truth.accuracies["c100"], [70, 71, 72])
+    assert truth.lines == (2, 3, 5)
+
+
+def test_json_duplicates_warn_and_keep_each_record(tmp_path: Path) -> None:
+    import json
+
+    from swapprobe.correlate import DuplicateArchitectureWarning
+
+    records = [{"arch": "x", "scores": {"glue": g}} for g in (1.0, 2.0)]
+    records.append({"arch": "y", "scores": {"glue": 3.0}})
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(records))
+    with pytest.warns(DuplicateArchitectureWarning, match="kept as its own measurement"):
+        truth = read_table(path)
+    assert truth.archs == ["x", "x", "y"]
+    np.testing.assert_array_equal(truth.accuracies["glue"], [1.0, 2.0, 3.0])
+
+
+def test_table_without_duplicates_gives_no_warning(tmp_path: Path) -> None:
+    import warnings
+
+    path = write_csv(tmp_path / "t.csv", [[a, 90.0 + i] for i, a in enumerate(NB201_ARCHS)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_table(path).archs == NB201_ARCHS
