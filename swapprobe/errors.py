@@ -7,7 +7,9 @@ bug and keeps its traceback.
 from __future__ import annotations
 
 __all__ = [
+    "DamagedStoreError",
     "DataError",
+    "DiskFullError",
     "DownloadError",
     "ExportError",
     "ModelLoadError",
@@ -54,6 +56,16 @@ class DownloadError(DataError):
 
 class StoreError(SwapprobeError):
     """Raised when an HDF5 store cannot be written, is damaged, or was made with other settings."""
+
+
+class DamagedStoreError(StoreError):
+    """Raised when a store's bytes are damaged (HDF5 cannot read them); says which records
+    are still readable."""
+
+
+class DiskFullError(SwapprobeError):
+    """Raised when the disk (or quota) fills up while writing a store or an output file; what
+    was complete before is kept."""
 
 
 class UnknownArchitectureError(SwapprobeError):
