@@ -12,9 +12,12 @@ from one complete state (an HDF5 flush) to the next:
   new space is allocated for real (``posix_fallocate``, which fails *before* anything old is
   touched) and only then are the held bytes written over the old ones, space that is already
   allocated and cannot run out;
-* the first failed write marks the file failed: it gives the new space back (truncates to the
-  committed size), drops the held bytes and ignores every later write, so whatever HDF5 does
-  while closing cannot touch the last complete state.
+* the first failed write marks the file failed (``failure``): it gives the new space back
+  (truncates to the committed size), drops the held bytes and ignores every later write, so
+  whatever HDF5 does while closing cannot touch the last complete state. The failure is *not*
+  raised into HDF5: h5py writes from places where an exception is swallowed (a dataset's
+  chunks are written when its id is freed), so the caller checks ``failure`` after each
+  flush instead, and HDF5's own state stays coherent meanwhile.
 
 A process killed between two flushes leaves the committed state too (the held bytes die with
 it). What it does not protect against is a machine losing power while the held bytes are being
@@ -54,6 +57,8 @@ def is_disk_full(error: BaseException | None) -> bool:
 
 class GuardedFile:
     """A read-write file for ``h5py.File(fileobj)`` that keeps its last flushed state on disk.
+
+    A write the disk refuses is recorded in ``failure``, not raised; check it after flushing.
 
     It also holds an exclusive ``flock`` while open, as HDF5's own driver does for a writer, so
     other processes cannot open the store meanwhile (HDF5 takes a shared ``flock`` to read).
@@ -148,7 +153,9 @@ class GuardedFile:
     # --- internals -----------------------------------------------------------------------
     def _read(self, offset: int, count: int) -> bytes:
         count = max(0, min(count, self._size - offset))
-        data = bytearray(os.pread(self._fd, count, offset)) if count else bytearray()
+        data = bytearray()
+        if count and self._fd >= 0:
+            data = bytearray(os.pread(self._fd, count, offset))
         data.extend(bytes(count - len(data)))  # a hole or space not yet on disk reads as zeros
         for start, held in self._held:
             lo, hi = max(start, offset), min(start + len(held), offset + count)
@@ -169,7 +176,8 @@ class GuardedFile:
         self._committed = self._size
 
     def _guard(self, action: Callable[[], object]) -> None:
-        """Run a disk write; on failure give the new space back and ignore later writes."""
+        """Run a disk write; on failure give the new space back, ignore later writes, and
+        record the error in ``failure`` (raising it into HDF5 would tear its state)."""
         try:
             action()
         except OSError as error:
@@ -177,7 +185,6 @@ class GuardedFile:
             self._held.clear()
             with contextlib.suppress(OSError):  # the committed bytes are untouched either way
                 os.ftruncate(self._fd, self._committed)
-            raise
 
 
 def write_text_atomically(path: str | os.PathLike[str], write: Callable[[object], None]) -> None:

@@ -411,6 +411,8 @@ class PatternStore:
             for group in (_MODELS, _PARTIAL, _STATE):
                 handle.create_group(group, track_order=True)
             handle.flush()
+            if guard.failure is not None:
+                raise guard.failure
         except BaseException as exc:
             failure = guard.failure
             _close_quietly(handle, guard)
@@ -468,6 +470,8 @@ class PatternStore:
             for leftover in list(partial):
                 del partial[leftover]
             handle.flush()
+            if guard.failure is not None:
+                raise guard.failure
         except BaseException as exc:
             failure = guard.failure
             _close_quietly(handle, guard)
@@ -730,19 +734,24 @@ class PatternStore:
     def _guarded(self, what: str) -> Iterator[None]:
         """A write whose disk failure leaves the store at its last complete state, reopened
         read-only, and raises one line that says so."""
+        guard = self._guard
+        cause: BaseException | None = None
         try:
             yield
         except BaseException as exc:
-            guard = self._guard
             if guard is None or guard.failure is None:
                 raise
-            self._fall_back_to_read_only()
-            kept = (
-                f"it keeps the {len(self)} record(s) finished before, readable"
-                if self._file is not None
-                else "it keeps its last complete state"
-            )
-            raise _write_error(self.path, what, guard.failure, kept) from exc
+            cause = exc
+        if guard is None or guard.failure is None:
+            return
+        failure = guard.failure
+        self._fall_back_to_read_only()
+        kept = (
+            f"it keeps the {len(self)} record(s) finished before, readable"
+            if self._file is not None
+            else "it keeps its last complete state"
+        )
+        raise _write_error(self.path, what, failure, kept) from (cause or failure)
 
     def _fall_back_to_read_only(self) -> None:
         """Close a store whose writes failed without touching its file again, then open its
