@@ -941,7 +941,9 @@ class PatternStore:
 
 def _reason(error: BaseException) -> str:
     """What h5py (or the JSON reader) said about the damage, cut to one short line."""
-    text = str(error).strip().strip("'\"").splitlines()
+    # a KeyError's str() is the repr of its text; the text is what h5py said
+    said = error.args[0] if isinstance(error, KeyError) and error.args else error
+    text = str(said).strip().splitlines()
     return text[0][:120] if text else type(error).__name__
 
 

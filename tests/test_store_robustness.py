@@ -57,10 +57,11 @@ def _corrupt(good: Path, target: Path, offset: int, length: int) -> Path:
 
 
 def _corruptions() -> list[tuple[int, int]]:
-    """The issue's two (200 and 20 bytes past offset 2048), and seeded ones over the file."""
+    """The issue's two (200 and 20 bytes past offset 2048), the superblock, pattern data (the
+    store is about 210 KB, mostly patterns), and seeded ones over its first 40 KB (metadata)."""
     rng = np.random.default_rng(23)
     seeded = [(int(rng.integers(0, 40_000)), int(rng.choice([20, 200]))) for _ in range(6)]
-    return [(2048, 200), (2048, 20), (96, 20), *seeded]
+    return [(2048, 200), (2048, 20), (96, 20), (120_000, 200), *seeded]
 
 
 @pytest.mark.parametrize(("offset", "length"), _corruptions())
