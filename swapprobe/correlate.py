@@ -397,27 +397,52 @@ def scatter_plot(
     truth: np.ndarray,
     path: str | Path,
     *,
-    metrics: Sequence[str] = ("swap", "reg_swap", "nwot", "params"),
+    metrics: Sequence[str] = METRICS,
     target: str = "accuracy",
     title: str = "",
 ) -> Path:
-    """A PNG with one score-vs-accuracy panel per metric (ρ in each panel's title)."""
+    """A PNG with one score-vs-accuracy panel per metric that has values: the aggregate (the
+    default ranking) first, then every metric the correlation table reports.
+
+    Each panel's title gives Spearman ρ over the pairs where both values are finite, n, and
+    how many rows lack the metric (NaN: a proxy that failed or does not apply to that model)
+    so an n below the table's size is explained. Axes are robust: each spans the 1st-99th
+    percentile (plus a margin), and points beyond it are drawn on the edge as red crosses
+    and counted, so one diverged run at 10 % accuracy does not squash every other point.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from scipy import stats
 
-    shown = [m for m in metrics if np.isfinite(metric_values(results, m)).any()]
-    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.8), squeeze=False)
-    for ax, metric in zip(axes[0], shown, strict=True):
+    shown = [m for m in dict.fromkeys(metrics) if np.isfinite(metric_values(results, m)).any()]
+    columns = min(4, max(1, len(shown)))
+    rows = max(1, math.ceil(len(shown) / columns))
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(4.2 * columns, 3.8 * rows), squeeze=False
+    )
+    for ax in axes.flat[len(shown) :]:
+        ax.set_visible(False)
+    truth = np.asarray(truth, dtype=float)
+    for ax, metric in zip(axes.flat, shown, strict=False):
         values = metric_values(results, metric)
         keep = np.isfinite(values) & np.isfinite(truth)
         rho = stats.spearmanr(values[keep], truth[keep]).statistic
-        ax.scatter(values[keep], truth[keep], s=6, alpha=0.5, color="#1f77b4", linewidths=0)
+        x, x_out = _robust(values[keep])
+        y, y_out = _robust(truth[keep])
+        outside = x_out | y_out
+        ax.scatter(x[~outside], y[~outside], s=6, alpha=0.5, color="#1f77b4", linewidths=0)
+        ax.scatter(x[outside], y[outside], s=14, color="#d62728", marker="x", linewidths=0.8)
         ax.set_xlabel(_LABELS.get(metric, metric))
         ax.set_ylabel(target)
-        ax.set_title(f"Spearman ρ = {rho:.3f}  (n={keep.sum()})", fontsize=10)
+        missing = int((~np.isfinite(values)).sum())
+        notes = [f"n={int(keep.sum())}"]
+        if missing:
+            notes.append(f"{missing} without a value")
+        if outside.any():
+            notes.append(f"{int(outside.sum())} beyond the axes")
+        ax.set_title(f"Spearman ρ = {rho:.3f}  ({', '.join(notes)})", fontsize=9)
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
@@ -428,8 +453,21 @@ def scatter_plot(
     return path
 
 
+def _robust(values: np.ndarray, *, tail: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """``values`` clipped to the [tail, 100 − tail] percentile span widened by 5 % on each
+    side, and which of them were clipped (the axes then show the bulk of the points)."""
+    if values.size < 3:
+        return values, np.zeros(values.shape, dtype=bool)
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    margin = 0.05 * (high - low)
+    low, high = low - margin, high + margin
+    clipped = np.clip(values, low, high)
+    return clipped, clipped != values
+
+
 _LABELS = {
     "swap": "SWAP-Score",
+    "aggregate": "aggregate (the default ranking)",
     "reg_swap": "regularised SWAP",
     "nwot": "NWOT",
     "standard_ap": "standard activation patterns",

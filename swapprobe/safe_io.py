@@ -77,7 +77,7 @@ class GuardedFile:
         flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
         self._fd = os.open(path, flags, 0o666)
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock(self._fd)
         except BaseException:
             os.close(self._fd)
             raise
@@ -167,7 +167,7 @@ class GuardedFile:
         if self._size > self._committed:
             # allocate all new space (holes included) first: this is where a full disk fails,
             # while the committed bytes are still untouched
-            os.posix_fallocate(self._fd, self._committed, self._size - self._committed)
+            _allocate(self._fd, self._committed, self._size - self._committed)
         for start, held in self._held:
             os.pwrite(self._fd, held, start)
         if os.fstat(self._fd).st_size != self._size:
@@ -185,6 +185,42 @@ class GuardedFile:
             self._held.clear()
             with contextlib.suppress(OSError):  # the committed bytes are untouched either way
                 os.ftruncate(self._fd, self._committed)
+
+
+def _lock(fd: int) -> None:
+    """An exclusive ``flock``, as HDF5 takes for a writer, and honouring the variable it reads:
+    ``HDF5_USE_FILE_LOCKING=FALSE`` takes none, ``BEST_EFFORT`` goes on where the filesystem
+    has no locks.
+
+    Raises:
+        BlockingIOError: another process holds a lock on the file.
+    """
+    setting = os.environ.get("HDF5_USE_FILE_LOCKING", "").upper()
+    if setting == "FALSE":
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise
+    except OSError as error:
+        if setting != "BEST_EFFORT" or error.errno not in _NO_LOCKS:
+            raise
+
+
+#: what a filesystem without ``flock`` says
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP})
+
+
+def _allocate(fd: int, offset: int, length: int) -> None:
+    """Reserve ``length`` bytes at ``offset`` (a full disk fails here, before any overwrite);
+    where the filesystem cannot reserve, just extend the file."""
+    try:
+        os.posix_fallocate(fd, offset, length)
+    except OSError as error:
+        if error.errno in _FULL:
+            raise
+        if os.fstat(fd).st_size < offset + length:
+            os.ftruncate(fd, offset + length)
 
 
 def write_text_atomically(path: str | os.PathLike[str], write: Callable[[object], None]) -> None:

@@ -356,3 +356,20 @@ def test_table_without_duplicates_gives_no_warning(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_table(path).archs == NB201_ARCHS
+
+
+def test_plot_axes_clip_a_lone_outlier_and_keep_the_bulk() -> None:
+    from swapprobe.correlate import _robust
+
+    rng = np.random.default_rng(1)
+    accuracy = rng.uniform(88.0, 92.0, 200)
+    accuracy[17] = 10.0  # one diverged training
+    shown, outside = _robust(accuracy)
+    assert np.flatnonzero(outside).tolist() == [17]
+    low, high = np.percentile(accuracy, [1, 99])
+    margin = 0.05 * (high - low)
+    assert shown[17] == pytest.approx(low - margin)  # drawn on the edge, not at 10 %
+    np.testing.assert_array_equal(np.delete(shown, 17), np.delete(accuracy, 17))
+    assert low - margin > 80.0  # the axis spans the bulk, not 10-92
+    few, none = _robust(np.array([1.0, 50.0]))  # too few points to call one an outlier
+    assert few.tolist() == [1.0, 50.0] and not none.any()
