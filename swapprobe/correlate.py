@@ -124,7 +124,7 @@ def read_table(
             if not _is_number(cell):
                 raise DataError(f"{path}:{line}: {name} is not a number: {cell!r}")
             accuracies[name].append(float(cell))
-    return _merge_duplicates(
+    return _warn_duplicates(
         GroundTruth(
             archs, {k: np.asarray(v) for k, v in accuracies.items()}, str(path), tuple(lines)
         )
@@ -132,19 +132,19 @@ def read_table(
 
 
 class DuplicateArchitectureWarning(UserWarning):
-    """A table names an architecture more than once; its rows were merged into one."""
+    """A table names an architecture on more than one row."""
 
 
-def _merge_duplicates(truth: GroundTruth, *, merge: bool = True) -> GroundTruth:
-    """One row per architecture text: a repeated architecture keeps its first row's place and
-    the mean of its accuracies (a CSV row given twice would otherwise count twice in every
-    correlation), with a warning that says how many were merged and how.
+def _warn_duplicates(truth: GroundTruth) -> GroundTruth:
+    """Warn when an architecture appears on several rows, saying how many, how many of them
+    with differing accuracies, and how they are treated: every row is kept as a measurement
+    of its own (the architecture is scored once and paired with each row's accuracy), as two
+    trainings of one network are two measurements. Averaging them instead would hide a
+    conflicting row; the warning names the first such architecture and its lines so it can be
+    checked.
 
-    ``merge=False`` (JSON tables) only warns: each JSON record is its own training run (an
-    ``id`` and hyper-parameters beyond the architecture), so two records of one architecture
-    are two measurements, kept as such. Architectures are compared as written; texts the space
-    reads as the same network but spells differently are not merged (the reader does not know
-    the space).
+    Architectures are compared as written; texts the space reads as the same network but
+    spells differently are not found here (the reader does not know the space).
     """
     rows: dict[str, list[int]] = {}
     for index, arch in enumerate(truth.archs):
@@ -152,41 +152,26 @@ def _merge_duplicates(truth: GroundTruth, *, merge: bool = True) -> GroundTruth:
     repeated = [arch for arch, where in rows.items() if len(where) > 1]
     if not repeated:
         return truth
-    conflicting = sum(
-        1
+    conflicting = [
+        arch
         for arch in repeated
         if any(np.ptp(values[rows[arch]]) > 0 for values in truth.accuracies.values())
-    )
-    first = repeated[0]
+    ]
+    first = (conflicting or repeated)[0]
     where = rows[first]
     at = (
         f"lines {', '.join(str(truth.lines[i]) for i in where[:3])}"
         if truth.lines
         else f"rows {', '.join(str(i + 1) for i in where[:3])}"
     )
-    treatment = (
-        "each is kept once, at its first row, with the mean of its accuracies"
-        if merge
-        else "each record is kept as its own measurement"
-    )
     warnings.warn(
-        f"{truth.path or 'the table'}: {len(repeated)} architecture(s) appear more than once "
-        f"({conflicting} with differing accuracies; e.g. {first[:60]!r} at {at}); {treatment}",
+        f"{truth.path or 'the table'}: {len(repeated)} architecture(s) appear on more than "
+        f"one row ({len(conflicting)} with differing accuracies; e.g. {first[:60]!r} at "
+        f"{at}); every row is kept as its own measurement, the architecture scored once",
         DuplicateArchitectureWarning,
         stacklevel=3,
     )
-    if not merge:
-        return truth
-    archs = list(rows)
-    return GroundTruth(
-        archs,
-        {
-            name: np.array([float(values[rows[arch]].mean()) for arch in archs])
-            for name, values in truth.accuracies.items()
-        },
-        truth.path,
-        tuple(truth.lines[rows[arch][0]] for arch in archs) if truth.lines else (),
-    )
+    return truth
 
 
 #: where a record of a JSON table keeps its architecture when it has no ``arch`` text: the
@@ -232,14 +217,13 @@ def _read_json_table(
             values.append(float(value))
         archs.append(_json_arch(record, arch_name, path, number))
     assert columns is not None
-    return _merge_duplicates(
+    return _warn_duplicates(
         GroundTruth(
             archs,
             {k: np.asarray(v) for k, v in columns.items()},
             str(path),
             tuple(range(1, len(archs) + 1)),
-        ),
-        merge=False,
+        )
     )
 
 

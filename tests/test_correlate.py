@@ -315,23 +315,24 @@ def test_architecture_only_table_is_refused(tmp_path: Path, header: bool) -> Non
         read_table(path)
 
 
-def test_duplicate_architectures_are_averaged_with_a_warning(tmp_path: Path) -> None:
+def test_duplicate_architectures_are_kept_with_a_warning(tmp_path: Path) -> None:
     from swapprobe.correlate import DuplicateArchitectureWarning
 
     a, b, c = NB201_ARCHS
-    rows = [["arch", "c10", "c100"], [a, 90, 70], [b, 91, 71], [a, 94, 70], [c, 92, 72]]
+    rows = [["arch", "c10", "c100"], [b, 91, 71], [a, 90, 70], [c, 92, 72], [a, 94, 70]]
     rows.append([b, 91, 71])
     path = write_csv(tmp_path / "t.csv", rows)
     with pytest.warns(DuplicateArchitectureWarning) as caught:
         truth = read_table(path)
+    assert len(caught) == 1
     message = str(caught[0].message)
-    assert "2 architecture(s) appear more than once" in message
-    assert "1 with differing accuracies" in message  # a: 90 vs 94; b is repeated identically
-    assert "lines 2, 4" in message and "mean of its accuracies" in message
-    assert truth.archs == [a, b, c]  # first-row order
-    np.testing.assert_array_equal(truth.accuracies["c10"], [(90 + 94) / 2, 91, 92])
-    np.testing.assert_array_equal(truth.accuracies["c100"], [70, 71, 72])
-    assert truth.lines == (2, 3, 5)
+    assert "2 architecture(s) appear on more than one row" in message
+    # a: 90 vs 94 differ and is the one named; b is repeated identically
+    assert f"1 with differing accuracies; e.g. {a[:60]!r} at lines 3, 5" in message
+    assert "every row is kept as its own measurement" in message
+    assert truth.archs == [b, a, c, a, b]
+    np.testing.assert_array_equal(truth.accuracies["c10"], [91, 90, 92, 94, 91])
+    assert truth.lines == (2, 3, 4, 5, 6)
 
 
 def test_json_duplicates_warn_and_keep_each_record(tmp_path: Path) -> None:
@@ -343,7 +344,7 @@ def test_json_duplicates_warn_and_keep_each_record(tmp_path: Path) -> None:
     records.append({"arch": "y", "scores": {"glue": 3.0}})
     path = tmp_path / "t.json"
     path.write_text(json.dumps(records))
-    with pytest.warns(DuplicateArchitectureWarning, match="kept as its own measurement"):
+    with pytest.warns(DuplicateArchitectureWarning, match="'x' at lines 1, 2"):
         truth = read_table(path)
     assert truth.archs == ["x", "x", "y"]
     np.testing.assert_array_equal(truth.accuracies["glue"], [1.0, 2.0, 3.0])
