@@ -214,11 +214,15 @@ def rescore(
     size_unit: str | None = None,
     baselines: bool = True,
 ) -> list[Result]:
-    """Recompute regularised SWAP (and baselines from kept patterns) without running a model;
-    where the store holds proxies, their aggregate among the stored models too.
+    """Recompute regularised SWAP without running a model (and the baselines a store lacks,
+    from its kept patterns); where the store holds proxies, their aggregate among the stored
+    models too.
 
-    SWAP per repeat is read from the store; standard AP and NWOT are recomputed from the
-    stored pattern blocks when ``baselines`` (for the repeats that were kept).
+    SWAP, standard AP and NWOT per repeat are read from the store: the stored baselines cover
+    every repeat, while patterns are often kept for the first repeat only, so recomputing them
+    would silently give a different mean. Only a record without stored baselines has them
+    recomputed from its kept pattern blocks when ``baselines``; ``metadata
+    ["baselines_recomputed_from"]`` then lists the repeats they come from.
     """
     from swapprobe import metrics
     from swapprobe.store import PatternStore
@@ -229,12 +233,19 @@ def rescore(
             result = record_to_result(record, mu=mu, sigma=sigma)
             if size_unit is not None:
                 result = result.with_regularisation(mu, sigma, size_unit)
-            if baselines and result.patterns:
+            absent = result.standard_ap_per_repeat is None or result.nwot_per_repeat is None
+            if baselines and absent and result.patterns:
                 kept = sorted(result.patterns)
-                result.standard_ap_per_repeat = np.array(
-                    [metrics.standard_activation_patterns(result.patterns[r]) for r in kept], float
-                )
-                result.nwot_per_repeat = np.array([metrics.nwot(result.patterns[r]) for r in kept])
+                if result.standard_ap_per_repeat is None:
+                    result.standard_ap_per_repeat = np.array(
+                        [metrics.standard_activation_patterns(result.patterns[r]) for r in kept],
+                        float,
+                    )
+                if result.nwot_per_repeat is None:
+                    result.nwot_per_repeat = np.array(
+                        [metrics.nwot(result.patterns[r]) for r in kept]
+                    )
+                result.metadata["baselines_recomputed_from"] = kept
             result.patterns = {}
             results.append(result)
     # the stored proxies' aggregate among the store's models, with the new μ, σ inside it

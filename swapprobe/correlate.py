@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from swapprobe.results import Result
 __all__ = [
     "Correlation",
     "CorrelationReport",
+    "DuplicateArchitectureWarning",
     "GroundTruth",
     "Lookup",
     "correlate",
@@ -97,6 +99,16 @@ def read_table(
         raise DataError(f"{path} has no column {arch_name!r}; columns: {', '.join(header)}")
     arch_index = header.index(arch_name)
     wanted = list(acc_cols) if acc_cols else [h for h in header if h != arch_name]
+    if not wanted:
+        raise DataError(
+            f"{path} has no accuracy column (only {', '.join(header)!r}); a table is an "
+            "architecture column and at least one accuracy column, e.g. 'arch,accuracy'"
+        )
+    if not body:
+        raise DataError(
+            f"{path} has a header ({', '.join(header)}) but no rows; add one row per "
+            "architecture"
+        )
     for name in wanted:
         if name not in header:
             raise DataError(f"{path} has no column {name!r}; columns: {', '.join(header)}")
@@ -112,9 +124,54 @@ def read_table(
             if not _is_number(cell):
                 raise DataError(f"{path}:{line}: {name} is not a number: {cell!r}")
             accuracies[name].append(float(cell))
-    return GroundTruth(
-        archs, {k: np.asarray(v) for k, v in accuracies.items()}, str(path), tuple(lines)
+    return _warn_duplicates(
+        GroundTruth(
+            archs, {k: np.asarray(v) for k, v in accuracies.items()}, str(path), tuple(lines)
+        )
     )
+
+
+class DuplicateArchitectureWarning(UserWarning):
+    """A table names an architecture on more than one row."""
+
+
+def _warn_duplicates(truth: GroundTruth) -> GroundTruth:
+    """Warn when an architecture appears on several rows, saying how many, how many of them
+    with differing accuracies, and how they are treated: every row is kept as a measurement
+    of its own (the architecture is scored once and paired with each row's accuracy), as two
+    trainings of one network are two measurements. Averaging them instead would hide a
+    conflicting row; the warning names the first such architecture and its lines so it can be
+    checked.
+
+    Architectures are compared as written; texts the space reads as the same network but
+    spells differently are not found here (the reader does not know the space).
+    """
+    rows: dict[str, list[int]] = {}
+    for index, arch in enumerate(truth.archs):
+        rows.setdefault(arch, []).append(index)
+    repeated = [arch for arch, where in rows.items() if len(where) > 1]
+    if not repeated:
+        return truth
+    conflicting = [
+        arch
+        for arch in repeated
+        if any(np.ptp(values[rows[arch]]) > 0 for values in truth.accuracies.values())
+    ]
+    first = (conflicting or repeated)[0]
+    where = rows[first]
+    at = (
+        f"lines {', '.join(str(truth.lines[i]) for i in where[:3])}"
+        if truth.lines
+        else f"rows {', '.join(str(i + 1) for i in where[:3])}"
+    )
+    warnings.warn(
+        f"{truth.path or 'the table'}: {len(repeated)} architecture(s) appear on more than "
+        f"one row ({len(conflicting)} with differing accuracies; e.g. {first[:60]!r} at "
+        f"{at}); every row is kept as its own measurement, the architecture scored once",
+        DuplicateArchitectureWarning,
+        stacklevel=3,
+    )
+    return truth
 
 
 #: where a record of a JSON table keeps its architecture when it has no ``arch`` text: the
@@ -160,11 +217,13 @@ def _read_json_table(
             values.append(float(value))
         archs.append(_json_arch(record, arch_name, path, number))
     assert columns is not None
-    return GroundTruth(
-        archs,
-        {k: np.asarray(v) for k, v in columns.items()},
-        str(path),
-        tuple(range(1, len(archs) + 1)),
+    return _warn_duplicates(
+        GroundTruth(
+            archs,
+            {k: np.asarray(v) for k, v in columns.items()},
+            str(path),
+            tuple(range(1, len(archs) + 1)),
+        )
     )
 
 
@@ -322,27 +381,52 @@ def scatter_plot(
     truth: np.ndarray,
     path: str | Path,
     *,
-    metrics: Sequence[str] = ("swap", "reg_swap", "nwot", "params"),
+    metrics: Sequence[str] = METRICS,
     target: str = "accuracy",
     title: str = "",
 ) -> Path:
-    """A PNG with one score-vs-accuracy panel per metric (ρ in each panel's title)."""
+    """A PNG with one score-vs-accuracy panel per metric that has values: the aggregate (the
+    default ranking) first, then every metric the correlation table reports.
+
+    Each panel's title gives Spearman ρ over the pairs where both values are finite, n, and
+    how many rows lack the metric (NaN: a proxy that failed or does not apply to that model)
+    so an n below the table's size is explained. Axes are robust: each spans the 1st-99th
+    percentile (plus a margin), and points beyond it are drawn on the edge as red crosses
+    and counted, so one diverged run at 10 % accuracy does not squash every other point.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from scipy import stats
 
-    shown = [m for m in metrics if np.isfinite(metric_values(results, m)).any()]
-    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.8), squeeze=False)
-    for ax, metric in zip(axes[0], shown, strict=True):
+    shown = [m for m in dict.fromkeys(metrics) if np.isfinite(metric_values(results, m)).any()]
+    columns = min(4, max(1, len(shown)))
+    rows = max(1, math.ceil(len(shown) / columns))
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(4.2 * columns, 3.8 * rows), squeeze=False
+    )
+    for ax in axes.flat[len(shown) :]:
+        ax.set_visible(False)
+    truth = np.asarray(truth, dtype=float)
+    for ax, metric in zip(axes.flat, shown, strict=False):
         values = metric_values(results, metric)
         keep = np.isfinite(values) & np.isfinite(truth)
         rho = stats.spearmanr(values[keep], truth[keep]).statistic
-        ax.scatter(values[keep], truth[keep], s=6, alpha=0.5, color="#1f77b4", linewidths=0)
+        x, x_out = _robust(values[keep])
+        y, y_out = _robust(truth[keep])
+        outside = x_out | y_out
+        ax.scatter(x[~outside], y[~outside], s=6, alpha=0.5, color="#1f77b4", linewidths=0)
+        ax.scatter(x[outside], y[outside], s=14, color="#d62728", marker="x", linewidths=0.8)
         ax.set_xlabel(_LABELS.get(metric, metric))
         ax.set_ylabel(target)
-        ax.set_title(f"Spearman ρ = {rho:.3f}  (n={keep.sum()})", fontsize=10)
+        missing = int((~np.isfinite(values)).sum())
+        notes = [f"n={int(keep.sum())}"]
+        if missing:
+            notes.append(f"{missing} without a value")
+        if outside.any():
+            notes.append(f"{int(outside.sum())} beyond the axes")
+        ax.set_title(f"Spearman ρ = {rho:.3f}  ({', '.join(notes)})", fontsize=9)
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
@@ -353,8 +437,21 @@ def scatter_plot(
     return path
 
 
+def _robust(values: np.ndarray, *, tail: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """``values`` clipped to the [tail, 100 − tail] percentile span widened by 5 % on each
+    side, and which of them were clipped (the axes then show the bulk of the points)."""
+    if values.size < 3:
+        return values, np.zeros(values.shape, dtype=bool)
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    margin = 0.05 * (high - low)
+    low, high = low - margin, high + margin
+    clipped = np.clip(values, low, high)
+    return clipped, clipped != values
+
+
 _LABELS = {
     "swap": "SWAP-Score",
+    "aggregate": "aggregate (the default ranking)",
     "reg_swap": "regularised SWAP",
     "nwot": "NWOT",
     "standard_ap": "standard activation patterns",

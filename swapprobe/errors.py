@@ -16,7 +16,9 @@ import re
 from collections.abc import Callable
 
 __all__ = [
+    "DamagedStoreError",
     "DataError",
+    "DiskFullError",
     "DownloadError",
     "ExportError",
     "ModelLoadError",
@@ -84,6 +86,16 @@ class DownloadError(DataError):
 
 class StoreError(SwapprobeError):
     """Raised when an HDF5 store cannot be written, is damaged, or was made with other settings."""
+
+
+class DamagedStoreError(StoreError):
+    """Raised when a store's bytes are damaged (HDF5 cannot read them); says which records
+    are still readable."""
+
+
+class DiskFullError(SwapprobeError):
+    """Raised when the disk (or quota) fills up while writing a store or an output file; what
+    was complete before is kept."""
 
 
 class UnknownArchitectureError(SwapprobeError):

@@ -9,8 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,6 +20,7 @@ from rich.text import Text
 
 from swapprobe import metrics
 from swapprobe.results import Result
+from swapprobe.safe_io import write_text_atomically
 
 __all__ = [
     "correlation_table",
@@ -302,18 +302,20 @@ def write_csv(results: Sequence[Result], target: str | Path | TextIO) -> None:
 
 def write_csv_rows(rows: Sequence[Mapping[str, Any]], target: str | Path | TextIO) -> None:
     """Dict rows as CSV (columns from the first row) to a path or an open text stream."""
-    with _text_target(target) as handle:
+
+    def write(handle: TextIO) -> None:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["name"])
         writer.writeheader()
         writer.writerows(rows)
+
+    _write_text(target, write)
 
 
 def dump_json(payload: Any, target: str | Path | TextIO) -> None:
     """Strict JSON (NaN and infinities written as ``null``: ``jq`` and browsers refuse
     ``NaN``) to a path or an open text stream."""
     text = json.dumps(json_safe(payload), indent=2, allow_nan=False) + "\n"
-    with _text_target(target) as handle:
-        handle.write(text)
+    _write_text(target, lambda handle: handle.write(text))
 
 
 def json_safe(value: Any) -> Any:
@@ -333,13 +335,13 @@ def json_safe(value: Any) -> Any:
     raise TypeError(f"not JSON-able: {type(value).__name__}")
 
 
-@contextmanager
-def _text_target(target: str | Path | TextIO) -> Iterator[TextIO]:
+def _write_text(target: str | Path | TextIO, write: Callable[[TextIO], object]) -> None:
+    """Write to an open stream, or to a path whole or not at all: a full disk leaves no
+    truncated file (the previous one, if any, stays) and raises a one-line DiskFullError."""
     if isinstance(target, (str, Path)):
-        with open(target, "w", newline="") as handle:
-            yield handle
+        write_text_atomically(target, write)
     else:
-        yield target
+        write(target)
 
 
 def saturation_notes(results: Sequence[Result], *, at: float = 0.99) -> list[str]:

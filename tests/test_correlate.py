@@ -298,3 +298,79 @@ def test_line_numbers_count_blank_lines(tmp_path: Path) -> None:
         read_table(path)
     path.write_text(f"arch,acc\n{NB201_ARCHS[0]},91\n\n{NB201_ARCHS[1]},92\n")
     assert read_table(path).lines == (2, 4)
+
+
+# --- tables correlate cannot use ----------------------------------------------------------
+def test_header_only_table_is_refused(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "t.csv", [["arch", "acc"]])
+    with pytest.raises(DataError, match=r"t\.csv has a header \(arch, acc\) but no rows"):
+        read_table(path)
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_architecture_only_table_is_refused(tmp_path: Path, header: bool) -> None:
+    rows = [[arch] for arch in NB201_ARCHS]
+    path = write_csv(tmp_path / "t.csv", [["arch"], *rows] if header else rows)
+    with pytest.raises(DataError, match="has no accuracy column"):
+        read_table(path)
+
+
+def test_duplicate_architectures_are_kept_with_a_warning(tmp_path: Path) -> None:
+    from swapprobe.correlate import DuplicateArchitectureWarning
+
+    a, b, c = NB201_ARCHS
+    rows = [["arch", "c10", "c100"], [b, 91, 71], [a, 90, 70], [c, 92, 72], [a, 94, 70]]
+    rows.append([b, 91, 71])
+    path = write_csv(tmp_path / "t.csv", rows)
+    with pytest.warns(DuplicateArchitectureWarning) as caught:
+        truth = read_table(path)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "2 architecture(s) appear on more than one row" in message
+    # a: 90 vs 94 differ and is the one named; b is repeated identically
+    assert f"1 with differing accuracies; e.g. {a[:60]!r} at lines 3, 5" in message
+    assert "every row is kept as its own measurement" in message
+    assert truth.archs == [b, a, c, a, b]
+    np.testing.assert_array_equal(truth.accuracies["c10"], [91, 90, 92, 94, 91])
+    assert truth.lines == (2, 3, 4, 5, 6)
+
+
+def test_json_duplicates_warn_and_keep_each_record(tmp_path: Path) -> None:
+    import json
+
+    from swapprobe.correlate import DuplicateArchitectureWarning
+
+    records = [{"arch": "x", "scores": {"glue": g}} for g in (1.0, 2.0)]
+    records.append({"arch": "y", "scores": {"glue": 3.0}})
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(records))
+    with pytest.warns(DuplicateArchitectureWarning, match="'x' at lines 1, 2"):
+        truth = read_table(path)
+    assert truth.archs == ["x", "x", "y"]
+    np.testing.assert_array_equal(truth.accuracies["glue"], [1.0, 2.0, 3.0])
+
+
+def test_table_without_duplicates_gives_no_warning(tmp_path: Path) -> None:
+    import warnings
+
+    path = write_csv(tmp_path / "t.csv", [[a, 90.0 + i] for i, a in enumerate(NB201_ARCHS)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_table(path).archs == NB201_ARCHS
+
+
+def test_plot_axes_clip_a_lone_outlier_and_keep_the_bulk() -> None:
+    from swapprobe.correlate import _robust
+
+    rng = np.random.default_rng(1)
+    accuracy = rng.uniform(88.0, 92.0, 200)
+    accuracy[17] = 10.0  # one diverged training
+    shown, outside = _robust(accuracy)
+    assert np.flatnonzero(outside).tolist() == [17]
+    low, high = np.percentile(accuracy, [1, 99])
+    margin = 0.05 * (high - low)
+    assert shown[17] == pytest.approx(low - margin)  # drawn on the edge, not at 10 %
+    np.testing.assert_array_equal(np.delete(shown, 17), np.delete(accuracy, 17))
+    assert low - margin > 80.0  # the axis spans the bulk, not 10-92
+    few, none = _robust(np.array([1.0, 50.0]))  # too few points to call one an outlier
+    assert few.tolist() == [1.0, 50.0] and not none.any()
