@@ -1014,7 +1014,7 @@ def _write_error(target: Path, what: str, failure: OSError, state: str) -> Swapp
     if is_disk_full(failure):
         return DiskFullError(
             f"disk full: store {target} could not take {what} ({failure.strerror}); {state}; "
-            "free space, then continue with --resume"
+            "free space, then continue with {resume=True}"
         )
     return StoreError(f"cannot write store {target} ({failure.strerror}) at {what}; {state}")
 

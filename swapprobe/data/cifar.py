@@ -295,7 +295,7 @@ def _writable(path: Path) -> bool:
 
 
 def _places_hint() -> str:
-    return f"--data-dir, $SWAPPROBE_DATA or {_cache_dir()}"
+    return f"{{data_dir}}, $SWAPPROBE_DATA or {_cache_dir()}"
 
 
 def _download_error(spec: _CifarSpec, reason: str) -> DownloadError:

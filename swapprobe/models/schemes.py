@@ -170,7 +170,7 @@ def _space_refs(space_name: str, rest: str, seed: int) -> list[ModelRef]:
         raise UnknownArchitectureError(
             f"{space.name}:{rest} is the short name swapprobe prints for a {space.name} "
             "architecture (a hash of its text, which cannot be turned back); give the full text "
-            "(the 'key' of the --json rows or of a store)"
+            "(the 'key' of the JSON rows or of a store)"
         )
     arch, named = _named_or_parsed(space, rest)
     return [arch_ref(space, arch, name=f"{space.name}:{rest}" if named else None)]
