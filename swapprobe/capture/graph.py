@@ -248,7 +248,7 @@ def model_input(
     if len(inputs) > 1:
         known = ", ".join(value.name for value in inputs)
         raise ShapeMismatchError(
-            f"model has {len(inputs)} inputs ({known}); choose the data input with {input_name}"
+            f"model has {len(inputs)} inputs ({known}); choose the data input with {{input_name}}"
         )
     return inputs[0]
 
@@ -464,7 +464,7 @@ def set_batch_size(
         if isinstance(got, int) and got > 0 and got != want:
             raise ShapeMismatchError(
                 f"model input {input_name!r} expects samples of shape {_fmt(dims[1:])}, "
-                f"data has {expected}; resize with {input_size} (images), give {seq_len} (tokens), "
+                f"data has {expected}; resize with {{input_size}} (images), give {{seq_len}} (tokens), "
                 "or use other data"
             )
     tensor_shape = value.type.tensor_type.shape
