@@ -464,8 +464,8 @@ def set_batch_size(
         if isinstance(got, int) and got > 0 and got != want:
             raise ShapeMismatchError(
                 f"model input {input_name!r} expects samples of shape {_fmt(dims[1:])}, "
-                f"data has {expected}; resize with {{input_size}} (images), give {{seq_len}} (tokens), "
-                "or use other data"
+                f"data has {expected}; resize with {{input_size}} (images), "
+                "give {seq_len} (tokens), or use other data"
             )
     tensor_shape = value.type.tensor_type.shape
     del tensor_shape.dim[:]
