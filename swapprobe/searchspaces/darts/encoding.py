@@ -63,7 +63,6 @@ def reduction_positions(layers: int) -> frozenset[int]:
     return frozenset({layers // 3, 2 * layers // 3})
 
 
-
 Edge = tuple[str, int]
 CellEdges = tuple[Edge, ...]
 CellName = Literal["normal", "reduce"]
