@@ -445,9 +445,10 @@ def test_offline_download_is_one_line_with_url_and_hint(
     assert message.startswith(
         "could not download CIFAR-10 from https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz "
         "(Temporary failure in name resolution); put the official 'cifar-10-batches-py' folder in "
-        "--data-dir, $SWAPPROBE_DATA or "
+        "data_dir, $SWAPPROBE_DATA or "
     )
     assert message.endswith(str(isolated))
+    assert info.value.option == "data_dir"  # the CLI writes it as --data-dir
     assert not isolated.exists() or not any(isolated.iterdir())  # nothing left behind
 
 
