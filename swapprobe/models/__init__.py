@@ -17,7 +17,6 @@ from swapprobe.models.refs import (
     arch_key,
     arch_ref,
     is_torch_module,
-    module_digest,
     short_name,
     text_key,
 )
@@ -38,7 +37,6 @@ __all__ = [
     "input_size_of",
     "is_torch_module",
     "list_schemes",
-    "module_digest",
     "register_scheme",
     "resolve_models",
     "resolve_one",

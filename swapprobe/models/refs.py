@@ -19,7 +19,6 @@ __all__ = [
     "arch_key",
     "arch_ref",
     "is_torch_module",
-    "module_digest",
     "object_ref",
     "short_name",
     "text_key",
@@ -80,15 +79,6 @@ def is_torch_module(model: object) -> bool:
     return isinstance(model, nn.Module)
 
 
-def module_digest(module: Any) -> str:
-    """A digest of a module's structure and weights: its store key."""
-    digest = hashlib.sha256(repr(module).encode())
-    for name, tensor in module.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().numpy().tobytes())
-    return digest.hexdigest()
-
-
 def object_ref(obj: Any) -> ModelRef:
     """A model handed over as an object: an ``onnx.ModelProto`` or a ``torch.nn.Module``."""
     if "onnx" in sys.modules:
@@ -100,6 +90,8 @@ def object_ref(obj: Any) -> ModelRef:
                 obj.graph.name or "model", "sha256:" + hashlib.sha256(data).hexdigest(), lambda: obj
             )
     if is_torch_module(obj):
+        from swapprobe.capture.torch_backend import module_digest  # the runner's own digest
+
         return ModelRef(type(obj).__name__, "torch:" + module_digest(obj), lambda: obj)
     raise ModelLoadError(
         f"cannot score a {type(obj).__name__}: give an ONNX file or a torch.nn.Module"
