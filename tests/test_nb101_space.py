@@ -337,8 +337,8 @@ def test_swap_is_what_torch_hooks_count(space: Nb101Space, backend: str) -> None
     """One repeat, init="keep", SPLIT (all three ops, a truncation, a concatenation): the
     torch backend's patterns are the hooks' sign bits exactly; onnxruntime's convolutions
     round differently, which may flip a bit whose BN output is within float rounding of zero
-    (measured on 8×8 inputs: 2-3 of 2.2 M bits, at |x| ~ 1e-6 against a spread of 0.6), and SWAP moves by
-    at most the flipped bits."""
+    (measured on 8×8 inputs: 2-3 of 2.2 M bits, at |x| ~ 1e-6 against a spread of 0.6), and
+    SWAP moves by at most the flipped bits."""
     import swapprobe
 
     torch.manual_seed(1)
