@@ -18,7 +18,6 @@ import torch.nn as nn
 
 from swapprobe.searchspaces.tnb101.encoding import (
     MICRO_EDGES,
-    MICRO_SKELETON,
     TASK_OUTPUTS,
     TNB101_BASE_CHANNELS,
     TNB101_TILE_SIZE,
@@ -40,7 +39,6 @@ __all__ = [
     "TaskNetwork",
     "Zero",
     "build_task_network",
-    "micro_network",
 ]
 
 _NUM_TILES = 9
@@ -350,8 +348,9 @@ def _tiles(x: torch.Tensor) -> list[torch.Tensor]:
 def build_task_network(
     task: str, stages: tuple[int, ...], cell: tuple[int, ...] | None = None
 ) -> TaskNetwork:
-    """The network NASLib builds for ``task``: macro stage codes ``stages`` (micro: the fixed
-    :data:`MICRO_SKELETON`) of basic blocks, or of micro cells with op codes ``cell``."""
+    """The network NASLib builds for ``task``: stages coded as the macro space codes them
+    (the micro space's are its fixed ``41414``) of basic blocks, or of micro cells with op
+    codes ``cell``."""
     encoder = Encoder(stages, cell)
     channels = encoder.out_channels
     upsamples = 2 + encoder.downsamples
@@ -366,9 +365,3 @@ def build_task_network(
     else:
         decoder = GenerativeDecoder(channels, upsamples, outputs[0])
     return TaskNetwork(encoder, decoder)
-
-
-def micro_network(task: str, cell: tuple[int, ...]) -> TaskNetwork:
-    """A micro-space network: the ``41414`` skeleton of ``cell``."""
-    return build_task_network(task, MICRO_SKELETON, cell)
-

@@ -13,7 +13,6 @@ from itertools import pairwise
 
 from swapprobe.searchspaces.tnb101.encoding import (
     MICRO_EDGES,
-    MICRO_SKELETON,
     TASK_OUTPUTS,
     TNB101_BASE_CHANNELS,
     macro_doubles,
@@ -75,10 +74,8 @@ def _segmentation_decoder(channels: int, classes: int) -> int:
 
 
 def network_params(task: str, stages: tuple[int, ...], cell: tuple[int, ...] | None) -> int:
-    """Parameters of ``build_task_network(task, stages, cell)``: macro ``stages`` of basic
-    blocks when ``cell`` is None, else the micro skeleton of ``cell``."""
-    if cell is not None:
-        stages = MICRO_SKELETON
+    """Parameters of ``build_task_network(task, stages, cell)``: ``stages`` of basic blocks
+    when ``cell`` is None, else of micro cells ``cell``."""
     base = TNB101_BASE_CHANNELS
     total = 9 * 3 * (base // 2) + 2 * (base // 2) + _relu_conv_bn(base // 2, base, 3)  # stem
     channels = base

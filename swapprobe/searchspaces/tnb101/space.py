@@ -37,6 +37,7 @@ from swapprobe.searchspaces.tnb101.encoding import (
     MACRO_WIDTH,
     MICRO_EDGES,
     MICRO_OPS,
+    MICRO_SKELETON,
     TNB101_IMAGE_SIZE,
     TNB101_TASKS,
     macro_problem,
@@ -270,7 +271,7 @@ class Tnb101MicroSpace(_Tnb101Space):
 
     def _parts(self, arch: Hashable) -> tuple[str, tuple[int, ...], tuple[int, ...] | None]:
         value = self._coerce(arch)
-        return value.task, (), value.ops
+        return value.task, MICRO_SKELETON, value.ops
 
     def parse(self, text: str) -> Tnb101MicroArch:
         task, codes = _split_text(text, self.task, self.name)
