@@ -282,14 +282,12 @@ def test_micro_cell_ops_follow_the_benchmark_rules() -> None:
         ("segmentsemantic", (2, 17, 32, 32)),
     ],
 )
-@pytest.mark.parametrize("encoder", ["micro", "macro"])
-def test_each_task_head_puts_out_its_target(
-    task: str, shape: tuple[int, ...], encoder: str
-) -> None:
-    """On 32×32 images (the tests' size), the pixel heads upsample back to the input's size,
-    whatever the encoder's halvings (at the benchmark's 256×256 they give 256×256)."""
+def test_each_task_head_puts_out_its_target(task: str, shape: tuple[int, ...]) -> None:
+    """On 32×32 images (the tests' size), the pixel heads upsample back to the input's size
+    from the micro encoder's 3 halvings and the macro one's 2 (at the benchmark's 256×256 they
+    give 256×256)."""
     torch.manual_seed(0)
-    if encoder == "micro":
+    if task in ("class_scene", "jigsaw", "autoencoder"):
         network = build_task_network(task, (4, 1, 4, 1, 4), (3, 1, 0, 2, 1, 3))
     else:
         network = build_task_network(task, (1, 3, 2, 4))
@@ -350,18 +348,22 @@ def _oracle_swap(network: torch.nn.Module, x: np.ndarray) -> tuple[int, int]:
     return int(torch.unique(matrix.T, dim=0).shape[0]), int(matrix.shape[1])
 
 
-ORACLE_CASES = [
-    ("tnb101-micro", "class_scene:(0, 1, 2, 3, 1, 3)"),  # every op, stride 2 included
-    ("tnb101-micro", "jigsaw:(3, 1, 0, 0, 2, 2)"),
-    ("tnb101-macro", "autoencoder:(1, 2, 3, 4, 0, 0)"),  # every stage kind
-    ("tnb101-macro", "segmentsemantic:(4, 1, 3, 2, 0, 0)"),
+ORACLE_CASES = [  # (space, architecture, backends)
+    ("tnb101-micro", "class_scene:(0, 1, 2, 3, 1, 3)", ("onnx", "torch")),  # every op, stride 2
+    ("tnb101-micro", "jigsaw:(3, 1, 0, 0, 2, 2)", ("torch",)),  # the default backend
+    ("tnb101-macro", "autoencoder:(1, 2, 3, 4, 0, 0)", ("torch",)),  # every stage kind
+    ("tnb101-macro", "segmentsemantic:(4, 1, 3, 2, 0, 0)", ("torch",)),
 ]
 
 
-@pytest.mark.parametrize(("space_name", "text"), ORACLE_CASES)
-def test_pipeline_scores_what_torch_hooks_see(space_name: str, text: str) -> None:
-    """Both backends, one repeat with the built weights, on 64×64 images (kept small for
-    the 2-core budget): exactly the hooks' count."""
+@pytest.mark.parametrize(("space_name", "text", "backends"), ORACLE_CASES)
+def test_pipeline_scores_what_torch_hooks_see(
+    space_name: str, text: str, backends: tuple[str, ...]
+) -> None:
+    """One repeat with the built weights on 32×32 images (kept small for the 2-core budget;
+    S=24 so that SWAP stays below its 2^S cap): exactly the hooks' count. The ONNX backend on
+    one architecture only: exporting the jigsaw network takes minutes, the decoders' weights
+    tens of megabytes (the space's default backend is torch)."""
     from swapprobe.data import load_batch
     from swapprobe.evaluate import Evaluator
     from swapprobe.models import arch_ref
@@ -369,15 +371,16 @@ def test_pipeline_scores_what_torch_hooks_see(space_name: str, text: str) -> Non
 
     space = get_space(space_name)
     ref = arch_ref(space, space.parse(text))
-    batch = load_batch("synthetic", batch_size=6, seed=0, input_size=(64, 64))
-    for backend in ("onnx", "torch"):
+    batch = load_batch("synthetic", batch_size=24, seed=0, input_size=(32, 32))
+    for backend in backends:
         evaluator = Evaluator(
             batch,
             ScoreSettings(
-                batch_size=6, repeats=1, init="keep", keep_patterns="none", backend=backend
+                batch_size=24, repeats=1, init="keep", keep_patterns="none", backend=backend
             ),
         )
         result = evaluator.evaluate(ref)
         expected, units = _oracle_swap(evaluator._build_network(ref), batch.inputs)
         assert (result.swap, result.units) == (expected, units), backend
+        assert result.swap < 2**24
         assert result.param_count == space.scoring_param_count(ref.arch)
