@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from swapprobe.errors import DataError, SettingsError, UnknownArchitectureError
 from swapprobe.searchspaces import get_space
 from swapprobe.searchspaces.tnb101 import (
-    TNB101_DATA,
     Tnb101MacroArch,
     Tnb101MacroSpace,
     Tnb101MicroArch,
@@ -318,15 +317,6 @@ def test_jigsaw_runs_the_encoder_on_the_centres_of_a_3x3_grid() -> None:
         top, left = 85 * (n // 3) + 10, 85 * (n % 3) + 10
         assert torch.equal(tile, x[:, :, top : top + 64, left : left + 64])
     assert out.shape == (2, 9 * 64 * 64)  # the 9 tiles' features side by side
-
-
-def test_default_inputs_are_synthetic_at_256() -> None:
-    from swapprobe.data import load_batch
-
-    assert Tnb101MicroSpace.defaults.data == TNB101_DATA
-    batch = load_batch(TNB101_DATA, batch_size=2, seed=0)
-    assert batch.inputs.shape == (2, 3, 256, 256)
-    assert load_batch(TNB101_DATA, batch_size=2, input_size=(32, 32)).inputs.shape[-1] == 32
 
 
 # --- the captured patterns against torch hooks -----------------------------------------------

@@ -2,7 +2,6 @@
 Taskonomy tasks; importing this package registers both."""
 
 from swapprobe.searchspaces.tnb101.space import (
-    TNB101_DATA,
     Tnb101MacroArch,
     Tnb101MacroSpace,
     Tnb101MicroArch,
@@ -11,7 +10,6 @@ from swapprobe.searchspaces.tnb101.space import (
 )
 
 __all__ = [
-    "TNB101_DATA",
     "Tnb101MacroArch",
     "Tnb101MacroSpace",
     "Tnb101MicroArch",

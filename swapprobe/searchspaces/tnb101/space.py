@@ -19,16 +19,13 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from swapprobe.data import register_source
-from swapprobe.data.registry import find_source
-from swapprobe.data.synthetic import load_synthetic
 from swapprobe.errors import DataError, SettingsError, UnknownArchitectureError
 from swapprobe.searchspaces.base import SearchSpace, SizeUnit, SpaceDefaults, register_space
 from swapprobe.searchspaces.tnb101.encoding import (
@@ -48,10 +45,7 @@ from swapprobe.searchspaces.tnb101.sizes import network_params
 if TYPE_CHECKING:
     import torch.nn as nn
 
-    from swapprobe.data.common import Batch, LoadRequest
-
 __all__ = [
-    "TNB101_DATA",
     "Tnb101MacroArch",
     "Tnb101MacroSpace",
     "Tnb101MicroArch",
@@ -59,20 +53,7 @@ __all__ = [
     "load_table",
 ]
 
-#: the input source both spaces score on unless told: dead-leaves images at Taskonomy's
-#: 256×256 (Taskonomy itself cannot be had offline); an ``input_size`` given still wins
-TNB101_DATA = "synthetic-256"
 _MAX_TEXT = 200  # a task and six small integers; longer text is refused before parsing
-
-
-def _load_synthetic_256(name: str, request: LoadRequest) -> Batch:
-    """:data:`TNB101_DATA`: the synthetic source drawn at 256×256 unless a size is given."""
-    size = request.input_size or TNB101_IMAGE_SIZE
-    return load_synthetic("synthetic", replace(request, input_size=size))
-
-
-if find_source(TNB101_DATA) is None:  # registered once per process, like the space itself
-    register_source(TNB101_DATA, _load_synthetic_256)
 
 
 # --- architecture values ---------------------------------------------------------------------
@@ -188,17 +169,21 @@ class _Tnb101Space(SearchSpace):
     """What both spaces share: the task, the networks, the sizes, the defaults."""
 
     size_unit: ClassVar[SizeUnit] = "M"
-    #: Taskonomy's 256×256 RGB images, as the benchmark trains on them
+    #: Taskonomy's 256×256 RGB images, as the benchmark trains on them. The protocol has no way
+    #: yet to make this the default input size (``SpaceDefaults`` has no size and
+    #: ``models.arch_ref`` sets no ``input_size``): give ``--input-size 256 256`` /
+    #: ``input_size=(256, 256)``; the networks also run on smaller images (the pixel heads
+    #: then put out the input's size)
     input_shape: ClassVar[tuple[int, int, int]] = (3, *TNB101_IMAGE_SIZE)
     #: fixed before any correlation was looked at: the paper's N(0, 1) weights on synthetic
-    #: images at the benchmark's 256×256; S=32, not the paper's 16, because at this size a
-    #: network has millions of units and S=16 caps SWAP at 2^16 = 65,536 distinct patterns (a
-    #: macro network reached exactly that); one repeat, not 32, because one forward of S=32
-    #: at 256×256 already costs seconds (micro) to a minute (macro) on 2 cores. The torch
-    #: backend: the ONNX export of the jigsaw network (its encoder run on 9 tiles) takes
-    #: minutes, and one default serves every task.
+    #: images (Taskonomy is not reachable offline), meant at 256×256 (see ``input_shape``).
+    #: S=32, not the paper's 16: at 256×256 a network has millions of units and S=16 caps SWAP
+    #: at 2^16 = 65,536 distinct patterns (a macro network reached exactly that). One repeat,
+    #: not 32: one forward of S=32 at 256×256 already costs seconds (micro) to a minute
+    #: (macro) on 2 cores. The torch backend: exporting the jigsaw network (its encoder run on
+    #: 9 tiles) to ONNX takes minutes, and one default serves every task.
     defaults: ClassVar[SpaceDefaults] = SpaceDefaults(
-        batch_size=32, init="gaussian", repeats=1, data=TNB101_DATA, backend="torch"
+        batch_size=32, init="gaussian", repeats=1, backend="torch"
     )
 
     def __init__(self, task: str = "class_scene") -> None:
