@@ -346,6 +346,7 @@ ORACLE_CASES = [  # (space, architecture, backends)
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("space_name", "text", "backends"), ORACLE_CASES)
 def test_pipeline_scores_what_torch_hooks_see(
     space_name: str, text: str, backends: tuple[str, ...]
