@@ -56,6 +56,7 @@ def arch_ref(space: Any, arch: Hashable, name: str | None = None) -> ModelRef:
         load=lambda: arch,
         space=space,
         arch=arch,
+        input_size=space.defaults.input_size,  # the benchmark's image size, unless one is given
     )
 
 

@@ -48,6 +48,8 @@ class SpaceDefaults:
     unless one is given (``None``: the command's own default, the synthetic images).
     ``backend`` runs the space's networks: ``onnx`` (onnxruntime on the emitted graph) or
     ``torch`` (the module itself), where one measured faster for the same bits.
+    ``input_size`` (H, W) is the image size the space's benchmark scores at, unless the user
+    gives one (``None``: the data source's own, 32×32 for CIFAR and the synthetic images).
     """
 
     batch_size: int = 16
@@ -60,6 +62,7 @@ class SpaceDefaults:
     fitness: str = "swap"
     data: str | None = None
     backend: Literal["onnx", "torch"] = "onnx"
+    input_size: tuple[int, int] | None = None
 
     def describe(self, *, engine: bool = True) -> str:
         """One help line: ``S=16 init=gaussian repeats=32 proxies=none [fitness=swap P=50 C=100
@@ -72,6 +75,8 @@ class SpaceDefaults:
             scoring += f" data={self.data}"
         if self.backend != "onnx":
             scoring += f" backend={self.backend}"
+        if self.input_size is not None:
+            scoring += f" input={self.input_size[0]}x{self.input_size[1]}"
         if not engine:
             return scoring
         return (

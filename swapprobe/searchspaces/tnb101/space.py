@@ -183,7 +183,7 @@ class _Tnb101Space(SearchSpace):
     #: (macro) on 2 cores. The torch backend: exporting the jigsaw network (its encoder run on
     #: 9 tiles) to ONNX takes minutes, and one default serves every task.
     defaults: ClassVar[SpaceDefaults] = SpaceDefaults(
-        batch_size=32, init="gaussian", repeats=1, backend="torch"
+        batch_size=32, init="gaussian", repeats=1, backend="torch", input_size=TNB101_IMAGE_SIZE
     )
 
     def __init__(self, task: str = "class_scene") -> None:
