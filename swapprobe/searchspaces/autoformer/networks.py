@@ -52,9 +52,10 @@ class TokenEmbedding(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         patches = self.patch(images).flatten(2).transpose(1, 2)
         if patches.shape[1] + 1 != self.pos_embed.shape[1]:
+            pixels = "x".join(str(int(v)) for v in images.shape[2:])
             raise ShapeMismatchError(
                 f"this AutoFormer network takes {self.pos_embed.shape[1] - 1} patches per "
-                f"image, got {patches.shape[1]} from {tuple(images.shape[2:])} pixels; score "
+                f"image, got {patches.shape[1]} from {pixels} pixels; score "
                 "it on the inputs its space states (e.g. --data synthetic:224)"
             )
         cls = self.cls_token.expand(patches.shape[0], -1, -1)
