@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import swapprobe
 from swapprobe.data import load_batch
 from swapprobe.errors import ShapeMismatchError, SwapprobeError, UnknownArchitectureError
+from swapprobe.models import resolve_one
 from swapprobe.searchspaces import get_space
 from swapprobe.searchspaces.autoformer import AutoFormerArch, load_table
 from swapprobe.searchspaces.autoformer.encoding import multiply_adds
@@ -101,11 +102,11 @@ def test_a_bad_table_row_is_named(tmp_path: Path) -> None:
 
 
 def test_named_architectures_resolve_only_in_their_space() -> None:
-    ref = swapprobe.models.resolve_one("autoformer-ti:TINY_LARGEST")
+    ref = resolve_one("autoformer-ti:TINY_LARGEST")
     assert ref.arch == TINY_LARGEST
     assert (TINY_LARGEST.embed_dim, TINY_LARGEST.depth) == (240, 14)
     with pytest.raises(UnknownArchitectureError, match="embedding dimension must be one of 320"):
-        swapprobe.models.resolve_one("autoformer-s:TINY_LARGEST")
+        resolve_one("autoformer-s:TINY_LARGEST")
 
 
 # --- sizes -----------------------------------------------------------------------------------

@@ -1,12 +1,11 @@
 """The AutoFormer ViT spaces: ``autoformer-ti``, ``autoformer-s``, ``autoformer-b``.
 
 ``encoding`` (values, text form, sizes; no torch), ``space`` (the registered spaces),
-``networks`` (the ViT as torch modules), ``inputs`` (the ``synthetic:SIZE`` source the
-spaces' defaults name, registered on import).
+``networks`` (the ViT as torch modules). The spaces are scored on ``synthetic:224``
+(:func:`swapprobe.data.synthetic.sized_synthetic_name`).
 """
 
 from swapprobe.searchspaces.autoformer.encoding import AutoFormerArch, AutoFormerChoices
-from swapprobe.searchspaces.autoformer.inputs import register_sized_synthetic
 from swapprobe.searchspaces.autoformer.space import (
     AutoFormerBaseSpace,
     AutoFormerSmallSpace,
@@ -14,8 +13,6 @@ from swapprobe.searchspaces.autoformer.space import (
     AutoFormerTinySpace,
     load_table,
 )
-
-register_sized_synthetic()
 
 __all__ = [
     "AutoFormerArch",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from swapprobe.data.synthetic import sized_synthetic_name
 from swapprobe.errors import DataError, UnknownArchitectureError
 from swapprobe.searchspaces.autoformer.encoding import (
     AUTOFORMER_BASE,
@@ -32,7 +33,6 @@ from swapprobe.searchspaces.autoformer.encoding import (
     param_count,
     parse_arch,
 )
-from swapprobe.searchspaces.autoformer.inputs import sized_synthetic_name
 from swapprobe.searchspaces.base import SearchSpace, SizeUnit, SpaceDefaults, register_space
 
 if TYPE_CHECKING:
