@@ -1,0 +1,25 @@
+"""The AutoFormer ViT spaces: ``autoformer-ti``, ``autoformer-s``, ``autoformer-b``.
+
+``encoding`` (values, text form, sizes; no torch), ``space`` (the registered spaces),
+``networks`` (the ViT as torch modules). The spaces are scored on ``synthetic:224``
+(:func:`swapprobe.data.synthetic.sized_synthetic_name`).
+"""
+
+from swapprobe.searchspaces.autoformer.encoding import AutoFormerArch, AutoFormerChoices
+from swapprobe.searchspaces.autoformer.space import (
+    AutoFormerBaseSpace,
+    AutoFormerSmallSpace,
+    AutoFormerSpace,
+    AutoFormerTinySpace,
+    load_table,
+)
+
+__all__ = [
+    "AutoFormerArch",
+    "AutoFormerBaseSpace",
+    "AutoFormerChoices",
+    "AutoFormerSmallSpace",
+    "AutoFormerSpace",
+    "AutoFormerTinySpace",
+    "load_table",
+]
