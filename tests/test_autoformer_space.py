@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 
 import swapprobe
 from swapprobe.data import load_batch
-from swapprobe.errors import ShapeMismatchError, SwapprobeError, UnknownArchitectureError
+from swapprobe.errors import ShapeMismatchError, UnknownArchitectureError
 from swapprobe.models import resolve_one
 from swapprobe.searchspaces import get_space
 from swapprobe.searchspaces.autoformer import AutoFormerArch, load_table
 from swapprobe.searchspaces.autoformer.encoding import multiply_adds
 from swapprobe.searchspaces.autoformer.networks import AutoFormerNetwork
-from swapprobe.searchspaces.autoformer.space import TINY_LARGEST, TINY_SMALLEST
+from swapprobe.searchspaces.autoformer.space import SMALL_SMALLEST, TINY_LARGEST, TINY_SMALLEST
 
 TABLE = "vit/autoformer_ti_autoprox_200.json"
 SPACES = ("autoformer-ti", "autoformer-s", "autoformer-b")
@@ -105,8 +105,9 @@ def test_named_architectures_resolve_only_in_their_space() -> None:
     ref = resolve_one("autoformer-ti:TINY_LARGEST")
     assert ref.arch == TINY_LARGEST
     assert (TINY_LARGEST.embed_dim, TINY_LARGEST.depth) == (240, 14)
-    with pytest.raises(UnknownArchitectureError, match="embedding dimension must be one of 320"):
-        resolve_one("autoformer-s:TINY_LARGEST")
+    assert resolve_one("autoformer-s:SMALL_SMALLEST").arch == SMALL_SMALLEST
+    with pytest.raises(UnknownArchitectureError, match="TINY_LARGEST"):
+        resolve_one("autoformer-s:TINY_LARGEST")  # another supernet's subnet
 
 
 # --- sizes -----------------------------------------------------------------------------------
@@ -303,7 +304,8 @@ def test_network_equals_a_plain_vit_on_the_same_weights(which: str, table: list)
     arch = TINY_SMALLEST if which == "smallest" else table[0][0]
     torch.manual_seed(0)
     network = AutoFormerNetwork(arch, image_size=64).eval()
-    images = torch.from_numpy(load_batch("synthetic:64", batch_size=3, seed=0).inputs)
+    batch = load_batch("synthetic", batch_size=3, seed=0, input_size=(64, 64))
+    images = torch.from_numpy(batch.inputs)
     plain = _PlainViT(network).eval()
     with torch.no_grad():
         torch.testing.assert_close(network(images), plain(images), atol=1e-4, rtol=1e-4)
@@ -339,7 +341,7 @@ def test_swap_equals_the_hook_oracle(backend: str) -> None:
     keeps it quick without saturating SWAP (2^24 columns possible)."""
     torch.manual_seed(1)
     network = AutoFormerNetwork(AutoFormerArch(192, (3.5, 4.0), (3, 4)), image_size=64)
-    batch = load_batch("synthetic:64", batch_size=24, seed=0)
+    batch = load_batch("synthetic", batch_size=24, seed=0, input_size=(64, 64))
     expected, near_zero = _oracle_swap(network, batch.inputs)
     assert 2**12 < expected < 17 * 1440  # neither saturated nor every unit distinct
     result = swapprobe.score(network, data=batch, init="keep", repeats=1, backend=backend)
@@ -349,11 +351,10 @@ def test_swap_equals_the_hook_oracle(backend: str) -> None:
         assert abs(result.swap - expected) <= near_zero
 
 
-def test_the_sized_synthetic_source_is_synthetic_at_that_size() -> None:
-    sized = load_batch("synthetic:40x48", batch_size=2, seed=1)
-    plain = load_batch("synthetic", batch_size=2, seed=1, input_size=(40, 48))
-    assert sized.inputs.shape == (2, 3, 40, 48)
-    np.testing.assert_array_equal(sized.inputs, plain.inputs)
-    with pytest.raises(SwapprobeError, match="synthetic:SIZE or synthetic:HxW"):
-        load_batch("synthetic:big", batch_size=2)
-    assert get_space("autoformer-ti").defaults.data == "synthetic:224"
+def test_the_spaces_score_at_224_by_default() -> None:
+    """A space's architecture reference carries its benchmark's input size, so the shortest
+    call scores on 224×224 images (196 patches) without being told."""
+    result = swapprobe.score("autoformer-ti:TINY_SMALLEST", batch_size=4, repeats=1)
+    assert result.units == 197 * sum(
+        int(192 * ratio) for ratio in TINY_SMALLEST.mlp_ratios
+    )

@@ -58,12 +58,7 @@ from swapprobe.data.registry import (
     source_names,
     unknown_hint,
 )
-from swapprobe.data.synthetic import (
-    load_sized_synthetic,
-    load_synthetic,
-    sized_synthetic_name,
-    synthetic_images,
-)
+from swapprobe.data.synthetic import load_synthetic, synthetic_images
 from swapprobe.data.tokens import PREFIX, is_token_source, load_tokens, token_batch
 from swapprobe.errors import DataError, SettingsError
 
@@ -79,7 +74,6 @@ __all__ = [
     "is_token_source",
     "load_batch",
     "register_source",
-    "sized_synthetic_name",
     "source_names",
     "synthetic_images",
     "token_batch",
@@ -88,7 +82,6 @@ __all__ = [
 register_source("cifar10", load_cifar)
 register_source("cifar100", load_cifar)
 register_source("synthetic", load_synthetic)
-register_source("synthetic:", load_sized_synthetic)  # synthetic:224, synthetic:112x96
 register_source(PREFIX, load_tokens)
 
 DATASETS: tuple[str, ...] = source_names()
@@ -124,8 +117,7 @@ def load_batch(
         seed: seeds ``pick="random"`` and the synthetic images.
         data_dir: where to look for (and download) CIFAR before ``$SWAPPROBE_DATA`` and the cache.
         input_size: (H, W) to resize to after normalisation (bilinear, antialiased); for
-            ``"synthetic"`` the images are drawn at this size instead (``"synthetic:224"``,
-            ``"synthetic:112x96"`` name the size in the source itself).
+            ``"synthetic"`` the images are drawn at this size instead.
         pick: ``"first"`` S samples in the official order (file-name order for folders), or S
             distinct ``"random"`` ones drawn with ``np.random.default_rng(seed)`` from the whole
             split; ignored by ``"synthetic"``, whose images are drawn from ``seed``.

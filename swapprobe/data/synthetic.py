@@ -56,9 +56,6 @@ from swapprobe.data.common import (
 )
 from swapprobe.errors import SettingsError
 
-#: the prefix of the sized source: ``synthetic:224`` is ``synthetic`` drawn at 224×224
-SIZED_PREFIX = "synthetic:"
-
 
 def load_synthetic(name: str, request: LoadRequest) -> Batch:
     """The registered loader: ``request.batch_size`` images drawn from ``request.seed``."""
@@ -190,39 +187,3 @@ def _from_synthetic(
     inputs = _normalise(images, norm)
     source = f"synthetic dead-leaves {size[0]}x{size[1]}, seed {seed}"
     return _finish(inputs, source + _norm_note(normalize))
-
-
-def sized_synthetic_name(height: int, width: int | None = None) -> str:
-    """``synthetic:224`` (square) or ``synthetic:112x96``: the source name of that size, so
-    that a search space's defaults can say which input it is scored on (a space's models
-    state no input size; plain ``synthetic`` draws 32×32 unless told)."""
-    if width is None or width == height:
-        return f"{SIZED_PREFIX}{height}"
-    return f"{SIZED_PREFIX}{height}x{width}"
-
-
-def load_sized_synthetic(name: str, request: LoadRequest) -> Batch:
-    """The registered loader of ``synthetic:SIZE`` / ``synthetic:HxW``: ``synthetic`` at that
-    size (an input size, when given, must agree: the name is the size)."""
-    size = _parse_size(name)
-    if request.input_size is not None and tuple(request.input_size) != size:
-        asked = f"{request.input_size[0]}x{request.input_size[1]}"
-        raise SettingsError(
-            f"{name} draws {size[0]}x{size[1]} images but the input size asked is {asked}; "
-            f"use {sized_synthetic_name(*request.input_size)} or drop the input size"
-        )
-    return _from_synthetic(request.batch_size, request.seed, size, request.normalize)
-
-
-def _parse_size(name: str) -> tuple[int, int]:
-    text = name[len(SIZED_PREFIX) :].lower()
-    height_text, sep, width_text = text.partition("x")
-    try:
-        height = int(height_text)
-        width = int(width_text) if sep else height
-    except ValueError:
-        raise SettingsError(
-            f"{name!r}: the sized synthetic source is synthetic:SIZE or synthetic:HxW "
-            "(e.g. synthetic:224)"
-        ) from None
-    return _check_size((height, width), name)

@@ -1,8 +1,8 @@
 """The AutoFormer ViT spaces: ``autoformer-ti``, ``autoformer-s``, ``autoformer-b``.
 
 ``encoding`` (values, text form, sizes; no torch), ``space`` (the registered spaces),
-``networks`` (the ViT as torch modules). The spaces are scored on ``synthetic:224``
-(:func:`swapprobe.data.synthetic.sized_synthetic_name`).
+``networks`` (the ViT as torch modules). The spaces are scored at 224×224
+(``SpaceDefaults.input_size``), the synthetic images by default.
 """
 
 from swapprobe.searchspaces.autoformer.encoding import AutoFormerArch, AutoFormerChoices

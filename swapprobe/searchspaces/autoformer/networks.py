@@ -56,7 +56,7 @@ class TokenEmbedding(nn.Module):
             raise ShapeMismatchError(
                 f"this AutoFormer network takes {self.pos_embed.shape[1] - 1} patches per "
                 f"image, got {patches.shape[1]} from {pixels} pixels; score "
-                "it on the inputs its space states (e.g. --data synthetic:224)"
+                "it on inputs of the size its space states (224×224)"
             )
         cls = self.cls_token.expand(patches.shape[0], -1, -1)
         return torch.cat([cls, patches], dim=1) + self.pos_embed

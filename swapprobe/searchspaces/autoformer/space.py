@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from swapprobe.data.synthetic import sized_synthetic_name
 from swapprobe.errors import DataError, UnknownArchitectureError
 from swapprobe.searchspaces.autoformer.encoding import (
     AUTOFORMER_BASE,
@@ -109,7 +108,7 @@ class AutoFormerSpace(SearchSpace):
         mutation_times=3,
         proxies=(),
         fitness="swap",
-        data=sized_synthetic_name(IMAGE_SIZE),
+        input_size=(IMAGE_SIZE, IMAGE_SIZE),
         backend="torch",
     )
 
@@ -127,6 +126,13 @@ class AutoFormerSpace(SearchSpace):
             tuple(_pick(c.mlp_ratios, rng) for _ in range(depth)),
             tuple(_pick(c.num_heads, rng) for _ in range(depth)),
         )
+
+    def named_architectures(self) -> dict[str, AutoFormerArch]:
+        """This supernet's smallest and largest subnets (``autoformer-ti:TINY_SMALLEST``)."""
+        return {
+            f"{self.choices.label.upper()}_{end}": _extreme(self.choices, pick)
+            for end, pick in (("SMALLEST", min), ("LARGEST", max))
+        }
 
     def mutate(self, arch: AutoFormerArch | str, rng: np.random.Generator) -> AutoFormerArch:
         """One change, never none: one layer's MLP ratio or head count, the depth (layers added
