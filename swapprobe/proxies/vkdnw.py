@@ -24,6 +24,8 @@ p̃ = (1 − α)·softmax + α / C with α = 0.05, so Σ = diag(p̃) − p̃p̃�
 builds a Cholesky factor of this Σ, the same matrix); θ is a subsample of the weights, one
 entry (the first) of each of the first 128 parameter tensors in registration order, so F is
 at most 128 × 128; deciles by linear interpolation (``torch.quantile``'s and numpy's default).
+The nine deciles are the NB201 code's (``arange(0.1, 1., 0.1)``); the authors' MobileNetV2
+code takes eleven quantiles, minimum and maximum included — a different score, not used here.
 """
 
 from __future__ import annotations
