@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from swapprobe.data.cifar import cifar_root, download_cifar, load_cifar
+from swapprobe.data.cifar import cifar_labels, cifar_root, download_cifar, load_cifar
 from swapprobe.data.common import (
     Batch,
     LoadRequest,
@@ -67,6 +67,7 @@ __all__ = [
     "Batch",
     "LoadRequest",
     "Loader",
+    "cifar_labels",
     "cifar_root",
     "download_cifar",
     "find_source",

@@ -334,6 +334,66 @@ class _ArrayUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def cifar_labels(
+    name: str,
+    batch_size: int,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    pick: Pick = "first",
+    split: Split = "train",
+) -> np.ndarray:
+    """The class labels (int64) of the images ``load_batch(name, ...)`` returns for the same
+    ``batch_size``, ``seed``, ``pick`` and ``split``, in the same order: what a labelled pass
+    (a task loss at initialisation) needs beside the images. Never downloads."""
+    spec = _CIFAR[name]
+    root = _find_cifar(spec, data_dir)
+    if root is None:
+        raise DataError(_not_found_message(spec, data_dir))
+    files = spec.train_files if split == "train" else spec.test_files
+    if pick == "first":
+        parts: list[np.ndarray] = []
+        have = 0
+        for file in files:
+            if have >= batch_size:
+                break
+            part = _read_cifar_labels(root / file, spec)
+            parts.append(part[: batch_size - have])
+            have += len(parts[-1])
+        if have < batch_size:
+            raise DataError(
+                f"asked for {batch_size} labels but {name} {split} in {root} holds {have}; "
+                f"lower the batch size"
+            )
+        return np.concatenate(parts)
+    everything = np.concatenate([_read_cifar_labels(root / f, spec) for f in files])
+    return everything[_draw(len(everything), batch_size, seed, f"{name} {split} in {root}")]
+
+
+def _read_cifar_labels(path: Path, spec: _CifarSpec) -> np.ndarray:
+    """One official batch file's labels as int64 (N,), checked against its images."""
+    images = _read_cifar_file(path, spec)  # checks the file and its images
+    content = _unpickle(path, spec)
+    labels = content.get(spec.label_key.encode(), content.get(spec.label_key))
+    if labels is None:
+        raise DataError(f"{spec.title} file {path} has no '{spec.label_key}'; replace it")
+    out = np.asarray(labels, dtype=np.int64)
+    if out.shape != (len(images),):
+        raise DataError(f"{spec.title} file {path} has labels of shape {out.shape}; replace it")
+    return out
+
+
+def _unpickle(path: Path, spec: _CifarSpec) -> Any:
+    try:
+        with path.open("rb") as f:
+            return _ArrayUnpickler(f, encoding="bytes").load()
+    except Exception as exc:  # any unpickling failure means the same thing: a bad file
+        raise DataError(
+            f"cannot read {spec.title} file {path} ({_reason(exc)}); replace it with the "
+            f"official file"
+        ) from exc
+
+
 def _read_cifar_file(path: Path, spec: _CifarSpec) -> np.ndarray:
     """Read one official batch file; return its images as uint8 (N, 3072)."""
     if not path.is_file():
@@ -341,14 +401,7 @@ def _read_cifar_file(path: Path, spec: _CifarSpec) -> np.ndarray:
             f"{spec.title} file {path} is missing; replace the folder with a complete copy of "
             f"the official '{spec.folder}'"
         )
-    try:
-        with path.open("rb") as f:
-            content = _ArrayUnpickler(f, encoding="bytes").load()
-    except Exception as exc:  # any unpickling failure means the same thing: a bad file
-        raise DataError(
-            f"cannot read {spec.title} file {path} ({_reason(exc)}); replace it with the "
-            f"official file"
-        ) from exc
+    content = _unpickle(path, spec)
 
     def field(key: str) -> Any:
         # Official files are Python 2 pickles (bytes keys); re-pickled copies have str keys.
