@@ -184,11 +184,16 @@ _JSON_FIRST = "glue"
 def _read_json_table(
     path: Path, *, arch_col: str | None, acc_cols: Sequence[str] | None
 ) -> GroundTruth:
-    """A JSON list of records, each with a ``scores`` object of numbers (the targets) and an
-    architecture: the record's ``arch_col`` (default ``arch``) text, else the object at
-    ``hparams.model_hparam_overrides`` written as compact JSON (the space parses it).
+    """A JSON list of records, each with an architecture and numbers (the targets).
 
-    Targets are every key of ``scores`` (``glue`` first when present) or ``acc_cols``.
+    The architecture is the record's ``arch_col`` (default ``arch``): a text, or an object
+    written as compact JSON (the space parses it: an AutoFormer record's ``arch``), else the
+    object at ``hparams.model_hparam_overrides`` (FlexiBERT's table). The targets are every key
+    of the record's ``scores`` object where it has one (``glue`` first when present), else
+    every top-level number of the records (an AutoFormer record's ``c100_kd_acc``, ...), or
+    ``acc_cols``. A target a record lacks is missing (NaN) for that record when other records
+    have it (AutoFormer's ``c100_base_acc`` was trained on half the subnets); a ``scores``
+    object must hold every target.
     """
     try:
         records = json.loads(path.read_text(encoding="utf-8"))
@@ -197,26 +202,32 @@ def _read_json_table(
     if not isinstance(records, list) or not records:
         raise DataError(f"{path}: a JSON table is a non-empty list of records")
     arch_name = arch_col or "arch"
-    archs: list[str] = []
-    columns: dict[str, list[float]] | None = None
     for number, record in enumerate(records, start=1):
-        scores = record.get("scores") if isinstance(record, dict) else None
-        if not isinstance(scores, dict):
+        if not isinstance(record, dict):
+            raise DataError(f"{path}: record {number} is not an object")
+    nested = isinstance(records[0].get("scores"), dict)
+    names = list(acc_cols) if acc_cols else _json_targets(records, nested, arch_name)
+    if not names:
+        raise DataError(f"{path}: its records hold no numbers to correlate with")
+    columns: dict[str, list[float]] = {name: [] for name in names}
+    archs: list[str] = []
+    for number, record in enumerate(records, start=1):
+        values = record.get("scores") if nested else record
+        if not isinstance(values, dict):
             raise DataError(f"{path}: record {number} has no 'scores' object")
-        if columns is None:
-            names = list(acc_cols) if acc_cols else sorted(scores, key=lambda k: k != _JSON_FIRST)
-            columns = {name: [] for name in names}
-        for name, values in columns.items():
-            value = scores.get(name)
+        for name, column in columns.items():
+            value = values.get(name)
+            if value is None and not nested and not acc_cols:
+                column.append(math.nan)  # this record was not measured on that target
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float):
-                known = ", ".join(scores)
+                known = ", ".join(k for k, v in values.items() if _is_json_number(v))
                 raise DataError(
-                    f"{path}: record {number}: score {name!r} is missing or not a number "
-                    f"(scores: {known})"
+                    f"{path}: record {number}: {name!r} is missing or not a number "
+                    f"(numbers: {known or 'none'})"
                 )
-            values.append(float(value))
+            column.append(float(value))
         archs.append(_json_arch(record, arch_name, path, number))
-    assert columns is not None
     return _warn_duplicates(
         GroundTruth(
             archs,
@@ -227,10 +238,29 @@ def _read_json_table(
     )
 
 
+def _is_json_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _json_targets(records: list[dict[str, Any]], nested: bool, arch_name: str) -> list[str]:
+    """The target names: the first record's ``scores`` keys (``glue`` first), or every
+    top-level number any record holds, in first-seen order."""
+    if nested:
+        return sorted(records[0]["scores"], key=lambda k: k != _JSON_FIRST)
+    seen: dict[str, None] = {}
+    for record in records:
+        for key, value in record.items():
+            if key != arch_name and _is_json_number(value):
+                seen.setdefault(key)
+    return list(seen)
+
+
 def _json_arch(record: dict[str, Any], arch_name: str, path: Path, number: int) -> str:
     text = record.get(arch_name)
     if isinstance(text, str):
         return text
+    if isinstance(text, dict):
+        return json.dumps(text, separators=(",", ":"))
     node: Any = record
     for key in _JSON_ARCH_PATH:
         node = node.get(key) if isinstance(node, dict) else None

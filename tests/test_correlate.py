@@ -8,6 +8,7 @@ hand from the paper's formula Ψ · exp(−(Θ − μ)² / σ) with μ = σ.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from swapprobe.correlate import (
 )
 from swapprobe.errors import DataError
 from swapprobe.results import Result
+from swapprobe.searchspaces import get_space
 
 NB201_ARCHS = [
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
@@ -374,3 +376,31 @@ def test_plot_axes_clip_a_lone_outlier_and_keep_the_bulk() -> None:
     assert low - margin > 80.0  # the axis spans the bulk, not 10-92
     few, none = _robust(np.array([1.0, 50.0]))  # too few points to call one an outlier
     assert few.tolist() == [1.0, 50.0] and not none.any()
+
+
+def test_a_json_table_of_flat_records_takes_every_number_as_a_target(tmp_path: Path) -> None:
+    """AutoFormer's table: ``arch`` is an object, the accuracies are top-level numbers, and a
+    target measured on some subnets only (``c100_base_acc``) is NaN where it is absent."""
+    arch_a = {"hidden_dim": 192, "depth": 12, "mlp_ratio": [4.0] * 12, "num_heads": [3] * 12}
+    arch_b = {**arch_a, "hidden_dim": 240}
+    table = tmp_path / "vit.json"
+    table.write_text(
+        json.dumps(
+            [
+                {"arch": arch_a, "c100_kd_acc": 70.5, "c100_base_acc": 60.0, "source": "x"},
+                {"arch": arch_b, "c100_kd_acc": 72.0, "imagenet_super_acc": 75.25},
+            ]
+        )
+    )
+    truth = read_table(table)
+    compact = [json.dumps(arch, separators=(",", ":")) for arch in (arch_a, arch_b)]
+    assert truth.archs == compact
+    assert list(truth.accuracies) == ["c100_kd_acc", "c100_base_acc", "imagenet_super_acc"]
+    np.testing.assert_array_equal(truth.accuracies["c100_kd_acc"], [70.5, 72.0])
+    np.testing.assert_array_equal(truth.accuracies["c100_base_acc"], [60.0, np.nan])
+    np.testing.assert_array_equal(truth.accuracies["imagenet_super_acc"], [np.nan, 75.25])
+    space = get_space("autoformer-ti")
+    assert space.parse(truth.archs[1]).embed_dim == 240  # the space reads the object's text
+    table.write_text(json.dumps([{"arch": arch_a, "note": "no numbers"}]))
+    with pytest.raises(DataError, match="no numbers to correlate"):
+        read_table(table)
