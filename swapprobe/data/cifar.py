@@ -19,8 +19,9 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -351,23 +352,31 @@ def cifar_labels(
     if root is None:
         raise DataError(_not_found_message(spec, data_dir))
     files = spec.train_files if split == "train" else spec.test_files
+    read = partial(_read_cifar_labels, spec=spec)
     if pick == "first":
-        parts: list[np.ndarray] = []
-        have = 0
-        for file in files:
-            if have >= batch_size:
-                break
-            part = _read_cifar_labels(root / file, spec)
-            parts.append(part[: batch_size - have])
-            have += len(parts[-1])
-        if have < batch_size:
-            raise DataError(
-                f"asked for {batch_size} labels but {name} {split} in {root} holds {have}; "
-                f"lower the batch size"
-            )
-        return np.concatenate(parts)
-    everything = np.concatenate([_read_cifar_labels(root / f, spec) for f in files])
+        return _first_rows(root, files, read, batch_size, f"labels but {name} {split}")
+    everything = np.concatenate([read(root / f) for f in files])
     return everything[_draw(len(everything), batch_size, seed, f"{name} {split} in {root}")]
+
+
+def _first_rows(
+    root: Path, files: Sequence[str], read: Callable[[Path], np.ndarray], batch_size: int, what: str
+) -> np.ndarray:
+    """The first ``batch_size`` rows over ``files`` in order, reading only the files they
+    need (images and labels take the same path, so they stay aligned)."""
+    parts: list[np.ndarray] = []
+    have = 0
+    for file in files:
+        if have >= batch_size:
+            break
+        part = read(root / file)
+        parts.append(part[: batch_size - have])
+        have += len(parts[-1])
+    if have < batch_size:
+        raise DataError(
+            f"asked for {batch_size} {what} in {root} holds {have}; lower the batch size"
+        )
+    return np.concatenate(parts)
 
 
 def _read_cifar_labels(path: Path, spec: _CifarSpec) -> np.ndarray:
@@ -445,20 +454,8 @@ def _from_cifar(
     spec = _CIFAR[key]
     files = spec.train_files if split == "train" else spec.test_files
     if pick == "first":
-        parts: list[np.ndarray] = []
-        have = 0
-        for file in files:  # only as many files as the first S images need
-            if have >= batch_size:
-                break
-            part = _read_cifar_file(root / file, spec)
-            parts.append(part[: batch_size - have])
-            have += len(parts[-1])
-        if have < batch_size:
-            raise DataError(
-                f"asked for {batch_size} images but {key} {split} in {root} holds {have}; "
-                f"lower the batch size"
-            )
-        flat = np.concatenate(parts)
+        read = partial(_read_cifar_file, spec=spec)
+        flat = _first_rows(root, files, read, batch_size, f"images but {key} {split}")
         what = f"{key} {split} images 0-{batch_size - 1}"
     else:
         everything = np.concatenate([_read_cifar_file(root / f, spec) for f in files])
