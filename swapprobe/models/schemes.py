@@ -176,10 +176,14 @@ def _python_refs(path: Path, rest: str, seed: int) -> list[ModelRef]:
             )
         return [python_ref(path, function, seed, found)]
     if not member:
+        import inspect
+
+        argument = next(iter(inspect.signature(found).parameters))
         raise ModelLoadError(
-            f"{label} needs arguments (it takes the choice recorder: a search space); score "
-            f"its members as {label}:'{{\"NAME\": VALUE, ...}}' or {label}:random:N, or "
-            f"search it with swapprobe search {label}"
+            f"{label} needs arguments ({argument}): a function of one argument is a search "
+            f"space that takes the choice recorder; score its members as "
+            f"{label}:'{{\"NAME\": VALUE, ...}}' or {label}:random:N, or search it with "
+            f"swapprobe search {label}"
         )
     return _members(space_from_file(path, function, found), member, seed)
 
