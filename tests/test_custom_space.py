@@ -220,6 +220,16 @@ def test_resume_after_sigkill_gives_the_same_search(space_file: Path, tmp_path: 
     )
 
 
+def test_a_pool_rebuilds_the_space_from_its_file(space_file: Path) -> None:
+    """Workers import FILE.py:FUNCTION by path: the search is the local one."""
+    local = plan_search(f"{space_file}:stack", **SMALL).run().outcome
+    pooled = plan_search(f"{space_file}:stack", **{**SMALL, "executor": "pool", "workers": 2})
+    outcome = pooled.run().outcome
+    assert not outcome.failed
+    assert outcome.search.history == local.search.history
+    assert outcome.best_text == local.best_text
+
+
 @pytest.mark.parametrize(
     ("function", "message"),
     [

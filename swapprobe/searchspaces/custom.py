@@ -377,6 +377,17 @@ class CustomSpace(SearchSpace):
         """The same module: the function builds the model one trains."""
         return self._build(arch)
 
+    def scoring_param_count(self, arch: Hashable) -> int:
+        """Θ: the parameters of the module (built under a forked torch random state, so
+        counting draws nothing from the caller's)."""
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            return sum(p.numel() for p in self._build(arch).parameters())
+
+    def evaluation_param_count(self, arch: Hashable, dataset: str = "cifar10") -> int:
+        return self.scoring_param_count(arch)
+
     def _build(self, arch: Hashable) -> nn.Module:
         """The module of ``arch``, built under the caller's torch random state (the
         Evaluator seeds it by the store key)."""
