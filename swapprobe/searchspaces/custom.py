@@ -258,14 +258,25 @@ class CustomSpace(SearchSpace):
 
     # --- running the function -----------------------------------------------------------
     def _run(self, recorder: ChoiceRecorder) -> nn.Module:
-        """The function's module under ``recorder``; the caller's torch random state is left
-        as it was (a build draws weights)."""
+        """The function's module under ``recorder``, which must have recorded a choice; the
+        caller's torch random state is left as it was (a build draws weights)."""
         import torch
+
+        with torch.random.fork_rng(devices=[]):
+            module = self._call(recorder)
+        if not recorder.choices:
+            raise ModelLoadError(
+                f"space function {self.name} made no choice (call c.choice(name, options)); a "
+                "single model is a function that takes no argument"
+            )
+        return module
+
+    def _call(self, recorder: ChoiceRecorder) -> nn.Module:
+        """The function's module; what it raises or returns instead is one line."""
         import torch.nn as nn
 
         try:
-            with torch.random.fork_rng(devices=[]):
-                module = self.function(recorder)
+            module = self.function(recorder)
         except SwapprobeError:
             raise
         except Exception as error:
@@ -276,11 +287,6 @@ class CustomSpace(SearchSpace):
             raise ModelLoadError(
                 f"space function {self.name} returned a {type(module).__name__}, not a "
                 "torch.nn.Module"
-            )
-        if not recorder.choices:
-            raise ModelLoadError(
-                f"space function {self.name} made no choice (call c.choice(name, options)); a "
-                "single model is a function that takes no argument"
             )
         return module
 
@@ -391,23 +397,7 @@ class CustomSpace(SearchSpace):
     def _build(self, arch: Hashable) -> nn.Module:
         """The module of ``arch``, built under the caller's torch random state (the
         Evaluator seeds it by the store key)."""
-        import torch.nn as nn
-
-        recorder = ChoiceRecorder(dict(_coerce(arch)), None, strict=True)
-        try:
-            module = self.function(recorder)
-        except SwapprobeError:
-            raise
-        except Exception as error:
-            raise ModelLoadError(
-                f"space function {self.name} raised {type(error).__name__}: {error}"
-            ) from None
-        if not isinstance(module, nn.Module):
-            raise ModelLoadError(
-                f"space function {self.name} returned a {type(module).__name__}, not a "
-                "torch.nn.Module"
-            )
-        return module
+        return self._call(ChoiceRecorder(dict(_coerce(arch)), None, strict=True))
 
 
 def _coerce(arch: object) -> CustomArch:
