@@ -26,6 +26,7 @@ __all__ = [
     "rescore",
     "score",
     "score_many",
+    "search",
 ]
 
 _LAZY = {
@@ -35,6 +36,7 @@ _LAZY = {
     "plan_score": "swapprobe.api",
     "plan_search": "swapprobe.api",
     "plan_correlate": "swapprobe.api",
+    "search": "swapprobe.api",
     "Evaluator": "swapprobe.evaluate",
     "Result": "swapprobe.evaluate",
     "ScoreSettings": "swapprobe.evaluate",

@@ -25,7 +25,14 @@ from swapprobe.models import (
     scoring_defaults,
     token_options,
 )
-from swapprobe.plan import CorrelatePlan, ScorePlan, SearchPlan, TableSpec, split_keywords
+from swapprobe.plan import (
+    CorrelatePlan,
+    ScorePlan,
+    SearchPlan,
+    SearchRun,
+    TableSpec,
+    split_keywords,
+)
 from swapprobe.proxies import set_aggregates
 from swapprobe.results import Result, ScoreSettings
 from swapprobe.runs import record_to_result, result_to_record, run_refs, run_store
@@ -47,6 +54,7 @@ __all__ = [
     "result_to_record",
     "score",
     "score_many",
+    "search",
     "stored_results",
 ]
 
@@ -67,7 +75,7 @@ def plan_score(models: Iterable[Any], **keywords: Any) -> ScorePlan:
     return ScorePlan(tuple(models), inputs, scoring, execution, **rest)
 
 
-def plan_search(space: SearchSpace | str, **keywords: Any) -> SearchPlan:
+def plan_search(space: SearchSpace | str | Callable[..., Any], **keywords: Any) -> SearchPlan:
     """The plan ``swapprobe search`` runs, from keywords: the shared options as in
     :func:`plan_score` (``executor`` defaults to ``auto``), ``fitness``, ``reg="auto"``,
     ``population``, ``cycles``, ``mutation_times``, ``crossover_prob``, ``store``,
@@ -77,6 +85,23 @@ def plan_search(space: SearchSpace | str, **keywords: Any) -> SearchPlan:
     if isinstance(rest.get("table"), (str, os.PathLike)):
         rest["table"] = TableSpec(rest["table"])
     return SearchPlan(space, inputs, scoring, execution, **rest)
+
+
+def search(space: Any, **keywords: Any) -> SearchRun:
+    """Search ``space`` (``swapprobe search``): a function of the choice recorder (a
+    define-by-run space, :mod:`swapprobe.searchspaces.custom`), ``FILE.py:FUNCTION``, a
+    registered space's name or a :class:`~swapprobe.searchspaces.base.SearchSpace`; keywords as
+    :func:`plan_search`. The found architecture is ``run.outcome.best_text`` (a define-by-run
+    space's: its choices as JSON).
+
+    >>> def space(c):                                                   # doctest: +SKIP
+    ...     width = c.choice("width", [8, 16, 32])
+    ...     return nn.Sequential(nn.Conv2d(3, width, 3), nn.ReLU())
+    >>> run = swapprobe.search(space, population=8, cycles=10, executor="local")  # doctest: +SKIP
+    >>> run.outcome.best_text                                           # doctest: +SKIP
+    '{"width": 32}'
+    """
+    return plan_search(space, **keywords).run()
 
 
 def plan_correlate(

@@ -274,10 +274,34 @@ def _space_models(space: SearchSpace, seed: int) -> list[ModelRef]:
     return [arch_ref(space, space.sample(np.random.default_rng(seed)))]
 
 
-def _space(space: SearchSpace | str) -> SearchSpace:
-    from swapprobe.searchspaces import get_space
+def _space(space: Any) -> SearchSpace:
+    """A space object; a registered space's name; ``FILE.py:FUNCTION``, or a function of the
+    choice recorder (a define-by-run space, :mod:`swapprobe.searchspaces.custom`)."""
+    from swapprobe.searchspaces import SearchSpace, get_space
+    from swapprobe.searchspaces.custom import CustomSpace, space_from_file
 
-    return get_space(space) if isinstance(space, str) else space
+    if isinstance(space, SearchSpace):
+        return space
+    if isinstance(space, (str, os.PathLike)):
+        path, _, function = str(space).rpartition(":")
+        if path.endswith(".py") and function:
+            return space_from_file(path, function)
+        return get_space(str(space))
+    if callable(space):
+        return CustomSpace(space)
+    raise SettingsError(
+        f"a space is a registered name, 'FILE.py:FUNCTION', a function of the choice recorder "
+        f"or a SearchSpace, got a {type(space).__name__}"
+    )
+
+
+def _check_workers_can_import(space: SearchSpace, execution: Execution) -> None:
+    """A define-by-run space run on other processes must be importable there: refuse a
+    lambda, a closure or a function of ``__main__`` before any work, in one line."""
+    from swapprobe.searchspaces.custom import CustomSpace
+
+    if isinstance(space, CustomSpace) and not execution.local:
+        space.check_importable()
 
 
 # --- score ---------------------------------------------------------------------------------
@@ -416,7 +440,9 @@ class SearchPlan:
     (:func:`swapprobe.search.search_policy`): ``fitness`` (``None``: the space's), the
     proxies it aggregates (``scoring.proxies``), ``reg="auto"`` calibration."""
 
-    space: SearchSpace | str
+    #: a space object, a registered name, ``FILE.py:FUNCTION`` or a function of the choice
+    #: recorder (a define-by-run space, :mod:`swapprobe.searchspaces.custom`)
+    space: Any
     inputs: Inputs = Inputs()
     scoring: Scoring = Scoring()
     execution: Execution = Execution("auto")
@@ -443,6 +469,7 @@ class SearchPlan:
             self.scoring, self.execution, store=self.store, resume=self.resume, reg=self.reg
         )
         space = _space(self.space)
+        _check_workers_can_import(space, self.execution)
         defaults = space.defaults
         seed = self.scoring.seed
         config = EvolutionConfig(
@@ -485,7 +512,9 @@ class SearchPlan:
         found = lookup(truth, space, outcome.best_text) if truth is not None else None
         exported = None
         if self.export is not None:
-            exported = export_network(space, outcome.best_arch, self.export)
+            exported = export_network(
+                space, outcome.best_arch, self.export, sample_shape=data.inputs.shape[1:]
+            )
         return SearchRun(outcome, setup, found, exported)
 
 

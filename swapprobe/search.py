@@ -8,7 +8,9 @@ scored architecture and a checkpoint per cycle in the HDF5 store, and resumes fr
 from __future__ import annotations
 
 import math
+import sys
 import time
+import types
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +36,7 @@ from swapprobe.regularisation import (
 from swapprobe.results import Result, ScoreSettings
 from swapprobe.runs import record_to_result, result_to_record, run_refs, run_store
 from swapprobe.searchspaces.base import SearchSpace
+from swapprobe.searchspaces.custom import CustomSpace
 
 __all__ = [
     "FITNESSES",
@@ -131,6 +134,8 @@ class SearchOutcome:
     failed: list[TaskOutcome] = field(default_factory=list)
     #: the ``reg="auto"`` calibration the search started from, if any
     calibration: AutoRegularisation | None = None
+    #: a define-by-run space's found choices, by name (its architecture, as a record)
+    choices: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The found architecture and what it cost, as JSON-able values."""
@@ -138,6 +143,7 @@ class SearchOutcome:
         return {
             "space": self.space,
             "architecture": self.best_text,
+            **({} if self.choices is None else {"choices": self.choices}),
             "fitness": self.search.best.fitness,
             "aggregate": best.aggregate,
             "proxies": dict(best.proxies),
@@ -198,15 +204,24 @@ def calibrate_for_space(
     return replace(chosen, seconds=time.perf_counter() - start)
 
 
-def export_network(space: SearchSpace, arch: Hashable, path: str | Path) -> Path:
-    """Write the evaluation-size network of ``arch`` (the one to train) as an ONNX file."""
+def export_network(
+    space: SearchSpace,
+    arch: Hashable,
+    path: str | Path,
+    *,
+    sample_shape: Sequence[int] | None = None,
+) -> Path:
+    """Write the evaluation-size network of ``arch`` (the one to train) as an ONNX file, for
+    samples of ``sample_shape`` (``None``: the space's :attr:`~SearchSpace.input_shape`; a
+    search passes its data's, which a define-by-run space cannot know before)."""
     import onnx
 
     from swapprobe.capture.export import export_module
 
     network = space.build_evaluation_network(arch)
     dtype = np.int64 if space.input_kind == "tokens" else np.float32  # token ids, or images
-    sample = np.zeros((2, *space.input_shape), dtype)
+    shape = tuple(space.input_shape if sample_shape is None else sample_shape)
+    sample = np.zeros((2, *shape), dtype)
     onnx.save(export_module(network, sample), str(path))
     return Path(path)
 
@@ -345,6 +360,7 @@ def run_search(
         results=results,
         failed=failed,
         calibration=calibration,
+        choices=dict(best_arch) if isinstance(space, CustomSpace) else None,
     )
 
 
@@ -493,3 +509,17 @@ def search_plot(outcome: SearchOutcome, path: str | Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+class _CallableModule(types.ModuleType):
+    """``swapprobe.search(space, ...)`` is :func:`swapprobe.api.search`, but this module has
+    the same name, and importing it sets the package's attribute ``search`` to the module: so
+    the module itself calls through to the entry point, whichever was loaded first."""
+
+    def __call__(self, space: Any, **keywords: Any) -> Any:
+        from swapprobe.api import search
+
+        return search(space, **keywords)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -23,6 +23,13 @@ examples:
   swapprobe search darts --data cifar10 --mu 1.2 --sigma 1.2 --export best.onnx --json best.json
   swapprobe search darts --store run.h5                   # checkpoint every cycle
   swapprobe search darts --store run.h5 --resume          # continue a killed search
+  swapprobe search my_space.py:space --json best.json     # your own define-by-run space
+
+Your own space: a function in a file that takes the choice recorder, asks it for each choice
+(width = c.choice("width", [16, 32, 64])) and returns a torch.nn.Module. Its members are its
+choices as JSON, scored back with swapprobe score 'my_space.py:space:{"width": 32}'; it is
+scored on the paper's defaults (S=16, N(0, 1) weights, 32 repeats; token ids from tokens:zipf
+when the module holds an nn.Embedding).
 """
 
 
@@ -32,13 +39,19 @@ def add_parser(commands: Any) -> None:
 
     parser = commands.add_parser(
         "search",
-        help="SWAP-NAS evolutionary search over a built-in space",
-        description="Evolutionary search (SWAP-NAS, Algorithm 1) over a built-in space; "
-        "the fitness is the space's best measured ranking (see below).",
+        help="SWAP-NAS evolutionary search over a built-in space or your own",
+        description="Evolutionary search (SWAP-NAS, Algorithm 1) over a built-in space or a "
+        "define-by-run one (FILE.py:FUNCTION); the fitness is the space's best measured ranking "
+        "(see below).",
         epilog=options.space_epilog(engine=True) + "\n\n" + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("space", choices=list_spaces())
+    parser.add_argument(
+        "space",
+        type=_space_argument(list_spaces()),
+        metavar="SPACE",
+        help=f"{{{','.join(list_spaces())}}}, or FILE.py:FUNCTION (a define-by-run space)",
+    )
     options.add_data_options(parser, batch_default="the space's, listed below")
     options.add_scoring_options(parser, per_space=True, executor="auto")
     options.add_reg_option(parser)
@@ -98,6 +111,20 @@ def add_parser(commands: Any) -> None:
         help="best fitness against architectures scored, and fitness against size Θ",
     )
     parser.set_defaults(handler=run)
+
+
+def _space_argument(known: list[str]) -> Any:
+    """A registered space's name, or ``FILE.py:FUNCTION`` (read when the search starts)."""
+
+    def parse(text: str) -> str:
+        path, _, function = text.rpartition(":")
+        if text in known or (path.endswith(".py") and function):
+            return text
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from {', '.join(known)}, or FILE.py:FUNCTION)"
+        )
+
+    return parse
 
 
 def run(args: argparse.Namespace) -> int:

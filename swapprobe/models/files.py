@@ -1,5 +1,6 @@
 """Models in files: an ONNX file path, or ``FILE.py:FUNCTION`` (a Python file and a function
-in it that returns a ``torch.nn.Module``)."""
+in it that returns a ``torch.nn.Module``; one that takes the choice recorder is a search space,
+:mod:`swapprobe.searchspaces.custom`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 from swapprobe.errors import ModelLoadError
 from swapprobe.models.refs import ModelRef, object_ref
 
-__all__ = ["file_ref", "is_file", "python_ref"]
+__all__ = ["file_ref", "is_file", "load_function", "python_ref"]
 
 
 def is_file(path: Path) -> bool:
@@ -36,10 +37,9 @@ def file_ref(path: Path) -> ModelRef:
     return ModelRef(name=path.name, key=f"sha256:{digest}", load=lambda: path)
 
 
-def python_ref(path: Path, function: str, seed: int) -> ModelRef:
-    """``FILE.py:FUNCTION``: the file is imported with its folder on ``sys.path`` (so sibling
-    imports work) and the function called with no arguments under a torch seed derived from
-    ``seed`` (so ``init="keep"`` scores the same weights every run)."""
+def load_function(path: Path, function: str) -> Callable[..., Any]:
+    """The function ``function`` of the Python file ``path``, imported with its folder on
+    ``sys.path`` (so sibling imports work)."""
     if not is_file(path):
         raise ModelLoadError(f"python file not found: {path}")
     spec = importlib.util.spec_from_file_location(f"swapprobe_user_{path.stem}", path)
@@ -60,6 +60,17 @@ def python_ref(path: Path, function: str, seed: int) -> ModelRef:
     factory = getattr(module, function, None)
     if not callable(factory):
         raise ModelLoadError(f"{path} has no function {function!r}")
+    return factory  # type: ignore[no-any-return]
+
+
+def python_ref(
+    path: Path, function: str, seed: int, factory: Callable[..., Any] | None = None
+) -> ModelRef:
+    """``FILE.py:FUNCTION``: the file is imported (:func:`load_function`; ``factory``: the
+    function already imported) and the function called with no arguments under a torch seed
+    derived from ``seed`` (so ``init="keep"`` scores the same weights every run)."""
+    if factory is None:
+        factory = load_function(path, function)
     built = _call_factory(factory, f"{path.name}:{function}", seed)
     ref = object_ref(built)
     return ModelRef(f"{path.name}:{function}", ref.key, ref.load)
@@ -78,7 +89,7 @@ def _call_factory(factory: Callable[[], Any], label: str, seed: int) -> Any:
     if needed:
         raise ModelLoadError(
             f"{label} needs arguments ({', '.join(needed)}); give a function that takes none "
-            "and returns the model"
+            "and returns the model, or one that takes the choice recorder (a search space)"
         )
     import torch
 

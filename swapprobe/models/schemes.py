@@ -8,7 +8,9 @@ Text is read in this order, the first form that fits wins:
    registered search space: ``SPACE:ARCH`` in its text form (``nb201:|nor_conv_3x3~0|+|...|``,
    ``darts:Genotype(...)``) or a named architecture (``darts:DARTS_V2``), ``SPACE:random:N``
    for N seeded random samples, ``SPACE:all`` for every architecture of an enumerable space;
-3. ``FILE.py:FUNCTION`` — a Python file and a function in it that returns a torch module;
+3. ``FILE.py:FUNCTION`` — a Python file and a function in it that returns a torch module; a
+   function of one argument (the choice recorder) is a define-by-run space, whose members are
+   ``FILE.py:FUNCTION:{"width": 32, ...}`` and ``FILE.py:FUNCTION:random:N``;
 4. an ONNX file path (``resnet.onnx``), or any existing file.
 
 From Python also a ``ModelRef``, ``(space, arch)`` (a space object or its registered name; an
@@ -30,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from swapprobe.errors import ModelLoadError, SettingsError, UnknownArchitectureError
-from swapprobe.models.files import file_ref, is_file, python_ref
+from swapprobe.models.files import file_ref, is_file, load_function, python_ref
 from swapprobe.models.refs import ModelRef, arch_ref, object_ref
 from swapprobe.models.zoos import timm_model, torchvision_model, zoo_scheme
 
@@ -129,7 +131,7 @@ def _resolve(spec: Any, seed: int) -> list[ModelRef]:
     if rest and _is_space(head):
         return _space_refs(head, rest, seed)
     if rest and head.endswith(".py"):
-        return [python_ref(Path(head), rest, seed)]
+        return _python_refs(Path(head), rest, seed)
     path = Path(text)
     if path.suffix.lower() == ".onnx" or is_file(path):
         return [file_ref(path)]
@@ -154,7 +156,41 @@ def _is_space(name: str) -> bool:
 def _space_refs(space_name: str, rest: str, seed: int) -> list[ModelRef]:
     from swapprobe.searchspaces import get_space
 
-    space = get_space(space_name)
+    return _members(get_space(space_name), rest, seed)
+
+
+def _python_refs(path: Path, rest: str, seed: int) -> list[ModelRef]:
+    """``FILE.py:FUNCTION``: the model a function of no argument returns; for a function of
+    the choice recorder (a define-by-run space), ``FILE.py:FUNCTION:MEMBER`` names members as
+    ``SPACE:MEMBER`` does (``{"width": 32}``, ``random:N``)."""
+    from swapprobe.searchspaces.custom import is_space_function, space_from_file
+
+    function, _, member = rest.partition(":")
+    label = f"{path.name}:{function}"
+    found = load_function(path, function)
+    if not is_space_function(found):
+        if member:
+            raise ModelLoadError(
+                f"{label} takes no choices, so {label}:{member:.40} names nothing; give "
+                f"{label} alone (or a function of the choice recorder to name its members)"
+            )
+        return [python_ref(path, function, seed, found)]
+    if not member:
+        import inspect
+
+        argument = next(iter(inspect.signature(found).parameters))
+        raise ModelLoadError(
+            f"{label} needs arguments ({argument}): a function of one argument is a search "
+            f"space that takes the choice recorder; score its members as "
+            f"{label}:'{{\"NAME\": VALUE, ...}}' or {label}:random:N, or search it with "
+            f"swapprobe search {label}"
+        )
+    return _members(space_from_file(path, function, found), member, seed)
+
+
+def _members(space: Any, rest: str, seed: int) -> list[ModelRef]:
+    """The architectures of ``space`` that ``rest`` names: ``all``, ``random[:N]``, a named
+    architecture or a text form."""
     if rest == "all":
         enumerate_all = getattr(space, "enumerate", None)
         if not callable(enumerate_all):
