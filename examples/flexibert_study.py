@@ -1,6 +1,6 @@
 """SWAP against GLUE on the FlexiBERT benchmark (SWAP_Universal's table, AFL-3.0): one input
 setting, one building mode, a seeded subset of rows or all 500; through the one pipeline
-(:func:`swapprobe.search.correlate_table`, as ``swapprobe correlate`` runs it).
+(:func:`swapprobe.searching.correlate_table`, as ``swapprobe correlate`` runs it).
 
     python examples/flexibert_study.py --space flexibert --data tokens:zipf -S 32 -T 128 \\
         --limit 100 --out /work/results/flexibert/ref_zipf_S32_T128
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from swapprobe.correlate import read_table
     from swapprobe.data import load_batch
     from swapprobe.results import RuntimeOptions, ScoreSettings
-    from swapprobe.search import correlate_table
+    from swapprobe.searching import correlate_table
     from swapprobe.searchspaces import get_space
 
     torch.set_num_threads(args.threads)

@@ -19,7 +19,7 @@ import numpy as np
 from swapprobe.data import load_batch
 from swapprobe.evolution import EvolutionConfig
 from swapprobe.results import ScoreSettings
-from swapprobe.search import run_search
+from swapprobe.searching import run_search
 from swapprobe.searchspaces import get_space
 
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from swapprobe.evolution import EvolutionConfig
     from swapprobe.executors import Executor, ResultList
     from swapprobe.models import ModelRef
-    from swapprobe.search import SearchOutcome, SearchPolicy
+    from swapprobe.searching import SearchOutcome, SearchPolicy
     from swapprobe.searchspaces.base import SearchSpace
 
 __all__ = [
@@ -437,7 +437,7 @@ class SearchRun:
 @dataclass(frozen=True)
 class SearchPlan:
     """``swapprobe search``: SWAP-NAS evolution over ``space`` with its policy
-    (:func:`swapprobe.search.search_policy`): ``fitness`` (``None``: the space's), the
+    (:func:`swapprobe.searching.search_policy`): ``fitness`` (``None``: the space's), the
     proxies it aggregates (``scoring.proxies``), ``reg="auto"`` calibration."""
 
     #: a space object, a registered name, ``FILE.py:FUNCTION`` or a function of the choice
@@ -462,7 +462,7 @@ class SearchPlan:
     def run(self, progress: Progress | None = None) -> SearchRun:
         from swapprobe.correlate import lookup
         from swapprobe.evolution import EvolutionConfig
-        from swapprobe.search import export_network, run_search, search_policy
+        from swapprobe.searching import export_network, run_search, search_policy
 
         progress = progress or _Silent()
         _before_work(
@@ -549,7 +549,7 @@ class CorrelatePlan:
     keep_patterns: str = "none"
 
     def run(self, progress: Progress | None = None) -> CorrelateRun:
-        from swapprobe.search import correlate_table
+        from swapprobe.searching import correlate_table
 
         progress = progress or _Silent()
         _before_work(

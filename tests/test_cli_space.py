@@ -322,7 +322,7 @@ def test_reg_auto_calibrates_on_the_executor_and_hands_its_scores_on() -> None:
     from swapprobe.executors import LocalExecutor
     from swapprobe.regularisation import DEFAULT_SAMPLES
     from swapprobe.results import ScoreSettings
-    from swapprobe.search import calibrate_for_space
+    from swapprobe.searching import calibrate_for_space
 
     class Recording(LocalExecutor):
         def __init__(self) -> None:

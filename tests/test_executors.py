@@ -31,7 +31,7 @@ from swapprobe.executors import (
 )
 from swapprobe.models import resolve_models
 from swapprobe.results import Result, ScoreSettings
-from swapprobe.search import run_search, score_table
+from swapprobe.searching import run_search, score_table
 from swapprobe.searchspaces import get_space
 from swapprobe.store import PatternStore
 

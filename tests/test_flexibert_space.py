@@ -451,7 +451,7 @@ def test_search_runs_on_the_space_and_finds_a_valid_model() -> None:
     from swapprobe.data import token_batch
     from swapprobe.evolution import EvolutionConfig
     from swapprobe.results import ScoreSettings
-    from swapprobe.search import run_search
+    from swapprobe.searching import run_search
 
     space = get_space("flexibert")
     d = space.defaults

@@ -19,7 +19,7 @@ from swapprobe.evolution import EvolutionConfig
 from swapprobe.models import arch_ref, resolve_one
 from swapprobe.proxies import aggregate
 from swapprobe.results import ScoreSettings
-from swapprobe.search import run_search
+from swapprobe.searching import run_search
 from swapprobe.searchspaces import get_space
 
 PROXIES = ("expressivity", "trainability", "flops")

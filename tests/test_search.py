@@ -28,7 +28,7 @@ from swapprobe.evaluate import Evaluator
 from swapprobe.evolution import CycleReport, EvolutionConfig
 from swapprobe.models import ModelRef, arch_ref
 from swapprobe.results import Result, ScoreSettings
-from swapprobe.search import run_search, score_table
+from swapprobe.searching import run_search, score_table
 from swapprobe.searchspaces import get_space
 from swapprobe.searchspaces.base import SearchSpace
 from swapprobe.store import PatternStore
@@ -468,7 +468,7 @@ def test_policy_follows_the_fitness() -> None:
     """What ``swapprobe search`` derives from ``--fitness``, ``--proxies`` and ``--reg``,
     checked against the spaces' declared defaults."""
     from swapprobe.errors import SettingsError
-    from swapprobe.search import search_policy
+    from swapprobe.searching import search_policy
 
     nb201, darts = get_space("nb201"), get_space("darts")
     default = search_policy(nb201, PLAIN)  # nb201's declared best: the aggregate

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from swapprobe.capture.activations import DEFAULT_ACTIVATIONS
+from swapprobe.capture.digest import module_digest
 from swapprobe.capture.feeds import module_keywords
 from swapprobe.capture.gate_rules import READ_OUTPUT, select_kinds, summary_line
 from swapprobe.capture.graph import ParameterInfo
@@ -84,15 +84,6 @@ def module_parameters(module: nn.Module) -> list[ParameterInfo]:
             found.append(ParameterInfo(prefix + "weight", "bn_scale", tuple(sub.weight.shape), 1))
             found.append(ParameterInfo(prefix + "bias", "bn_bias", tuple(sub.bias.shape), 1))
     return found
-
-
-def module_digest(module: nn.Module) -> str:
-    """sha256 of a module's structure and weights: identifies it in stores and reports."""
-    digest = hashlib.sha256(repr(module).encode())
-    for name, tensor in module.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().numpy().tobytes())
-    return digest.hexdigest()
 
 
 @contextlib.contextmanager

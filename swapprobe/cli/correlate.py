@@ -1,6 +1,6 @@
 """``swapprobe correlate SPACE --table FILE``: scores against a table of trained accuracies
 (one call: :meth:`swapprobe.plan.CorrelatePlan.run`, over
-:func:`swapprobe.search.correlate_table`)."""
+:func:`swapprobe.searching.correlate_table`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``swapprobe search SPACE``: SWAP-NAS evolutionary search (one call:
-:meth:`swapprobe.plan.SearchPlan.run`, over :func:`swapprobe.search.run_search`)."""
+:meth:`swapprobe.plan.SearchPlan.run`, over :func:`swapprobe.searching.run_search`)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ when the module holds an nn.Embedding).
 
 
 def add_parser(commands: Any) -> None:
-    from swapprobe.search import FITNESSES
+    from swapprobe.searching import FITNESSES
     from swapprobe.searchspaces import list_spaces
 
     parser = commands.add_parser(
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
 
     from swapprobe import report
     from swapprobe.plan import SearchPlan, TableSpec
-    from swapprobe.search import search_plot
+    from swapprobe.searching import search_plot
 
     out, err = console.consoles()
     console.check_outputs([args.json, args.export, args.plot])

@@ -91,7 +91,7 @@ def object_ref(obj: Any) -> ModelRef:
                 obj.graph.name or "model", "sha256:" + hashlib.sha256(data).hexdigest(), lambda: obj
             )
     if is_torch_module(obj):
-        from swapprobe.capture.torch_backend import module_digest  # the runner's own digest
+        from swapprobe.capture.digest import module_digest  # the torch runner's own digest
 
         return ModelRef(type(obj).__name__, "torch:" + module_digest(obj), lambda: obj)
     raise ModelLoadError(

@@ -8,9 +8,7 @@ scored architecture and a checkpoint per cycle in the HDF5 store, and resumes fr
 from __future__ import annotations
 
 import math
-import sys
 import time
-import types
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -509,17 +507,3 @@ def search_plot(outcome: SearchOutcome, path: str | Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
-
-
-class _CallableModule(types.ModuleType):
-    """``swapprobe.search(space, ...)`` is :func:`swapprobe.api.search`, but this module has
-    the same name, and importing it sets the package's attribute ``search`` to the module: so
-    the module itself calls through to the entry point, whichever was loaded first."""
-
-    def __call__(self, space: Any, **keywords: Any) -> Any:
-        from swapprobe.api import search
-
-        return search(space, **keywords)
-
-
-sys.modules[__name__].__class__ = _CallableModule
