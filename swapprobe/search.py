@@ -16,11 +16,23 @@ from typing import Any
 
 import numpy as np
 
+from swapprobe.budget import BudgetCheck, SizeBudget, parse_count
 from swapprobe.correlate import CorrelationReport, GroundTruth, correlation_report
 from swapprobe.data import Batch
-from swapprobe.errors import SettingsError, SwapprobeError, UnknownArchitectureError
+from swapprobe.errors import (
+    InfeasibleError,
+    SettingsError,
+    SwapprobeError,
+    UnknownArchitectureError,
+)
 from swapprobe.evaluate import Evaluator
-from swapprobe.evolution import CycleReport, Evolution, EvolutionConfig, SearchResult
+from swapprobe.evolution import (
+    CycleReport,
+    Evolution,
+    EvolutionConfig,
+    SearchResult,
+    sample_feasible,
+)
 from swapprobe.executors import Executor, ResultList, TaskOutcome
 from swapprobe.models import arch_key, arch_ref, text_key
 from swapprobe.proxies import set_aggregates
@@ -43,6 +55,7 @@ __all__ = [
     "correlate_table",
     "export_network",
     "fitness_of",
+    "input_size_of",
     "run_search",
     "score_table",
     "search_plot",
@@ -131,6 +144,15 @@ class SearchOutcome:
     failed: list[TaskOutcome] = field(default_factory=list)
     #: the ``reg="auto"`` calibration the search started from, if any
     calibration: AutoRegularisation | None = None
+    #: which evaluation network ``evaluation_params``/``evaluation_flops`` count (the
+    #: space's rule for the batch's input size, :meth:`SearchSpace.evaluation_dataset`)
+    evaluation_dataset: str = "cifar10"
+    #: multiply-adds per input of that network at the batch's input size
+    evaluation_flops: int | None = None
+    #: the batch's input size: (H, W) of images, (T,) of tokens
+    input_size: tuple[int, ...] = ()
+    #: the hard size limits every scored architecture met
+    budget: SizeBudget = field(default_factory=SizeBudget)
 
     def to_dict(self) -> dict[str, Any]:
         """The found architecture and what it cost, as JSON-able values."""
@@ -148,6 +170,10 @@ class SearchOutcome:
             "size_unit": best.size_unit,
             "scoring_params": best.param_count,
             "evaluation_params": self.evaluation_params,
+            "evaluation_flops": self.evaluation_flops,
+            "evaluation_dataset": self.evaluation_dataset,
+            "max_params": self.budget.max_params,
+            "max_flops": self.budget.max_flops,
             "evaluations": self.search.evaluations,
             "cache_hits": self.search.cache_hits,
             "wall_seconds": self.wall_seconds,
@@ -169,11 +195,12 @@ def calibrate_for_space(
     executor: Executor | None = None,
     samples: int = DEFAULT_SAMPLES,
     target: float = TARGET_SIZE_RHO,
+    feasible: Callable[[Hashable], bool] | None = None,
 ) -> AutoRegularisation:
     """``reg="auto"`` for ``space`` with the run's own data and settings: the ``samples``
-    random architectures are scored through the one run loop (on ``executor`` when given),
-    plain SWAP without baselines or patterns, and μ, σ chosen by the rule of
-    :mod:`swapprobe.regularisation`.
+    random architectures (those ``feasible`` accepts, under a size budget) are scored through
+    the one run loop (on ``executor`` when given), plain SWAP without baselines or patterns,
+    and μ, σ chosen by the rule of :mod:`swapprobe.regularisation`.
 
     Raises:
         SwapprobeError: an architecture of the calibration failed (its one-line reason).
@@ -193,20 +220,45 @@ def calibrate_for_space(
 
     start = time.perf_counter()
     chosen = auto_regularisation(
-        space, score, samples=samples, seed=settings.seed, unit=settings.size_unit, target=target
+        space,
+        score,
+        samples=samples,
+        seed=settings.seed,
+        unit=settings.size_unit,
+        target=target,
+        sample=None if feasible is None else (lambda rng: sample_feasible(space, rng, feasible)),
     )
     return replace(chosen, seconds=time.perf_counter() - start)
 
 
-def export_network(space: SearchSpace, arch: Hashable, path: str | Path) -> Path:
-    """Write the evaluation-size network of ``arch`` (the one to train) as an ONNX file."""
+def input_size_of(space: SearchSpace, data: Batch) -> tuple[int, ...]:
+    """The batch's input size as the space's size methods take it: (H, W) of images, (T,) of
+    token ids."""
+    shape = tuple(int(n) for n in data.inputs.shape[1:])
+    return shape if space.input_kind == "tokens" else shape[1:]
+
+
+def export_network(
+    space: SearchSpace,
+    arch: Hashable,
+    path: str | Path,
+    input_size: tuple[int, ...] | None = None,
+) -> Path:
+    """Write the evaluation network of ``arch`` (the one to train) as an ONNX file, for
+    inputs of ``input_size`` ((H, W) or (T,); ``None``: the space's input shape): the network
+    the space means for that size (:meth:`SearchSpace.evaluation_dataset`: DARTS' ImageNet
+    network for images of 128 px and more)."""
     import onnx
 
     from swapprobe.capture.export import export_module
 
-    network = space.build_evaluation_network(arch)
+    shape = space.input_shape
+    if input_size is not None:
+        shape = tuple(input_size) if space.input_kind == "tokens" else (shape[0], *input_size)
+    size = shape if space.input_kind == "tokens" else shape[1:]
+    network = space.build_evaluation_network(arch, space.evaluation_dataset(size))
     dtype = np.int64 if space.input_kind == "tokens" else np.float32  # token ids, or images
-    sample = np.zeros((2, *space.input_shape), dtype)
+    sample = np.zeros((2, *shape), dtype)
     onnx.save(export_module(network, sample), str(path))
     return Path(path)
 
@@ -225,6 +277,8 @@ def run_search(
     fitness: str | None = None,
     proxies: Sequence[str] | None = None,
     reg: str | None = None,
+    max_params: int | float | str | None = None,
+    max_flops: int | float | str | None = None,
 ) -> SearchOutcome:
     """Algorithm 1 of SWAP-NAS over ``space``; every scoring goes through the one run loop.
 
@@ -250,7 +304,62 @@ def run_search(
     With ``reg="auto"`` (or ``fitness="reg-swap"`` without μ), μ and σ are first calibrated on
     random architectures (:func:`calibrate_for_space`), which then become ``prescored``; the
     calibration is in the outcome.
+
+    ``max_params`` and ``max_flops`` (numbers, or text with a K/M/G suffix: ``"6M"``) are hard
+    limits on the *evaluation* network, the one trained from the found architecture (for
+    the batch's input size: :meth:`SearchSpace.evaluation_dataset`), not the scoring network:
+    an architecture over either is never scored (:mod:`swapprobe.budget`). Beside, not
+    instead of, reg-SWAP's soft size control.
+
+    Raises:
+        SettingsError: a budget below every architecture drawn (one line, nothing scored).
     """
+    budget = SizeBudget(
+        None if max_params is None else parse_count(max_params),
+        None if max_flops is None else parse_count(max_flops),
+    )
+    size = input_size_of(space, data)
+    check = BudgetCheck(space, budget, size) if budget.active else None
+    try:
+        return _run_search(
+            space,
+            data,
+            settings,
+            config,
+            store=store,
+            resume=resume,
+            on_cycle=on_cycle,
+            executor=executor,
+            prescored=prescored,
+            fitness=fitness,
+            proxies=proxies,
+            reg=reg,
+            budget=budget,
+            check=check,
+        )
+    except InfeasibleError as error:
+        if check is None:
+            raise
+        raise check.infeasible(error.draws) from None
+
+
+def _run_search(
+    space: SearchSpace,
+    data: Batch,
+    settings: ScoreSettings,
+    config: EvolutionConfig | None,
+    *,
+    store: str | Path | None,
+    resume: bool,
+    on_cycle: Callable[[CycleReport], None] | None,
+    executor: Executor | None,
+    prescored: Sequence[tuple[Hashable, Result]],
+    fitness: str | None,
+    proxies: Sequence[str] | None,
+    reg: str | None,
+    budget: SizeBudget,
+    check: BudgetCheck | None,
+) -> SearchOutcome:
     start = time.perf_counter()
     check_reg(reg, settings.mu)
     calibrate = reg == "auto"
@@ -259,7 +368,9 @@ def run_search(
         settings, calibrate = policy.settings, policy.calibrate
     calibration = None
     if calibrate:
-        calibration = calibrate_for_space(space, data, settings, executor=executor)
+        calibration = calibrate_for_space(
+            space, data, settings, executor=executor, feasible=check
+        )
         settings = replace(settings, mu=calibration.mu, sigma=calibration.sigma)
         prescored = calibration.scored
     if config is None:
@@ -277,6 +388,7 @@ def run_search(
         "mu": settings.mu,
         "sigma": settings.sigma,
         "size_unit": space.size_unit,
+        **budget.store_settings(),
     }
     results: dict[str, Result] = {}
     failed: list[TaskOutcome] = []
@@ -325,6 +437,7 @@ def run_search(
             checkpoint=checkpoint,
             initial=initial,
             rerank=rerank if settings.proxies else None,
+            feasible=check,
         )
         outcome = engine.run(state=state)
         best_arch = space.parse(outcome.best.text)
@@ -333,18 +446,24 @@ def run_search(
             # a resumed search whose best was scored before the interruption: the run loop
             # reads it back from the store
             (best,) = run_refs([arch_ref(space, best_arch)], evaluator, store=handle)
+    size = input_size_of(space, data)
+    dataset = check.dataset if check is not None else space.evaluation_dataset(size)
     return SearchOutcome(
         space=space.name,
         best_arch=best_arch,
         best_text=outcome.best.text,
         best=best,
-        evaluation_params=space.evaluation_param_count(best_arch),
+        evaluation_params=space.evaluation_param_count(best_arch, dataset),
         search=outcome,
         wall_seconds=time.perf_counter() - start,
         config=config,
         results=results,
         failed=failed,
         calibration=calibration,
+        evaluation_dataset=dataset,
+        evaluation_flops=space.evaluation_flops(best_arch, size, dataset),
+        input_size=size,
+        budget=budget,
     )
 
 

@@ -23,6 +23,9 @@ examples:
   swapprobe search darts --data cifar10 --mu 1.2 --sigma 1.2 --export best.onnx --json best.json
   swapprobe search darts --store run.h5                   # checkpoint every cycle
   swapprobe search darts --store run.h5 --resume          # continue a killed search
+  swapprobe search nb201 --max-params 0.5M                # never score a larger network
+  swapprobe search darts --data IMAGE_FOLDER --input-size 224 224 --max-flops 600M \
+      --export best.onnx                                  # DARTS' ImageNet (mobile) setting
 """
 
 
@@ -72,6 +75,28 @@ def add_parser(commands: Any) -> None:
         default=0.5,
         help="chance the parent is the better crossover child (default: 0.5)",
     )
+    budget = parser.add_argument_group(
+        "size budget",
+        "hard limits: an architecture over either is never scored (re-drawn instead), beside "
+        "--reg's soft size control. Counted on the network you will train from the found "
+        "architecture (its evaluation network, the one --export writes), not on the small "
+        "network SWAP scores: darts' 20-cell C=36 CIFAR network, or its 14-cell C=48 ImageNet "
+        "network when the images are 128 px or more on their shorter side (e.g. --input-size "
+        "224 224); nb201's benchmark network (CIFAR-10 head). Suffixes K, M, G (powers of ten).",
+    )
+    budget.add_argument(
+        "--max-params",
+        type=options.count,
+        metavar="N",
+        help="at most N parameters in the evaluation network (e.g. 6M, 0.5M, 800K)",
+    )
+    budget.add_argument(
+        "--max-flops",
+        type=options.count,
+        metavar="N",
+        help="at most N multiply-adds per image of the evaluation network at the batch's input "
+        "size, every Conv2d and Linear counted (e.g. 600M: DARTS' mobile setting at 224×224)",
+    )
     truth = parser.add_argument_group("ground truth")
     truth.add_argument(
         "--table",
@@ -87,7 +112,8 @@ def add_parser(commands: Any) -> None:
     out.add_argument(
         "--export",
         metavar="BEST.onnx",
-        help="write the found architecture's evaluation-size network as ONNX",
+        help="write the found architecture's evaluation network as ONNX, for the batch's input "
+        "size (darts: the ImageNet network for images of 128 px and more)",
     )
     out.add_argument(
         "--json", metavar="PATH", help="the found architecture and the search as JSON ('-': stdout)"
@@ -124,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         table=TableSpec(args.table, args.arch_col, args.acc_col) if args.table else None,
         export=args.export,
+        max_params=args.max_params,
+        max_flops=args.max_flops,
     )
     with console.ProgressBar(
         err, show=("best",), announce=lambda setup: err.print(_setup_line(setup))
@@ -161,10 +189,11 @@ def _setup_line(setup: Any) -> str:
         if settings.mu
         else "none"
     )
+    budget = "" if setup.budget is None else f"  budget {setup.budget.describe()}"
     return (
         f"[dim]search[/] {setup.space.name}  fitness {policy.fitness}"
         + (f" of swap,{','.join(proxies)}" if proxies else "")
         + f"  P={config.population} C={config.cycles} "
         f"mutants={config.mutation_times}  S={settings.batch_size} repeats={settings.repeats}  "
-        f"regularisation {reg}  data {setup.data.source}"
+        f"regularisation {reg}{budget}  data {setup.data.source}"
     )
