@@ -224,7 +224,7 @@ def test_search_below_the_smallest_member_fails_in_one_line(
         raise AssertionError("nothing may be scored")
 
     monkeypatch.setattr(Evaluator, "evaluate", refuse)
-    code, out, err = run(capsys, "search", "nb201", "--executor", "local", "--max-params", "10K")
+    code, _, err = run(capsys, "search", "nb201", "--executor", "local", "--max-params", "10K")
     errors = [line for line in err.splitlines() if line.startswith("swapprobe: error:")]
     assert code != 0 and len(errors) == 1 and "Traceback" not in err
     assert "at most 0.010 M parameters" in errors[0] and "(--max-params)" in errors[0]

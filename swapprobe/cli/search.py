@@ -24,8 +24,8 @@ examples:
   swapprobe search darts --store run.h5                   # checkpoint every cycle
   swapprobe search darts --store run.h5 --resume          # continue a killed search
   swapprobe search nb201 --max-params 0.5M                # never score a larger network
-  swapprobe search darts --data IMAGE_FOLDER --input-size 224 224 --max-flops 600M \
-      --export best.onnx                                  # DARTS' ImageNet (mobile) setting
+  swapprobe search darts --data IMAGE_FOLDER --max-flops 600M --export best.onnx
+                            # ImageNet-sized pictures: DARTS' ImageNet (mobile) setting
 """
 
 
@@ -81,8 +81,9 @@ def add_parser(commands: Any) -> None:
         "--reg's soft size control. Counted on the network you will train from the found "
         "architecture (its evaluation network, the one --export writes), not on the small "
         "network SWAP scores: darts' 20-cell C=36 CIFAR network, or its 14-cell C=48 ImageNet "
-        "network when the images are 128 px or more on their shorter side (e.g. --input-size "
-        "224 224); nb201's benchmark network (CIFAR-10 head). Suffixes K, M, G (powers of ten).",
+        "network when the images are 128 px or more on their shorter side (--input-size 224 224, "
+        "or a folder of such pictures); nb201's benchmark network (CIFAR-10 head). Suffixes K, "
+        "M, G (powers of ten).",
     )
     budget.add_argument(
         "--max-params",
