@@ -77,6 +77,23 @@ class SizeBudget:
             if value is not None and value <= 0:
                 raise SettingsError(f"{{{name}}} must be positive, got {value}")
 
+    @classmethod
+    def read(
+        cls, max_params: int | float | str | None, max_flops: int | float | str | None
+    ) -> SizeBudget:
+        """The budget of two limits as a user gives them (numbers, or text with K/M/G).
+
+        Raises:
+            SettingsError: a limit that is not a positive count; the message names it.
+        """
+        limits: dict[str, int | None] = {}
+        for name, value in (("max_params", max_params), ("max_flops", max_flops)):
+            try:
+                limits[name] = None if value is None else parse_count(value)
+            except SettingsError as error:
+                raise SettingsError(f"{{{name}}}: {error.message}") from None
+        return cls(**limits)
+
     @property
     def active(self) -> bool:
         return self.max_params is not None or self.max_flops is not None

@@ -442,7 +442,7 @@ class SearchPlan:
     max_flops: int | float | str | None = None
 
     def run(self, progress: Progress | None = None) -> SearchRun:
-        from swapprobe.budget import SizeBudget, parse_count
+        from swapprobe.budget import SizeBudget
         from swapprobe.correlate import lookup
         from swapprobe.evolution import EvolutionConfig
         from swapprobe.search import export_network, input_size_of, run_search, search_policy
@@ -454,10 +454,7 @@ class SearchPlan:
         space = _space(self.space)
         defaults = space.defaults
         seed = self.scoring.seed
-        budget = SizeBudget(
-            None if self.max_params is None else parse_count(self.max_params),
-            None if self.max_flops is None else parse_count(self.max_flops),
-        )
+        budget = SizeBudget.read(self.max_params, self.max_flops)
         config = EvolutionConfig(
             population=self.population or defaults.population,
             cycles=defaults.cycles if self.cycles is None else self.cycles,

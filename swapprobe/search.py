@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from swapprobe.budget import BudgetCheck, SizeBudget, parse_count
+from swapprobe.budget import BudgetCheck, SizeBudget
 from swapprobe.correlate import CorrelationReport, GroundTruth, correlation_report
 from swapprobe.data import Batch
 from swapprobe.errors import (
@@ -314,10 +314,7 @@ def run_search(
     Raises:
         SettingsError: a budget below every architecture drawn (one line, nothing scored).
     """
-    budget = SizeBudget(
-        None if max_params is None else parse_count(max_params),
-        None if max_flops is None else parse_count(max_flops),
-    )
+    budget = SizeBudget.read(max_params, max_flops)
     size = input_size_of(space, data)
     check = BudgetCheck(space, budget, size) if budget.active else None
     try:

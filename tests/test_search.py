@@ -596,3 +596,14 @@ def test_a_budget_below_the_smallest_member_fails_in_one_line_unscored(
     assert f"smallest seen {smallest / 1e6:.3f} M after 1000 draws" in message
     assert message.startswith("no architecture of nb201 has at most 0.010 M parameters")
     assert scorer.calls == []
+
+
+def test_a_plan_refuses_a_budget_that_is_not_a_count_before_any_work(scorer: Scorer) -> None:
+    from swapprobe.api import plan_search
+    from swapprobe.errors import SettingsError
+
+    for keywords in ({"max_params": "6X"}, {"max_flops": 0}):
+        with pytest.raises(SettingsError) as raised:
+            plan_search("nb201", **keywords).run()
+        assert raised.value.option == next(iter(keywords))
+    assert scorer.calls == []
