@@ -21,6 +21,7 @@ __all__ = [
     "DiskFullError",
     "DownloadError",
     "ExportError",
+    "InfeasibleError",
     "ModelLoadError",
     "NoActivationError",
     "SettingsError",
@@ -74,6 +75,15 @@ class ExportError(SwapprobeError):
 
 class SettingsError(SwapprobeError):
     """Raised for invalid settings: batch size below 2, non-positive mu or sigma, and the like."""
+
+
+class InfeasibleError(SettingsError):
+    """No architecture drawn met a search's constraint (e.g. a size budget below the space's
+    smallest member); ``draws`` is how many were drawn before giving up."""
+
+    def __init__(self, message: str = "", draws: int = 0) -> None:
+        super().__init__(message)
+        self.draws = draws
 
 
 class DataError(SwapprobeError):

@@ -33,13 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from swapprobe.errors import SettingsError
+from swapprobe.errors import InfeasibleError, SettingsError
 from swapprobe.searchspaces.base import SearchSpace
 
 __all__ = [
     "DEFAULT_CYCLES",
     "DEFAULT_MUTATION_TIMES",
     "DEFAULT_POPULATION",
+    "MAX_FEASIBLE_DRAWS",
     "CycleReport",
     "CycleSummary",
     "Evolution",
@@ -47,6 +48,7 @@ __all__ = [
     "FitnessFn",
     "Individual",
     "SearchResult",
+    "sample_feasible",
 ]
 
 # The paper (Algorithm 1, appendix C) names P, C and mutation_times but never states their
@@ -67,6 +69,10 @@ DEFAULT_MUTATION_TIMES = 5
 #: how many times a duplicate is re-drawn while filling the initial population; bounded so
 #: that a space smaller than P still terminates (and then keeps the duplicate)
 _MAX_RESAMPLE = 100
+
+#: random draws for one feasible architecture before the space is declared to have none
+#: (a budget below the smallest member): enough to see the small tail of a space's sizes
+MAX_FEASIBLE_DRAWS = 1000
 
 #: version of :meth:`Evolution.state`'s layout, checked on resume
 _STATE_FORMAT = 1
@@ -207,6 +213,13 @@ class Evolution:
     ``initial`` architectures (distinct ones, up to P) take the first places of the initial
     population; random samples fill the rest.
 
+    ``feasible`` is a hard constraint (a size budget, :mod:`swapprobe.budget`): an
+    architecture it rejects is never scored. Random members are re-drawn until one passes
+    (:class:`~swapprobe.errors.InfeasibleError` after :data:`MAX_FEASIBLE_DRAWS` draws with
+    none), crossover children and mutants are re-drawn a bounded number of times and then
+    replaced by their (feasible, already scored) parent; given ``initial`` members that fail
+    are dropped. Without it the random stream is exactly as before constraints existed.
+
     ``rerank`` makes the fitness depend on the population: after every batch of new scorings
     it re-values everything scored so far (population, cache and best-so-far alike), so that
     selection and removal always compare current values. It must be a function of the scored
@@ -223,8 +236,10 @@ class Evolution:
         checkpoint: Callable[[dict[str, Any]], None] | None = None,
         initial: Sequence[Hashable] = (),
         rerank: RerankFn | None = None,
+        feasible: Callable[[Hashable], bool] | None = None,
     ) -> None:
         self._space = space
+        self._feasible = feasible
         self._fitness = fitness
         self._rerank = rerank
         self._config = config
@@ -262,15 +277,16 @@ class Evolution:
         seen: set[str] = set()
         for arch in self._initial:  # given members first (e.g. already scored random ones)
             text = self._space.format(arch)
-            if text not in seen and len(archs) < self._config.population:
+            fits = len(archs) < self._config.population and self._allowed(arch)
+            if text not in seen and fits:
                 seen.add(text)
                 archs.append(arch)
         for _ in range(self._config.population - len(archs)):
-            arch = self._space.sample(self._rng)
+            arch = self._sample_feasible()
             text = self._space.format(arch)
             tries = 1
             while text in seen and tries < _MAX_RESAMPLE:
-                arch = self._space.sample(self._rng)
+                arch = self._sample_feasible()
                 text = self._space.format(arch)
                 tries += 1
             seen.add(text)
@@ -293,7 +309,7 @@ class Evolution:
         # Step 9: the coin is drawn every cycle, even at probability 0 or 1, so the random
         # stream has one layout whatever the setting.
         if rng.random() < config.crossover_prob:
-            first, second = self._space.crossover(candidates[0].arch, candidates[1].arch, rng)
+            first, second = self._crossover(candidates[0].arch, candidates[1].arch)
             scored_first, scored_second = self._evaluate([first, second], born=cycle)
             parent = first if scored_first.fitness >= scored_second.fitness else second
         else:
@@ -309,9 +325,13 @@ class Evolution:
         for _ in range(config.mutation_times):
             mutant = self._space.mutate(parent, rng)
             for retry in range(_MAX_RESAMPLE):
-                if self._space.format(mutant) not in seen:
+                fits = self._allowed(mutant)
+                if fits and self._space.format(mutant) not in seen:
                     break
-                mutant = self._space.mutate(mutant if retry >= _MAX_RESAMPLE // 2 else parent, rng)
+                further = retry >= _MAX_RESAMPLE // 2 and fits  # away from a fitting mutant
+                mutant = self._space.mutate(mutant if further else parent, rng)
+            if not self._allowed(mutant):
+                mutant = parent  # a cache hit: never score what the constraint rejects
             seen.add(self._space.format(mutant))
             mutants.append(mutant)
         scored = self._evaluate(mutants, born=cycle)
@@ -322,6 +342,27 @@ class Evolution:
         worst = min(range(len(self._members)), key=lambda i: self._members[i].individual.fitness)
         del self._members[worst]
         self._cycle = cycle
+
+    def _allowed(self, arch: Hashable) -> bool:
+        return self._feasible is None or self._feasible(arch)
+
+    def _sample_feasible(self) -> Hashable:
+        return sample_feasible(self._space, self._rng, self._feasible)
+
+    def _crossover(self, first: Hashable, second: Hashable) -> tuple[Hashable, Hashable]:
+        """Step 9's children; under a constraint a rejected child is re-drawn, a bounded
+        number of times, then replaced by its parent (scored already: a cache hit)."""
+        children = self._space.crossover(first, second, self._rng)
+        if self._feasible is None:
+            return children
+        a, b = children
+        for _ in range(_MAX_RESAMPLE):
+            if self._allowed(a) and self._allowed(b):
+                break
+            new_a, new_b = self._space.crossover(first, second, self._rng)
+            a = a if self._allowed(a) else new_a
+            b = b if self._allowed(b) else new_b
+        return (a if self._allowed(a) else first, b if self._allowed(b) else second)
 
     def _evaluate(self, archs: Sequence[Hashable], born: int) -> list[Individual]:
         """Score ``archs`` through the cache: only texts never scored reach ``fitness``."""
@@ -507,6 +548,27 @@ class Evolution:
         self._cycle = int(state["cycle"])
         if len(self._members) != config.population or self._best is None or self._cycle < 0:
             raise SettingsError("cannot resume: the search state is incomplete")
+
+
+def sample_feasible(
+    space: SearchSpace,
+    rng: np.random.Generator,
+    feasible: Callable[[Hashable], bool] | None = None,
+) -> Hashable:
+    """One random architecture that ``feasible`` accepts: exactly one draw without it.
+
+    Raises:
+        InfeasibleError: :data:`MAX_FEASIBLE_DRAWS` draws and none accepted.
+    """
+    for _ in range(MAX_FEASIBLE_DRAWS):
+        arch = space.sample(rng)
+        if feasible is None or feasible(arch):
+            return arch
+    raise InfeasibleError(
+        f"no architecture of {_space_name(space)} met the search's constraint "
+        f"in {MAX_FEASIBLE_DRAWS} draws",
+        draws=MAX_FEASIBLE_DRAWS,
+    )
 
 
 def _clean_fitness(value: float) -> float:

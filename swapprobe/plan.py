@@ -27,6 +27,7 @@ from swapprobe.errors import SettingsError
 from swapprobe.results import DEFAULT_ACTIVATIONS, Result, ScoreSettings
 
 if TYPE_CHECKING:
+    from swapprobe.budget import SizeBudget
     from swapprobe.correlate import CorrelationReport, GroundTruth, Lookup
     from swapprobe.data import Batch
     from swapprobe.evolution import EvolutionConfig
@@ -416,6 +417,8 @@ class SearchSetup:
     policy: SearchPolicy
     config: EvolutionConfig
     data: Batch
+    #: hard limits on the evaluation network (none set: no budget)
+    budget: SizeBudget | None = None
 
 
 @dataclass(frozen=True)
@@ -456,10 +459,16 @@ class SearchPlan:
     resume: bool = False
     #: look the found architecture up in this table (read, and checked, before any scoring)
     table: TableSpec | None = None
-    #: write the found architecture's evaluation-size network here as ONNX
+    #: write the found architecture's evaluation network here as ONNX (for the batch's
+    #: input size: DARTS' ImageNet network for images of 128 px and more)
     export: str | os.PathLike[str] | None = None
+    #: hard limits on the evaluation network: parameters and multiply-adds per input at the
+    #: batch's input size (numbers, or text with K/M/G: ``"6M"``); see :mod:`swapprobe.budget`
+    max_params: int | float | str | None = None
+    max_flops: int | float | str | None = None
 
     def run(self, progress: Progress | None = None) -> SearchRun:
+        from swapprobe.budget import SizeBudget
         from swapprobe.correlate import lookup
         from swapprobe.evolution import EvolutionConfig
         from swapprobe.searching import export_network, run_search, search_policy
@@ -472,6 +481,7 @@ class SearchPlan:
         _check_workers_can_import(space, self.execution)
         defaults = space.defaults
         seed = self.scoring.seed
+        budget = SizeBudget.read(self.max_params, self.max_flops)
         config = EvolutionConfig(
             population=self.population or defaults.population,
             cycles=defaults.cycles if self.cycles is None else self.cycles,
@@ -492,7 +502,7 @@ class SearchPlan:
             proxies=self.scoring.proxies,
             reg=self.reg,
         )
-        setup = SearchSetup(space, policy, config, data)
+        setup = SearchSetup(space, policy, config, data, budget if budget.active else None)
         progress.announce(setup)
         with self.execution.open() as executor:
             progress.begin("cycles", config.cycles)
@@ -508,6 +518,8 @@ class SearchPlan:
                 ),
                 executor=executor,
                 reg="auto" if policy.calibrate else None,
+                max_params=budget.max_params,
+                max_flops=budget.max_flops,
             )
         found = lookup(truth, space, outcome.best_text) if truth is not None else None
         exported = None

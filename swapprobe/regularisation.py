@@ -132,13 +132,19 @@ def auto_regularisation(
     seed: int = 0,
     unit: str | None = None,
     target: float = TARGET_SIZE_RHO,
+    sample: Callable[[np.random.Generator], Any] | None = None,
 ) -> AutoRegularisation:
-    """Calibrate μ, σ for ``space``; ``score`` maps architectures to Results (plain SWAP)."""
+    """Calibrate μ, σ for ``space``; ``score`` maps architectures to Results (plain SWAP).
+
+    ``sample`` draws one random architecture (default: ``space.sample``); a search under a
+    size budget passes one that draws only architectures it may score.
+    """
     from swapprobe.metrics import parameters_in_unit
 
     unit = unit or space.size_unit
     rng = np.random.default_rng([seed, 0x5EED])
-    archs = [space.sample(rng) for _ in range(samples)]
+    draw = space.sample if sample is None else sample
+    archs = [draw(rng) for _ in range(samples)]
     results = score(archs)
     swap = [result.swap for result in results]
     theta = [parameters_in_unit(result.param_count, unit) for result in results]  # type: ignore[arg-type]

@@ -376,9 +376,18 @@ def search_panel(space: Any, outcome: Any) -> Panel:
             f"{best.reg_swap:,.1f}  (μ={best.mu:g}, σ={best.sigma:g}, Θ in {best.size_unit})",
         )
     grid.add_row("scoring params", f"{best.param_count:,}")
+    network = f" ({outcome.evaluation_dataset} network)"
     grid.add_row(
-        "evaluation params", f"{metrics.parameters_in_unit(outcome.evaluation_params, 'M'):.3f} M"
+        "evaluation params",
+        f"{metrics.parameters_in_unit(outcome.evaluation_params, 'M'):.3f} M{network}",
     )
+    if outcome.evaluation_flops is not None:
+        size = "×".join(str(n) for n in outcome.input_size)
+        grid.add_row(
+            "evaluation MACs", f"{outcome.evaluation_flops / 1e6:.1f} M per input at {size}"
+        )
+    if outcome.budget.active:
+        grid.add_row("budget", outcome.budget.describe())
     grid.add_row(
         "evaluations",
         f"{outcome.search.evaluations:,} scored, {outcome.search.cache_hits:,} cache hits",

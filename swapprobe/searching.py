@@ -16,11 +16,23 @@ from typing import Any
 
 import numpy as np
 
+from swapprobe.budget import BudgetCheck, SizeBudget
 from swapprobe.correlate import CorrelationReport, GroundTruth, correlation_report
 from swapprobe.data import Batch
-from swapprobe.errors import SettingsError, SwapprobeError, UnknownArchitectureError
+from swapprobe.errors import (
+    InfeasibleError,
+    SettingsError,
+    SwapprobeError,
+    UnknownArchitectureError,
+)
 from swapprobe.evaluate import Evaluator
-from swapprobe.evolution import CycleReport, Evolution, EvolutionConfig, SearchResult
+from swapprobe.evolution import (
+    CycleReport,
+    Evolution,
+    EvolutionConfig,
+    SearchResult,
+    sample_feasible,
+)
 from swapprobe.executors import Executor, ResultList, TaskOutcome
 from swapprobe.models import arch_key, arch_ref, text_key
 from swapprobe.proxies import set_aggregates
@@ -44,6 +56,7 @@ __all__ = [
     "correlate_table",
     "export_network",
     "fitness_of",
+    "input_size_of",
     "run_search",
     "score_table",
     "search_plot",
@@ -134,6 +147,15 @@ class SearchOutcome:
     calibration: AutoRegularisation | None = None
     #: a define-by-run space's found choices, by name (its architecture, as a record)
     choices: dict[str, Any] | None = None
+    #: which evaluation network ``evaluation_params``/``evaluation_flops`` count (the
+    #: space's rule for the batch's input size, :meth:`SearchSpace.evaluation_dataset`)
+    evaluation_dataset: str = "cifar10"
+    #: multiply-adds per input of that network at the batch's input size
+    evaluation_flops: int | None = None
+    #: the batch's input size: (H, W) of images, (T,) of tokens
+    input_size: tuple[int, ...] = ()
+    #: the hard size limits every scored architecture met
+    budget: SizeBudget = field(default_factory=SizeBudget)
 
     def to_dict(self) -> dict[str, Any]:
         """The found architecture and what it cost, as JSON-able values."""
@@ -152,6 +174,10 @@ class SearchOutcome:
             "size_unit": best.size_unit,
             "scoring_params": best.param_count,
             "evaluation_params": self.evaluation_params,
+            "evaluation_flops": self.evaluation_flops,
+            "evaluation_dataset": self.evaluation_dataset,
+            "max_params": self.budget.max_params,
+            "max_flops": self.budget.max_flops,
             "evaluations": self.search.evaluations,
             "cache_hits": self.search.cache_hits,
             "wall_seconds": self.wall_seconds,
@@ -173,11 +199,12 @@ def calibrate_for_space(
     executor: Executor | None = None,
     samples: int = DEFAULT_SAMPLES,
     target: float = TARGET_SIZE_RHO,
+    feasible: Callable[[Hashable], bool] | None = None,
 ) -> AutoRegularisation:
     """``reg="auto"`` for ``space`` with the run's own data and settings: the ``samples``
-    random architectures are scored through the one run loop (on ``executor`` when given),
-    plain SWAP without baselines or patterns, and μ, σ chosen by the rule of
-    :mod:`swapprobe.regularisation`.
+    random architectures (those ``feasible`` accepts, under a size budget) are scored through
+    the one run loop (on ``executor`` when given), plain SWAP without baselines or patterns,
+    and μ, σ chosen by the rule of :mod:`swapprobe.regularisation`.
 
     Raises:
         SwapprobeError: an architecture of the calibration failed (its one-line reason).
@@ -197,9 +224,22 @@ def calibrate_for_space(
 
     start = time.perf_counter()
     chosen = auto_regularisation(
-        space, score, samples=samples, seed=settings.seed, unit=settings.size_unit, target=target
+        space,
+        score,
+        samples=samples,
+        seed=settings.seed,
+        unit=settings.size_unit,
+        target=target,
+        sample=None if feasible is None else (lambda rng: sample_feasible(space, rng, feasible)),
     )
     return replace(chosen, seconds=time.perf_counter() - start)
+
+
+def input_size_of(space: SearchSpace, data: Batch) -> tuple[int, ...]:
+    """The batch's input size as the space's size methods take it: (H, W) of images, (T,) of
+    token ids."""
+    shape = tuple(int(n) for n in data.inputs.shape[1:])
+    return shape if space.input_kind == "tokens" else shape[1:]
 
 
 def export_network(
@@ -209,16 +249,19 @@ def export_network(
     *,
     sample_shape: Sequence[int] | None = None,
 ) -> Path:
-    """Write the evaluation-size network of ``arch`` (the one to train) as an ONNX file, for
+    """Write the evaluation network of ``arch`` (the one to train) as an ONNX file, for
     samples of ``sample_shape`` (``None``: the space's :attr:`~SearchSpace.input_shape`; a
-    search passes its data's, which a define-by-run space cannot know before)."""
+    search passes its data's, which a define-by-run space cannot know before): the network
+    the space means for that size (:meth:`SearchSpace.evaluation_dataset`: DARTS' ImageNet
+    network for images of 128 px and more)."""
     import onnx
 
     from swapprobe.capture.export import export_module
 
-    network = space.build_evaluation_network(arch)
-    dtype = np.int64 if space.input_kind == "tokens" else np.float32  # token ids, or images
     shape = tuple(space.input_shape if sample_shape is None else sample_shape)
+    size = shape if space.input_kind == "tokens" else shape[1:]
+    network = space.build_evaluation_network(arch, space.evaluation_dataset(size))
+    dtype = np.int64 if space.input_kind == "tokens" else np.float32  # token ids, or images
     sample = np.zeros((2, *shape), dtype)
     onnx.save(export_module(network, sample), str(path))
     return Path(path)
@@ -238,6 +281,8 @@ def run_search(
     fitness: str | None = None,
     proxies: Sequence[str] | None = None,
     reg: str | None = None,
+    max_params: int | float | str | None = None,
+    max_flops: int | float | str | None = None,
 ) -> SearchOutcome:
     """Algorithm 1 of SWAP-NAS over ``space``; every scoring goes through the one run loop.
 
@@ -263,7 +308,59 @@ def run_search(
     With ``reg="auto"`` (or ``fitness="reg-swap"`` without μ), μ and σ are first calibrated on
     random architectures (:func:`calibrate_for_space`), which then become ``prescored``; the
     calibration is in the outcome.
+
+    ``max_params`` and ``max_flops`` (numbers, or text with a K/M/G suffix: ``"6M"``) are hard
+    limits on the *evaluation* network, the one trained from the found architecture (for
+    the batch's input size: :meth:`SearchSpace.evaluation_dataset`), not the scoring network:
+    an architecture over either is never scored (:mod:`swapprobe.budget`). Beside, not
+    instead of, reg-SWAP's soft size control.
+
+    Raises:
+        SettingsError: a budget below every architecture drawn (one line, nothing scored).
     """
+    budget = SizeBudget.read(max_params, max_flops)
+    size = input_size_of(space, data)
+    check = BudgetCheck(space, budget, size) if budget.active else None
+    try:
+        return _run_search(
+            space,
+            data,
+            settings,
+            config,
+            store=store,
+            resume=resume,
+            on_cycle=on_cycle,
+            executor=executor,
+            prescored=prescored,
+            fitness=fitness,
+            proxies=proxies,
+            reg=reg,
+            budget=budget,
+            check=check,
+        )
+    except InfeasibleError as error:
+        if check is None:
+            raise
+        raise check.infeasible(error.draws) from None
+
+
+def _run_search(
+    space: SearchSpace,
+    data: Batch,
+    settings: ScoreSettings,
+    config: EvolutionConfig | None,
+    *,
+    store: str | Path | None,
+    resume: bool,
+    on_cycle: Callable[[CycleReport], None] | None,
+    executor: Executor | None,
+    prescored: Sequence[tuple[Hashable, Result]],
+    fitness: str | None,
+    proxies: Sequence[str] | None,
+    reg: str | None,
+    budget: SizeBudget,
+    check: BudgetCheck | None,
+) -> SearchOutcome:
     start = time.perf_counter()
     check_reg(reg, settings.mu)
     calibrate = reg == "auto"
@@ -272,7 +369,9 @@ def run_search(
         settings, calibrate = policy.settings, policy.calibrate
     calibration = None
     if calibrate:
-        calibration = calibrate_for_space(space, data, settings, executor=executor)
+        calibration = calibrate_for_space(
+            space, data, settings, executor=executor, feasible=check
+        )
         settings = replace(settings, mu=calibration.mu, sigma=calibration.sigma)
         prescored = calibration.scored
     if config is None:
@@ -290,6 +389,7 @@ def run_search(
         "mu": settings.mu,
         "sigma": settings.sigma,
         "size_unit": space.size_unit,
+        **budget.store_settings(),
     }
     results: dict[str, Result] = {}
     failed: list[TaskOutcome] = []
@@ -338,6 +438,7 @@ def run_search(
             checkpoint=checkpoint,
             initial=initial,
             rerank=rerank if settings.proxies else None,
+            feasible=check,
         )
         outcome = engine.run(state=state)
         best_arch = space.parse(outcome.best.text)
@@ -346,12 +447,14 @@ def run_search(
             # a resumed search whose best was scored before the interruption: the run loop
             # reads it back from the store
             (best,) = run_refs([arch_ref(space, best_arch)], evaluator, store=handle)
+    size = input_size_of(space, data)
+    dataset = check.dataset if check is not None else space.evaluation_dataset(size)
     return SearchOutcome(
         space=space.name,
         best_arch=best_arch,
         best_text=outcome.best.text,
         best=best,
-        evaluation_params=space.evaluation_param_count(best_arch),
+        evaluation_params=space.evaluation_param_count(best_arch, dataset),
         search=outcome,
         wall_seconds=time.perf_counter() - start,
         config=config,
@@ -359,6 +462,10 @@ def run_search(
         failed=failed,
         calibration=calibration,
         choices=dict(best_arch) if isinstance(space, CustomSpace) else None,
+        evaluation_dataset=dataset,
+        evaluation_flops=space.evaluation_flops(best_arch, size, dataset),
+        input_size=size,
+        budget=budget,
     )
 
 

@@ -195,6 +195,81 @@ def test_search_resume_from_cli(tmp_path: Path, capsys: pytest.CaptureFixture[st
     )
 
 
+# --- a size budget ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("6M", 6_000_000), ("0.5M", 500_000), ("600m", 600_000_000), ("800K", 800_000)],
+)
+def test_budget_flags_read_suffixes(text: str, value: int) -> None:
+    from swapprobe.cli import options
+
+    assert options.count(text) == value
+    assert options.count("1.2G") == 1_200_000_000 and options.count("1500") == 1500
+
+
+@pytest.mark.parametrize("text", ["6X", "0", "-1M", "M", "6 MB"])
+def test_budget_flags_refuse_what_is_not_a_count(
+    text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "search", "nb201", "--max-flops", text)
+    assert code == 2 and "--max-flops" in err and "Traceback" not in err
+
+
+def test_search_below_the_smallest_member_fails_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from swapprobe.evaluate import Evaluator
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("nothing may be scored")
+
+    monkeypatch.setattr(Evaluator, "evaluate", refuse)
+    code, _, err = run(capsys, "search", "nb201", "--executor", "local", "--max-params", "10K")
+    errors = [line for line in err.splitlines() if line.startswith("swapprobe: error:")]
+    assert code != 0 and len(errors) == 1 and "Traceback" not in err
+    assert "at most 0.010 M parameters" in errors[0] and "(--max-params)" in errors[0]
+    assert "smallest seen 0.073 M after 1000 draws" in errors[0]
+    assert "budget at most 0.010 M parameters" in err  # the setup line names the budget
+
+
+def test_search_darts_imagenet_setting_exports_the_imagenet_network(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SWAP-NAS's ImageNet setting: ImageNet-sized inputs, the mobile budget, the export."""
+    import onnxruntime as ort
+
+    out_json, best_onnx = tmp_path / "best.json", tmp_path / "best.onnx"
+    tiny = ["--population", 3, "--cycles", 1, "--mutation-times", 1, "--repeats", 1, "-S", 4]
+    code, out, err = run(
+        capsys,
+        "search",
+        "darts",
+        *tiny,
+        "--input-size",
+        224,
+        224,
+        "--max-flops",
+        "600M",
+        "--json",
+        out_json,
+        "--export",
+        best_onnx,
+    )
+    assert code == 0, err
+    assert "budget at most 600.000 M multiply-adds" in err and "imagenet network" in out
+    found = json.loads(out_json.read_text())
+    space = get_space("darts")
+    arch = space.parse(found["architecture"])
+    assert found["evaluation_dataset"] == "imagenet" and found["max_flops"] == 600_000_000
+    assert found["evaluation_params"] == space.evaluation_param_count(arch, "imagenet")
+    assert found["evaluation_flops"] == space.evaluation_flops(arch, (224, 224)) <= 600_000_000
+    model = onnx.load(best_onnx)
+    assert onnx_parameters(model) == found["evaluation_params"]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"input": np.zeros((1, 3, 224, 224), np.float32)})
+    assert logits.shape == (1, 1000)
+
+
 @pytest.fixture
 def nb201_rows(shared_data: Path) -> list[list[str]]:
     path = shared_data / "nb201_cifar10_dev1000.csv"

@@ -15,11 +15,12 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from swapprobe.errors import SettingsError, UnknownArchitectureError
+from swapprobe.errors import InfeasibleError, SettingsError, UnknownArchitectureError
 from swapprobe.evolution import (
     DEFAULT_CYCLES,
     DEFAULT_MUTATION_TIMES,
     DEFAULT_POPULATION,
+    MAX_FEASIBLE_DRAWS,
     CycleReport,
     Evolution,
     EvolutionConfig,
@@ -458,3 +459,60 @@ def test_resume_with_rerank_equals_uninterrupted(stop_at: int) -> None:
     resumed = Evolution(space, second, SMALL, rerank=_rank_of_one_max(space)).run(state)
     assert resumed == reference
     assert first.batches + second.batches == reference_fitness.batches
+
+
+# --- hard constraints (a size budget) ------------------------------------------------------
+def _at_most_ones(limit: int) -> Any:
+    """A budget on the toy space: at most ``limit`` ones (one-max pushes against it), with a
+    record of every architecture it was asked about."""
+
+    asked: list[str] = []
+
+    def feasible(arch: Hashable) -> bool:
+        asked.append("".join(str(b) for b in _bits(arch)))
+        return one_max(arch) <= limit
+
+    feasible.asked = asked  # type: ignore[attr-defined]
+    return feasible
+
+
+@pytest.mark.parametrize("crossover_prob", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("seed", range(4))
+def test_no_infeasible_architecture_is_ever_scored(seed: int, crossover_prob: float) -> None:
+    config = EvolutionConfig(
+        population=10, cycles=60, mutation_times=4, crossover_prob=crossover_prob, seed=seed
+    )
+    feasible = _at_most_ones(5)
+    result, _, fitness = _search(config, feasible=feasible)
+    scored = [_parse(t) for t in fitness.texts]
+    assert scored and all(one_max(a) <= 5 for a in scored)
+    # the budget bound: it was asked about infeasible children, re-drew them, and the search
+    # still climbed to the constrained optimum (5 ones of 12)
+    assert any(t.count("1") > 5 for t in feasible.asked)
+    assert result.best.fitness == 5.0
+    assert all(m.fitness <= 5 for m in result.population)
+
+
+def test_an_always_true_constraint_changes_nothing() -> None:
+    # the constraint's re-draws take no randomness unless they reject: same stream, same search
+    plain, _, plain_fitness = _search()
+    allowed, _, allowed_fitness = _search(feasible=lambda arch: True)
+    assert allowed_fitness.batches == plain_fitness.batches
+    assert allowed.best == plain.best and allowed.history == plain.history
+
+
+def test_a_constraint_nothing_meets_fails_before_scoring() -> None:
+    space = BitSpace(12)
+    fitness = CountingFitness(space)
+    engine = Evolution(space, fitness, SMALL, feasible=lambda arch: False)
+    with pytest.raises(InfeasibleError, match="no architecture of bits") as raised:
+        engine.run()
+    assert raised.value.draws == MAX_FEASIBLE_DRAWS
+    assert fitness.batches == []
+
+
+def test_given_initial_members_that_fail_the_constraint_are_dropped() -> None:
+    ones, zeros = tuple([1] * 12), tuple([0] * 12)
+    _, _, fitness = _search(initial=[ones, zeros], feasible=_at_most_ones(5))
+    first = fitness.batches[0]
+    assert "1" * 12 not in fitness.texts and first[0] == "0" * 12

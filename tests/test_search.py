@@ -546,3 +546,64 @@ def test_a_search_plan_from_keywords_is_the_policy_search(data: Batch, scorer: S
     ]
     with pytest.raises(TypeError):
         plan_search("darts", populaton=3)  # a misspelt keyword is refused, not ignored
+
+
+# --- a size budget: hard limits on the evaluation network -----------------------------------
+#: budgets that bind: about 45 % of random nb201 networks have more than 0.3 M parameters
+#: (CIFAR-10 head), about 35 % of random DARTS CIFAR networks more than 400 M multiply-adds
+BUDGETS = {"nb201": {"max_params": "0.3M"}, "darts": {"max_flops": 400_000_000}}
+
+
+def _evaluation_size(space: SearchSpace, arch: Hashable, limit: str) -> int:
+    if limit == "max_params":
+        return space.evaluation_param_count(arch)
+    return space.evaluation_flops(arch, (32, 32))
+
+
+@pytest.mark.parametrize("name", ["nb201", "darts"])
+def test_a_budget_is_met_by_everything_scored(name: str, data: Batch, scorer: Scorer) -> None:
+    space = get_space(name)
+    ((limit, value),) = BUDGETS[name].items()
+    bound = 300_000 if name == "nb201" else 400_000_000
+    rng = np.random.default_rng(0)
+    sizes = [_evaluation_size(space, space.sample(rng), limit) for _ in range(100)]
+    assert sum(s > bound for s in sizes) >= 20  # the budget rules out a good share
+    config = EvolutionConfig(population=6, cycles=6, mutation_times=2, seed=1)
+    outcome = run_search(space, data, PLAIN, config, **{limit: value})
+    assert scorer.calls and len(scorer.calls) == outcome.search.evaluations
+    for key in scorer.calls:
+        arch = space.parse(key.split(":", 1)[1])
+        assert _evaluation_size(space, arch, limit) <= bound, key
+    assert getattr(outcome.budget, limit) == bound
+    assert outcome.evaluation_dataset == "cifar10"
+    assert outcome.evaluation_params == space.evaluation_param_count(outcome.best_arch)
+    assert outcome.evaluation_flops == space.evaluation_flops(outcome.best_arch, (32, 32))
+    assert outcome.to_dict()[limit] == bound
+
+
+@pytest.mark.parametrize("reg", [None, "auto"])
+def test_a_budget_below_the_smallest_member_fails_in_one_line_unscored(
+    reg: str | None, data: Batch, scorer: Scorer
+) -> None:
+    from swapprobe.errors import SettingsError
+
+    space = get_space("nb201")
+    smallest = space.evaluation_param_count("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    with pytest.raises(SettingsError) as raised:
+        run_search(space, data, PLAIN, CONFIG, max_params=10_000, reg=reg)
+    message = str(raised.value)
+    assert "\n" not in message and raised.value.option == "max_params"
+    assert f"smallest seen {smallest / 1e6:.3f} M after 1000 draws" in message
+    assert message.startswith("no architecture of nb201 has at most 0.010 M parameters")
+    assert scorer.calls == []
+
+
+def test_a_plan_refuses_a_budget_that_is_not_a_count_before_any_work(scorer: Scorer) -> None:
+    from swapprobe.api import plan_search
+    from swapprobe.errors import SettingsError
+
+    for keywords in ({"max_params": "6X"}, {"max_flops": 0}):
+        with pytest.raises(SettingsError) as raised:
+            plan_search("nb201", **keywords).run()
+        assert raised.value.option == next(iter(keywords))
+    assert scorer.calls == []

@@ -134,3 +134,33 @@ def test_one_architecture_scores_end_to_end_within_the_bounds(space: SearchSpace
     assert np.isfinite(result.swap)
     assert 1 <= result.swap <= min(result.units, 2**S)
     assert result.param_count == space.scoring_param_count(arch)
+
+
+def test_the_evaluation_size_a_budget_counts(space: SearchSpace) -> None:
+    """What ``--max-params``/``--max-flops`` count: the evaluation network for the space's own
+    input size, its parameters as built and its multiply-adds as torch's dispatch-level
+    counter sees them (2 FLOPs per multiply-add of every conv and matmul; attention's
+    functional matmuls are beyond the module hooks, so a token space counts at most that)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    arch = _sampled(space, seed=2)[0]
+    size = space.input_shape if space.input_kind == "tokens" else space.input_shape[1:]
+    dataset = space.evaluation_dataset(size)
+    network = space.build_evaluation_network(arch, dataset).eval()
+    assert space.evaluation_param_count(arch, dataset) == sum(
+        p.numel() for p in network.parameters()
+    )
+    if space.input_kind == "tokens":
+        assert space.vocab_size is not None
+        inputs = torch.randint(0, space.vocab_size, (1, *size))
+    else:
+        inputs = torch.randn((1, *space.input_shape))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        network(inputs)
+    counted = counter.get_total_flops() // 2
+    flops = space.evaluation_flops(arch)
+    assert flops == space.evaluation_flops(arch, size, dataset) > 0
+    if space.input_kind == "images":
+        assert flops == counted
+    else:
+        assert 0.5 * counted <= flops <= counted

@@ -43,8 +43,10 @@ from swapprobe.proxies import azproxies, naslib
 __all__ = [
     "BlockStats",
     "collect_block_stats",
+    "counting_macs",
     "gaussian_inputs",
     "init_kaiming_normal",
+    "module_macs",
     "naslib_pass",
     "proxy_values",
 ]
@@ -203,6 +205,59 @@ def _pools_as_convs(module: nn.Module, keep: Sequence[nn.Module]) -> Iterator[No
             setattr(parent, name, child)
 
 
+@contextmanager
+def counting_macs(module: nn.Module, *, every_position: bool = True) -> Iterator[list[int]]:
+    """Count the multiply-accumulates per sample of every ``Conv2d`` and ``Linear`` of
+    ``module`` that runs inside the block: yields a one-item list whose value grows.
+
+    One forward hook per layer, each adding :func:`~swapprobe.proxies.azproxies.conv_macs`
+    of the layer at the size its output had. ``every_position`` counts a ``Linear`` once per
+    position of its output (a token model's (S, T, D) counts T times): the network's real
+    cost, what a budget needs. AZ-NAS's FLOPs proxy counts it once per sample, as its
+    published values do (``every_position=False``; the same for (S, D) outputs).
+    Functional ops (``torch.matmul`` in attention) are not modules and are not counted.
+    """
+    macs = [0]
+
+    def count(m: nn.Module, _args: tuple, out: torch.Tensor) -> None:
+        if isinstance(m, nn.Conv2d):
+            macs[0] += azproxies.conv_macs(
+                m.out_channels, out.shape[2], out.shape[3], m.in_channels, m.kernel_size, m.groups
+            )
+        else:
+            positions = out.numel() // (out.shape[0] * m.out_features) if every_position else 1
+            macs[0] += positions * azproxies.conv_macs(m.out_features, 1, 1, m.in_features, (1, 1))
+
+    handles = [
+        m.register_forward_hook(count)
+        for m in module.modules()
+        if isinstance(m, nn.Conv2d | nn.Linear)
+    ]
+    try:
+        yield macs
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def module_macs(module: nn.Module, sample: torch.Tensor) -> int:
+    """Multiply-accumulates per sample of one forward of ``module`` on ``sample`` (a batch;
+    the hooks count one sample's cost), counted by :func:`counting_macs` at every position.
+
+    Runs in eval mode without gradients; a module built on the ``meta`` device with a
+    ``meta`` sample is counted from shapes alone, without computing anything (a DARTS
+    ImageNet network at 224×224 in milliseconds).
+    """
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad(), counting_macs(module) as macs:
+            module(sample)
+    finally:
+        module.train(was_training)
+    return macs[0]
+
+
 def collect_block_stats(
     module: nn.Module,
     blocks: Sequence[nn.Module],
@@ -229,7 +284,6 @@ def collect_block_stats(
     module.train()
     outputs: dict[int, torch.Tensor] = {}
     fed_by_previous: dict[int, bool] = {}
-    macs = [0]
     handles = []
     for index, block in enumerate(blocks):
 
@@ -243,20 +297,13 @@ def collect_block_stats(
         handles.append(block.register_forward_hook(keep))
         handles.append(block.register_forward_pre_hook(check))
 
-    def count(m: nn.Module, _args: tuple, out: torch.Tensor) -> None:
-        if isinstance(m, nn.Conv2d):
-            macs[0] += azproxies.conv_macs(
-                m.out_channels, out.shape[2], out.shape[3], m.in_channels, m.kernel_size, m.groups
-            )
-        else:
-            macs[0] += azproxies.conv_macs(m.out_features, 1, 1, m.in_features, (1, 1))
-
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d | nn.Linear):
-            handles.append(m.register_forward_hook(count))
     t0 = time.perf_counter()
     try:
-        with torch.enable_grad(), _pools_as_convs(module, blocks):
+        with (
+            torch.enable_grad(),
+            _pools_as_convs(module, blocks),
+            counting_macs(module, every_position=False) as macs,
+        ):
             module(inputs)
     finally:
         for handle in handles:

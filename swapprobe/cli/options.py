@@ -71,6 +71,17 @@ def at_least(minimum: int, why: str = "") -> Callable[[str], int]:
     return parse
 
 
+def count(text: str) -> int:
+    """An argparse type for a positive count with an optional K, M or G (``6M``, ``0.5M``)."""
+    from swapprobe.budget import parse_count
+    from swapprobe.errors import SettingsError
+
+    try:
+        return parse_count(text)
+    except SettingsError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def probability(text: str) -> float:
     value = _number(text, float, "number")
     if not 0.0 <= value <= 1.0:

@@ -24,6 +24,9 @@ examples:
   swapprobe search darts --store run.h5                   # checkpoint every cycle
   swapprobe search darts --store run.h5 --resume          # continue a killed search
   swapprobe search my_space.py:space --json best.json     # your own define-by-run space
+  swapprobe search nb201 --max-params 0.5M                # never score a larger network
+  swapprobe search darts --data IMAGE_FOLDER --max-flops 600M --export best.onnx
+                            # ImageNet-sized pictures: DARTS' ImageNet (mobile) setting
 
 Your own space: a function in a file that takes the choice recorder, asks it for each choice
 (width = c.choice("width", [16, 32, 64])) and returns a torch.nn.Module. Its members are its
@@ -85,6 +88,29 @@ def add_parser(commands: Any) -> None:
         default=0.5,
         help="chance the parent is the better crossover child (default: 0.5)",
     )
+    budget = parser.add_argument_group(
+        "size budget",
+        "hard limits: an architecture over either is never scored (re-drawn instead), beside "
+        "--reg's soft size control. Counted on the network you will train from the found "
+        "architecture (its evaluation network, the one --export writes), not on the small "
+        "network SWAP scores: darts' 20-cell C=36 CIFAR network, or its 14-cell C=48 ImageNet "
+        "network when the images are 128 px or more on their shorter side (--input-size 224 224, "
+        "or a folder of such pictures); nb201's benchmark network (CIFAR-10 head). Suffixes K, "
+        "M, G (powers of ten).",
+    )
+    budget.add_argument(
+        "--max-params",
+        type=options.count,
+        metavar="N",
+        help="at most N parameters in the evaluation network (e.g. 6M, 0.5M, 800K)",
+    )
+    budget.add_argument(
+        "--max-flops",
+        type=options.count,
+        metavar="N",
+        help="at most N multiply-adds per image of the evaluation network at the batch's input "
+        "size, every Conv2d and Linear counted (e.g. 600M: DARTS' mobile setting at 224×224)",
+    )
     truth = parser.add_argument_group("ground truth")
     truth.add_argument(
         "--table",
@@ -100,7 +126,8 @@ def add_parser(commands: Any) -> None:
     out.add_argument(
         "--export",
         metavar="BEST.onnx",
-        help="write the found architecture's evaluation-size network as ONNX",
+        help="write the found architecture's evaluation network as ONNX, for the batch's input "
+        "size (darts: the ImageNet network for images of 128 px and more)",
     )
     out.add_argument(
         "--json", metavar="PATH", help="the found architecture and the search as JSON ('-': stdout)"
@@ -151,6 +178,8 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         table=TableSpec(args.table, args.arch_col, args.acc_col) if args.table else None,
         export=args.export,
+        max_params=args.max_params,
+        max_flops=args.max_flops,
     )
     with console.ProgressBar(
         err, show=("best",), announce=lambda setup: err.print(_setup_line(setup))
@@ -188,10 +217,11 @@ def _setup_line(setup: Any) -> str:
         if settings.mu
         else "none"
     )
+    budget = "" if setup.budget is None else f"  budget {setup.budget.describe()}"
     return (
         f"[dim]search[/] {setup.space.name}  fitness {policy.fitness}"
         + (f" of swap,{','.join(proxies)}" if proxies else "")
         + f"  P={config.population} C={config.cycles} "
         f"mutants={config.mutation_times}  S={settings.batch_size} repeats={settings.repeats}  "
-        f"regularisation {reg}  data {setup.data.source}"
+        f"regularisation {reg}{budget}  data {setup.data.source}"
     )

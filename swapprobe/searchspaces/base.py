@@ -105,6 +105,8 @@ class SearchSpace(ABC):
     vocab_size: ClassVar[int | None] = None
     #: scoring and search defaults, measured per space (see each space's package and the README)
     defaults: ClassVar[SpaceDefaults] = SpaceDefaults()
+    #: the ``dataset`` :meth:`build_evaluation_network` builds for unless told otherwise
+    evaluation_default: ClassVar[str] = "cifar10"
 
     # --- values -----------------------------------------------------------------------
     @abstractmethod
@@ -160,6 +162,45 @@ class SearchSpace(ABC):
     def evaluation_param_count(self, arch: Hashable, dataset: str = "cifar10") -> int:
         """Parameters of the evaluation network."""
         return _count_parameters(self.build_evaluation_network(arch, dataset))
+
+    def evaluation_dataset(self, input_size: tuple[int, ...]) -> str:
+        """Which evaluation network inputs of ``input_size`` ((H, W), or (T,) for tokens) are
+        for: the one a size budget counts and ``--export`` writes. Default: the space's
+        :attr:`evaluation_default`, whatever the size."""
+        return self.evaluation_default
+
+    def evaluation_flops(
+        self,
+        arch: Hashable,
+        input_size: tuple[int, ...] | None = None,
+        dataset: str | None = None,
+    ) -> int:
+        """Multiply-adds per input of the evaluation network at ``input_size`` ((H, W) for
+        images, (T,) for tokens; ``None``: :attr:`input_shape`'s), for ``dataset`` (``None``:
+        :meth:`evaluation_dataset` of the size).
+
+        Counted by forward hooks over every ``Conv2d`` and ``Linear``
+        (:func:`swapprobe.capture.proxy_pass.module_macs`, the AZ-NAS FLOPs proxy's counter),
+        on a network built on torch's ``meta`` device: shapes only, no arithmetic, so a DARTS
+        ImageNet network counts in milliseconds. A space whose networks compute elsewhere
+        (attention's matmuls are functions, not modules) overrides this to add them.
+        """
+        import torch
+
+        from swapprobe.capture.proxy_pass import module_macs
+
+        size = tuple(input_size) if input_size is not None else self._sample_size()
+        dataset = dataset if dataset is not None else self.evaluation_dataset(size)
+        with torch.device("meta"):
+            network = self.build_evaluation_network(arch, dataset)
+            if self.input_kind == "tokens":
+                sample = torch.zeros((1, *size), dtype=torch.int64)
+            else:
+                sample = torch.zeros((1, self.input_shape[0], *size))
+        return module_macs(network, sample)
+
+    def _sample_size(self) -> tuple[int, ...]:
+        return self.input_shape if self.input_kind == "tokens" else self.input_shape[1:]
 
 
 def _count_parameters(module: nn.Module) -> int:

@@ -5,9 +5,11 @@ both) and :mod:`.networks` (the torch modules, loaded only when a network is bui
 from swapprobe.searchspaces.darts.space import (
     DARTS_OPS,
     DARTS_V2,
+    IMAGENET_MIN_SIZE,
     DartsSpace,
     Genotype,
     draw_cell,
+    evaluation_macs,
     evaluation_param_count,
     format_genotype,
     from_matrix,
@@ -21,9 +23,11 @@ from swapprobe.searchspaces.darts.space import (
 __all__ = [
     "DARTS_OPS",
     "DARTS_V2",
+    "IMAGENET_MIN_SIZE",
     "DartsSpace",
     "Genotype",
     "draw_cell",
+    "evaluation_macs",
     "evaluation_param_count",
     "format_genotype",
     "from_matrix",

@@ -269,7 +269,9 @@ class EvaluationNetworkImageNet(nn.Module):
     """The DARTS ImageNet (mobile setting) evaluation network, for 224×224 inputs.
 
     Two stems bring the image to 1/4 and 1/8 resolution (so the first cell's input 0 is
-    factorised-reduced); then cells as in the CIFAR network, 7×7 average pooling, classifier.
+    factorised-reduced); then cells as in the CIFAR network, global average pooling (the
+    reference's 7×7 average pooling at 224×224, written so that smaller ImageNet-sized
+    inputs work too), classifier. No auxiliary head.
     """
 
     def __init__(
@@ -290,7 +292,7 @@ class EvaluationNetworkImageNet(nn.Module):
             nn.BatchNorm2d(c),
         )
         self.cells, c_prev = _cell_stack(genotype, layers, c, c, c, reduction_prev=True)
-        self.global_pooling = nn.AvgPool2d(7)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

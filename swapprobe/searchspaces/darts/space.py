@@ -55,9 +55,11 @@ if TYPE_CHECKING:
 __all__ = [
     "DARTS_OPS",
     "DARTS_V2",
+    "IMAGENET_MIN_SIZE",
     "DartsSpace",
     "Genotype",
     "draw_cell",
+    "evaluation_macs",
     "evaluation_param_count",
     "format_genotype",
     "from_matrix",
@@ -320,6 +322,9 @@ DARTS_V2 = Genotype(
 # Searches ask Θ once per architecture; building modules costs milliseconds, arithmetic
 # microseconds. The tests check every formula against sum(p.numel()) of the built network.
 
+#: inputs at least this many pixels on their shorter side mean the ImageNet network
+IMAGENET_MIN_SIZE = 128
+
 _DATASETS: dict[str, dict[str, int]] = {
     "cifar10": {"num_classes": 10, "layers": 20, "channels": 36},
     "cifar100": {"num_classes": 100, "layers": 20, "channels": 36},
@@ -403,6 +408,87 @@ def evaluation_param_count(
         total += _cell_params(genotype.cell(which), c_pp, c_p, c_curr, reduction)
         c_pp, c_p = c_p, len(genotype.concat(which)) * c_curr
     return total + c_p * settings["num_classes"] + settings["num_classes"]
+
+
+def _half(size: tuple[int, int]) -> tuple[int, int]:
+    # every stride-2 layer of the networks pads to keep ceil(H/2): 3×3 pad 1, 5×5 pad 2,
+    # dilated 3×3 (pad 2) and 5×5 (pad 4), 1×1 pad 0, pools 3×3 pad 1
+    return (size[0] + 1) // 2, (size[1] + 1) // 2
+
+
+def _op_macs(op: str, c: int, stride: int, out: tuple[int, int]) -> int:
+    positions = out[0] * out[1]
+    if op == "skip_connect":
+        return 0 if stride == 1 else c * c * positions  # FactorizedReduce(c, c)
+    if op.startswith("sep_conv"):
+        return 2 * (c * KERNEL_SIZE[op] ** 2 + c * c) * positions
+    if op.startswith("dil_conv"):
+        return (c * KERNEL_SIZE[op] ** 2 + c * c) * positions
+    return 0  # none, pools: no Conv2d
+
+
+def _cell_macs(
+    edges: CellEdges,
+    c_pp: int,
+    c_p: int,
+    c: int,
+    size: tuple[int, int],
+    reduction: bool,
+    reduction_prev: bool,
+) -> int:
+    """``size``: the resolution of input 1 (input 0 has twice it after a reduction)."""
+    positions = size[0] * size[1]
+    # FactorizedReduce(c_pp, c) on input 0 writes c channels at input 1's size, as a 1×1 conv
+    total = c_pp * c * positions + c_p * c * positions
+    out = _half(size) if reduction else size  # every node's resolution
+    for op, index in edges:
+        total += _op_macs(op, c, 2 if reduction and index < 2 else 1, out)
+    return total
+
+
+def evaluation_macs(
+    genotype: Genotype,
+    dataset: str = "cifar10",
+    input_size: tuple[int, int] | None = None,
+    *,
+    layers: int | None = None,
+    channels: int | None = None,
+) -> int:
+    """Multiply-adds per image of every Conv2d and Linear of the evaluation network at
+    ``input_size`` (``None``: 32×32 for CIFAR, 224×224 for ImageNet), by arithmetic.
+
+    What :meth:`SearchSpace.evaluation_flops`' hook counter counts on the built network (the
+    tests hold the two equal), in microseconds instead of a second: a search under a FLOPs
+    budget counts every child.
+    """
+    settings = _dataset_settings(dataset, layers, channels)
+    n_layers, c = settings["layers"], settings["channels"]
+    if dataset == "imagenet":
+        size = tuple(input_size or (224, 224))
+        half = c // 2
+        s1 = _half(size)  # type: ignore[arg-type]
+        s2 = _half(s1)
+        s3 = _half(s2)
+        total = (3 * 9 * half) * s1[0] * s1[1] + (half * 9 * c) * s2[0] * s2[1]
+        total += (c * 9 * c) * s3[0] * s3[1]
+        c_pp, c_p, here, reduction_prev = c, c, s3, True
+    else:
+        size = tuple(input_size or (32, 32))
+        total = (3 * 9 * 3 * c) * size[0] * size[1]
+        c_pp, c_p, here, reduction_prev = 3 * c, 3 * c, size, False  # type: ignore[assignment]
+    c_curr = c
+    for i in range(n_layers):
+        reduction = i in reduction_positions(n_layers)
+        if reduction:
+            c_curr *= 2
+        which: CellName = "reduce" if reduction else "normal"
+        edges = genotype.cell(which)
+        total += _cell_macs(edges, c_pp, c_p, c_curr, here, reduction, reduction_prev)
+        if reduction:
+            here = _half(here)
+        reduction_prev = reduction
+        c_pp, c_p = c_p, len(genotype.concat(which)) * c_curr
+    return total + c_p * settings["num_classes"]
 
 
 # --- the space ----------------------------------------------------------------------------
@@ -596,6 +682,25 @@ class DartsSpace(SearchSpace):
     ) -> int:
         """Parameters of the evaluation network, by arithmetic (no module is built)."""
         return evaluation_param_count(_as_genotype(arch), dataset, layers=layers, channels=channels)
+
+    def evaluation_flops(
+        self,
+        arch: Hashable,
+        input_size: tuple[int, ...] | None = None,
+        dataset: str | None = None,
+    ) -> int:
+        """Multiply-adds of the evaluation network by arithmetic (:func:`evaluation_macs`),
+        equal to the protocol's hook counter on the built network (tested)."""
+        size = tuple(input_size) if input_size is not None else self.input_shape[1:]
+        dataset = dataset if dataset is not None else self.evaluation_dataset(size)
+        return evaluation_macs(_as_genotype(arch), dataset, size)  # type: ignore[arg-type]
+
+    def evaluation_dataset(self, input_size: tuple[int, ...]) -> str:
+        """``imagenet`` (the 14-cell C=48 mobile network) for inputs of at least
+        :data:`IMAGENET_MIN_SIZE` pixels on their shorter side, else ``cifar10`` (20 cells,
+        C=36): DARTS trains its CIFAR network on 32×32 images and its ImageNet network on
+        224×224 crops; 128 px, between the two, is where a batch stops looking like CIFAR."""
+        return "imagenet" if min(input_size) >= IMAGENET_MIN_SIZE else "cifar10"
 
     def draw_cell(self, arch: Hashable, which: CellName = "reduce") -> str:
         """See :func:`draw_cell`."""

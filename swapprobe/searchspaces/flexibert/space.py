@@ -140,6 +140,7 @@ class FlexiBertSpace(SearchSpace):
     size_unit: ClassVar[SizeUnit] = "M"
     mode: ClassVar[BuildMode] = "reference"
     input_kind: ClassVar[InputKind] = "tokens"
+    evaluation_default: ClassVar[str] = "glue"
     #: (T,): token ids per sample; the DFT/DCT matrices follow the T of the data scored
     input_shape: ClassVar[tuple[int, ...]] = (128,)
     vocab_size: ClassVar[int | None] = VOCAB_SIZE
