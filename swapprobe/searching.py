@@ -56,7 +56,7 @@ __all__ = [
     "correlate_table",
     "export_network",
     "fitness_of",
-    "input_size_of",
+    "evaluation_input_size",
     "run_search",
     "score_table",
     "search_plot",
@@ -235,7 +235,7 @@ def calibrate_for_space(
     return replace(chosen, seconds=time.perf_counter() - start)
 
 
-def input_size_of(space: SearchSpace, data: Batch) -> tuple[int, ...]:
+def evaluation_input_size(space: SearchSpace, data: Batch) -> tuple[int, ...]:
     """The batch's input size as the space's size methods take it: (H, W) of images, (T,) of
     token ids."""
     shape = tuple(int(n) for n in data.inputs.shape[1:])
@@ -319,7 +319,7 @@ def run_search(
         SettingsError: a budget below every architecture drawn (one line, nothing scored).
     """
     budget = SizeBudget.read(max_params, max_flops)
-    size = input_size_of(space, data)
+    size = evaluation_input_size(space, data)
     check = BudgetCheck(space, budget, size) if budget.active else None
     try:
         return _run_search(
@@ -447,7 +447,7 @@ def _run_search(
             # a resumed search whose best was scored before the interruption: the run loop
             # reads it back from the store
             (best,) = run_refs([arch_ref(space, best_arch)], evaluator, store=handle)
-    size = input_size_of(space, data)
+    size = evaluation_input_size(space, data)
     dataset = check.dataset if check is not None else space.evaluation_dataset(size)
     return SearchOutcome(
         space=space.name,
