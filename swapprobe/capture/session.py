@@ -18,8 +18,8 @@ import onnx
 from swapprobe.capture import graph
 from swapprobe.capture.activations import DEFAULT_ACTIVATIONS, summary_line
 from swapprobe.capture.feeds import as_declared
-from swapprobe.capture.folding import warn_if_folded
 from swapprobe.capture.fixed_batch import fixed_batch_advice
+from swapprobe.capture.folding import warn_if_folded
 from swapprobe.capture.prepare import prepare, units_by_kind
 from swapprobe.capture.runner import ModelOrigin, RunnerTimings
 from swapprobe.capture.runtime import first_line, open_session, providers_for
