@@ -8,7 +8,17 @@ from typing import Any
 
 from swapprobe.models.refs import ModelRef
 
-__all__ = ["input_size_of", "scoring_defaults", "token_options", "token_shape_of"]
+__all__ = [
+    "TOKEN_DATA",
+    "default_data",
+    "input_size_of",
+    "scoring_defaults",
+    "token_options",
+    "token_shape_of",
+]
+
+#: the offline token source models that read ids are scored on when no data is named
+TOKEN_DATA = "tokens:zipf"
 
 
 def scoring_defaults(refs: Iterable[ModelRef]) -> Any:
@@ -21,6 +31,25 @@ def scoring_defaults(refs: Iterable[ModelRef]) -> Any:
     if len(spaces) == 1 and None not in {ref.space for ref in refs}:
         return next(iter(refs)).space.defaults
     return SpaceDefaults()
+
+
+def default_data(
+    refs: Iterable[ModelRef], defaults: Any, fallback: str, input_name: str | None = None
+) -> tuple[str, str | None]:
+    """The data source when none is given, and why when it is not the usual one: the space's
+    declared source, else :data:`TOKEN_DATA` when every model reads token ids (see
+    :func:`~swapprobe.capture.feeds.takes_token_ids`; images would not fit them), else
+    ``fallback`` (embedded images)."""
+    if defaults.data:
+        return defaults.data, None
+    from swapprobe.capture.feeds import takes_token_ids
+
+    refs = list(refs)
+    if refs and all(
+        ref.space is None and takes_token_ids(ref.load(), input_name) for ref in refs
+    ):
+        return TOKEN_DATA, f"data {TOKEN_DATA}: the models read token ids, not images"
+    return fallback, None
 
 
 def input_size_of(refs: Iterable[ModelRef]) -> tuple[int, int] | None:
