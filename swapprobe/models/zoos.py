@@ -31,10 +31,11 @@ ZooLoader = Callable[[str], tuple[Any, tuple[int, int] | None]]
 
 
 def torchvision_model(name: str) -> tuple[Any, tuple[int, int] | None]:
-    """``torchvision:NAME``: a classification model and the crop size of its own weights."""
+    """``torchvision:NAME``: a model (classification, or any other built without downloading
+    weights) and the crop size of its own weights."""
     models = import_zoo("torchvision", "torchvision.models")
     try:
-        model = models.get_model(name, weights=None)
+        model = models.get_model(name, weights=None, **_no_backbone_weights(models, name))
     except ValueError:
         known = ", ".join(sorted(models.list_models(module=models))[:12])
         raise ModelLoadError(
@@ -47,6 +48,19 @@ def torchvision_model(name: str) -> tuple[Any, tuple[int, int] | None]:
     except Exception:
         size = None
     return model, size
+
+
+def _no_backbone_weights(models: Any, name: str) -> dict[str, Any]:
+    """``weights_backbone=None`` for the builders that take it (detection, segmentation,
+    video): their default downloads ImageNet backbone weights, which scoring re-draws anyway."""
+    import inspect
+
+    try:
+        builder = models.get_model_builder(name)
+        taken = inspect.signature(builder).parameters
+    except (ValueError, TypeError):
+        return {}
+    return {"weights_backbone": None} if "weights_backbone" in taken else {}
 
 
 def timm_model(name: str) -> tuple[Any, tuple[int, int] | None]:
