@@ -118,3 +118,135 @@ def test_batch_fixed_elsewhere_fails_in_one_line(
     assert code != 0
     assert "fixes its batch to 1" in line and "S=8" in line
     assert "dynamic_axes=" in line and "dynamo=False" in line
+
+
+# --- item 5: a token model given no data is scored on token data ---------------------------
+BERT = '''
+from transformers import BertConfig, BertModel
+
+
+def tiny_bert():
+    config = BertConfig(
+        vocab_size=500, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=64,
+    )
+    return BertModel(config)
+'''
+
+
+def test_seq_len_past_the_positions_fails_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("transformers")
+    (tmp_path / "bert.py").write_text(BERT)
+    model = f"{tmp_path / 'bert.py'}:tiny_bert"
+    code = main(["score", model, "--repeats", "1", "--seq-len", "1000"])
+    line = one_error_line(capsys)
+    assert code != 0
+    assert "64 positions" in line and "--seq-len" in line
+
+
+def test_token_model_header_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("transformers")
+    (tmp_path / "bert.py").write_text(BERT)
+    code = main(["score", f"{tmp_path / 'bert.py'}:tiny_bert", "--repeats", "1"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "data tokens:zipf: the models read token ids" in captured.out
+
+
+def test_api_shortest_call_uses_the_space_data() -> None:
+    from swapprobe.searchspaces import get_space
+
+    space = get_space("flexibert")
+    assert space.defaults.data is not None and space.defaults.data.startswith("tokens:")
+    shortest = swapprobe.score("flexibert:random:1", repeats=1)
+    explicit = swapprobe.score("flexibert:random:1", space.defaults.data, repeats=1)
+    assert shortest.swap == explicit.swap
+
+
+# --- item 6: detection models build without downloading ----------------------------------
+def test_detection_model_fails_in_one_line_without_download(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("torchvision")
+    code = main(["score", "torchvision:fasterrcnn_resnet50_fpn", "--repeats", "1", "-S", "2"])
+    line = one_error_line(capsys)
+    assert code != 0
+    assert "fasterrcnn_resnet50_fpn" in line and "URLError" not in line
+
+
+# --- item 7: torchvision built for another torch ------------------------------------------
+def test_install_advice_keeps_the_torch() -> None:
+    from swapprobe.models.zoos import install_advice
+
+    advice = install_advice("torchvision")
+    assert advice.startswith("pip install --no-deps torchvision")
+    major, minor = (int(p) for p in torch.__version__.split(".")[:2])
+    if (major, minor) == (2, 13):
+        assert advice == "pip install --no-deps torchvision==0.28.0"  # as .ci/run installs it
+    assert "--no-deps" in install_advice("timm")
+
+
+BROKEN = '''
+try:
+    raise RuntimeError("operator torchvision::nms does not exist")
+except RuntimeError:
+    raise ModuleNotFoundError("Could not import module 'BertModel'")
+
+
+def model():
+    return None
+'''
+
+
+def test_torchvision_named_when_it_breaks_an_import(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """transformers hides the cause behind "Could not import module"; the line names it."""
+    (tmp_path / "broken.py").write_text(BROKEN)
+    code = main(["score", f"{tmp_path / 'broken.py'}:model", "--repeats", "1"])
+    line = one_error_line(capsys)
+    assert code != 0
+    assert "torchvision" in line and "pip install --no-deps torchvision" in line
+
+
+# --- the S of the shortest command -------------------------------------------------------
+def test_zoo_models_are_scored_unsaturated_without_a_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("torchvision")
+    models = ["torchvision:resnet18", "torchvision:mobilenet_v3_small"]
+    code = main(["score", *models, "--repeats", "1", "--no-baselines"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "at its bound" not in captured.err
+    import json
+
+    code = main(["score", *models, "--repeats", "1", "--no-baselines", "--json", "-"])
+    rows = json.loads(capsys.readouterr().out)
+    rows = rows if isinstance(rows, list) else rows["results"]
+    for row in rows:
+        bound = 2 ** row["samples"]
+        assert row["units"] * 4 <= bound  # the chosen S lifts the bound above V
+        assert row["swap"] < 0.99 * bound
+
+
+def test_small_model_keeps_the_paper_s(tmp_path: Path) -> None:
+    from swapprobe.plan import ScorePlan
+
+    path = _batch_fixed_free(tmp_path / "small.onnx")
+    run = ScorePlan((str(path),), swapprobe.plan.Inputs(input_size=(8, 8))).run()
+    assert run.settings.batch_size == 16 and run.notes == ()
+
+
+def _batch_fixed_free(path: Path) -> Path:
+    """x (N, 3, 8, 8) → Relu: 192 units, far below 2^16."""
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "small",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 8, 8])],
+    )
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path

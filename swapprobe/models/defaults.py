@@ -119,6 +119,17 @@ def token_options(
             f"vocab_size {vocab_size:,} is larger than the model's embedding table of "
             f"{min(vocabularies):,} rows: ids would fall outside it; give at most that"
         )
+    positions = _max_positions(refs)
+    if positions is not None:
+        if seq_len is not None and seq_len > positions:
+            raise SettingsError(
+                f"{{seq_len}} {seq_len:,} is longer than the model's {positions:,} positions "
+                f"(max_position_embeddings); give at most {positions:,}"
+            )
+        from swapprobe.data.tokens import DEFAULT_SEQ_LEN
+
+        if seq_len is None and not lengths and positions < DEFAULT_SEQ_LEN:
+            seq_len = positions  # the default length would overrun the position table
     for given, stated, what, name in (
         (vocab_size, vocabularies, "vocabularies", "vocab_size"),
         (seq_len, lengths, "sequence lengths", "seq_len"),
@@ -130,3 +141,18 @@ def token_options(
         "seq_len": seq_len if seq_len is not None else next(iter(lengths), None),
         "vocab_size": vocab_size if vocab_size is not None else next(iter(vocabularies), None),
     }
+
+
+def _max_positions(refs: Iterable[ModelRef]) -> int | None:
+    """The fewest positions a torch model of ``refs`` embeds (a transformers model's
+    ``config.max_position_embeddings``); None when none states it."""
+    found = []
+    for ref in refs:
+        if ref.space is not None:
+            continue
+        model = ref.load()
+        config = getattr(model, "config", None)
+        positions = getattr(config, "max_position_embeddings", None)
+        if isinstance(positions, int) and positions > 0:
+            found.append(positions)
+    return min(found, default=None)
