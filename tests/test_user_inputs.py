@@ -266,3 +266,39 @@ def _batch_fixed_free(path: Path) -> Path:
     )
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path
+
+
+# --- --help ------------------------------------------------------------------------------
+def _help(command: str, capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["inspect", "rescore"])
+def test_help_has_examples(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    text = _help(command, capsys)
+    assert "examples:" in text and f"swapprobe {command} run.h5" in text
+
+
+@pytest.mark.parametrize(
+    ("command", "flags"),
+    [("rescore", ["--mu", "--sigma"]), ("correlate", ["--table", "--resume"])],
+)
+def test_every_flag_has_help(
+    command: str, flags: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """argparse lists a flag without help as the flag alone on its line."""
+    lines = _help(command, capsys).splitlines()
+    for flag in flags:
+        listed = [line for line in lines if line.strip().startswith(flag)]
+        assert listed, flag
+        described = [line for line in listed if len(line.split()) > 2]
+        following = lines[lines.index(listed[0]) + 1].strip() if not described else "x"
+        assert described or (following and not following.startswith("-")), flag
+
+
+def test_correlate_help_says_json_tables_are_read(capsys: pytest.CaptureFixture[str]) -> None:
+    text = _help("correlate", capsys)
+    assert "The table is a CSV:" not in text and "JSON" in text
