@@ -302,3 +302,69 @@ def test_every_flag_has_help(
 def test_correlate_help_says_json_tables_are_read(capsys: pytest.CaptureFixture[str]) -> None:
     text = _help("correlate", capsys)
     assert "The table is a CSV:" not in text and "JSON" in text
+
+
+# --- item 9: smaller messages, one line each ------------------------------------------------
+def test_text_file_named_npy_is_called_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "text.npy"
+    path.write_text("hello world\n")
+    code = main(["score", "nb201:random:1", "--data", str(path), "-S", "4", "--repeats", "1"])
+    line = one_error_line(capsys)
+    assert code != 0
+    assert "is not a numpy array file" in line and "allow_pickle" not in line
+
+
+def test_channels_last_array_is_transposed_and_said(tmp_path: Path) -> None:
+    from swapprobe.data import load_batch
+
+    images = np.random.default_rng(0).random((4, 8, 8, 3), dtype=np.float32)
+    np.save(tmp_path / "hwc.npy", images)
+    np.save(tmp_path / "chw.npy", images.transpose(0, 3, 1, 2))
+    hwc = load_batch(str(tmp_path / "hwc.npy"), batch_size=4)
+    chw = load_batch(str(tmp_path / "chw.npy"), batch_size=4)
+    assert hwc.inputs.shape == (4, 3, 8, 8)
+    np.testing.assert_array_equal(hwc.inputs, chw.inputs)
+    assert "channels-last" in hwc.source and "channels-last" not in chw.source
+
+
+def test_inspect_errors_name_no_store_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "notes.h5"
+    path.write_text("not a store")
+    code = main(["inspect", str(path)])
+    line = one_error_line(capsys)
+    assert code != 0
+    assert "--store" not in line and "not an HDF5 file" in line
+
+
+def test_an_object_that_is_no_model_says_what_can_be_scored() -> None:
+    from swapprobe.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError) as caught:
+        swapprobe.score(5)
+    message = str(caught.value)
+    assert "a int" not in message and "of type int" in message
+    assert "ONNX" in message and "torch.nn.Module" in message and "darts:random" in message
+
+
+def test_proxies_on_onnx_name_the_model_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "small.onnx"
+    _batch_fixed_free(path)
+    argv = ["score", str(path), "--proxies", "expressivity", "--input-size", "8", "8"]
+    code = main([*argv, "--repeats", "1"])
+    line = one_error_line(capsys)
+    assert code != 0
+    assert line.count("small.onnx") == 1 and "backward pass" in line
+
+
+def test_a_huge_spec_is_cut_in_the_error(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = "nb201:" + "x" * 100_000
+    code = main(["score", spec])
+    line = one_error_line(capsys)
+    assert code != 0
+    assert len(line) < 400 and "x" * 79 + "…" in line and "x" * 81 not in line
