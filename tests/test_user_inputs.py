@@ -368,3 +368,35 @@ def test_a_huge_spec_is_cut_in_the_error(capsys: pytest.CaptureFixture[str]) -> 
     line = one_error_line(capsys)
     assert code != 0
     assert len(line) < 400 and "x" * 79 + "…" in line and "x" * 81 not in line
+
+
+HIDDEN_IDS = '''
+import torch
+import torch.nn as nn
+
+
+class Wrapped(nn.Module):
+    """Reads ids, but its first layer with parameters is a LayerNorm: not detected."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.LayerNorm(8)
+        self.emb = nn.Embedding(50, 8)
+
+    def forward(self, ids):
+        return self.norm(torch.relu(self.emb(ids)))
+
+
+def model():
+    return Wrapped()
+'''
+
+
+def test_undetected_token_model_given_images_fails_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "hidden.py").write_text(HIDDEN_IDS)
+    code = main(["score", f"{tmp_path / 'hidden.py'}:model", "--repeats", "1", "-S", "4"])
+    line = one_error_line(capsys)
+    assert code != 0
+    assert "do not fit" in line and "token data (tokens:zipf is the offline default)" in line
