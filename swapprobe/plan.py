@@ -162,11 +162,13 @@ class Inputs:
         *,
         activations: str,
         input_name: str | None = None,
+        resumed: str | os.PathLike[str] | None = None,
     ) -> tuple[Batch, tuple[str, ...]]:
         """``batch`` at the S the models' unit counts need when no S is given and no space
         declares one: the smallest S (from the paper's 16) at which no model's SWAP can reach
         its 2^S bound (:func:`~swapprobe.capture.units.samples_for`), and why; ``batch`` itself
-        otherwise. Models whose V cannot be read before scoring are left out of the choice."""
+        otherwise. Models whose V cannot be read before scoring are left out of the choice; a
+        ``resumed`` store keeps the S it was scored with."""
         from swapprobe.data import Batch
 
         given = self.batch_size is not None or isinstance(self.data, Batch)
@@ -174,6 +176,17 @@ class Inputs:
             self.data, (str, os.PathLike, type(None))
         ):
             return batch, ()
+        if resumed is not None and Path(resumed).is_file():
+            from swapprobe.store import PatternStore
+
+            with PatternStore.open(resumed) as store:
+                stored = store.settings.get("batch_size")
+            if not isinstance(stored, int) or stored == len(batch.inputs):
+                return batch, ()
+            again = replace(self, batch_size=stored).load(
+                seed, defaults, models, input_name=input_name
+            )
+            return again, (f"S {stored}: the S the resumed store was scored with",)
         from swapprobe.capture.units import samples_for, unit_count
 
         units = {}
@@ -391,7 +404,13 @@ class ScorePlan:
         inputs, notes = self.inputs.with_default_data(refs, defaults, self.input_name)
         data = inputs.load(seed, defaults, refs, input_name=self.input_name)
         data, chosen = inputs.with_chosen_samples(
-            data, seed, defaults, refs, activations=self.activations, input_name=self.input_name
+            data,
+            seed,
+            defaults,
+            refs,
+            activations=self.activations,
+            input_name=self.input_name,
+            resumed=self.store if self.resume else None,
         )
         notes += chosen
         settings = self.scoring.settings(

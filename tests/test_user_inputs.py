@@ -85,6 +85,7 @@ def test_default_dynamo_export_scores_as_the_module_without_bn(tmp_path: Path) -
         direct = swapprobe.score(without_bn, repeats=2, backend="torch")
     assert exported.swap == direct.swap
     assert exported.swap > 0
+    assert main(["score", str(path), "--repeats", "1"]) == 0  # and from the CLI, as reported
 
 
 def test_legacy_export_with_bn_kept_scores_as_the_module(tmp_path: Path) -> None:
@@ -400,3 +401,19 @@ def test_undetected_token_model_given_images_fails_in_one_line(
     line = one_error_line(capsys)
     assert code != 0
     assert "do not fit" in line and "token data (tokens:zipf is the offline default)" in line
+
+
+def test_resume_without_s_keeps_the_store_s(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store scored at -S 20 resumed with no S continues at 20 (not the chosen 16)."""
+    model, store = _batch_fixed_free(tmp_path / "small.onnx"), tmp_path / "run.h5"
+    argv = ["score", str(model), "--input-size", "8", "8", "--repeats", "1", "--store", str(store)]
+    assert main([*argv, "-S", "20"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert "S 20: the S the resumed store was scored with" in captured.out
+    from swapprobe.api import stored_results
+
+    assert stored_results(str(store))[0].samples == 20
