@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from swapprobe.errors import SettingsError
+from swapprobe.errors import DataError, SettingsError
 from swapprobe.results import DEFAULT_ACTIVATIONS, Result, ScoreSettings
 
 if TYPE_CHECKING:
@@ -206,9 +206,15 @@ class Inputs:
         if samples == len(batch.inputs):
             return batch, ()
         widest = max(units, key=units.__getitem__)
-        chosen = replace(self, batch_size=samples).load(
-            seed, defaults, models, input_name=input_name
-        )
+        try:
+            chosen = replace(self, batch_size=samples).load(
+                seed, defaults, models, input_name=input_name
+            )
+        except DataError:  # the data hold fewer samples: what they can give is used
+            return batch, (
+                f"S {len(batch.inputs)}: the data cannot give the S {samples} that would keep "
+                f"SWAP below its 2^S bound (V = {units[widest]:,} units in {widest})",
+            )
         return chosen, (
             f"S {samples}: chosen so no SWAP can reach its 2^S bound (2^S ≥ 4 V, "
             f"V = {units[widest]:,} units in {widest}); give S to choose another",

@@ -417,3 +417,37 @@ def test_resume_without_s_keeps_the_store_s(
     from swapprobe.api import stored_results
 
     assert stored_results(str(store))[0].samples == 20
+
+
+def _wide(path: Path, side: int) -> Path:
+    """x (N, 3, side, side) → Relu: 3 side² units."""
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "wide",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, side, side])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, side, side])],
+    )
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_s_is_the_smallest_that_lifts_the_bound_four_times_above_v(tmp_path: Path) -> None:
+    """V = 3 · 128² = 49,152 > 2^16 / 4: S = ceil(log2 V) + 2 = 18."""
+    from swapprobe.plan import Inputs, ScorePlan, Scoring
+
+    path = _wide(tmp_path / "wide.onnx", 128)
+    run = ScorePlan((str(path),), Inputs(input_size=(128, 128)), Scoring(repeats=1)).run()
+    assert run.settings.batch_size == 18
+    assert run.results[0].units == 49_152 and run.results[0].samples == 18
+    assert run.notes and run.notes[0].startswith("S 18: chosen")
+
+
+def test_data_too_few_for_the_s_keep_their_s_and_say_so(tmp_path: Path) -> None:
+    from swapprobe.plan import Inputs, ScorePlan, Scoring
+
+    path = _wide(tmp_path / "wide.onnx", 128)
+    data = tmp_path / "few.npy"
+    np.save(data, np.random.default_rng(0).random((16, 3, 128, 128), dtype=np.float32))
+    run = ScorePlan((str(path),), Inputs(data=str(data)), Scoring(repeats=1)).run()
+    assert run.settings.batch_size == 16
+    assert run.notes and "cannot give the S 18" in run.notes[0]

@@ -57,7 +57,11 @@ def add_parser(commands: Any) -> None:
         "print a ranking.",
     )
     parser.add_argument("models", nargs="+", metavar="MODEL", help="models to score (see below)")
-    options.add_data_options(parser, batch_default="16, or the space's, see below")
+    options.add_data_options(
+        parser,
+        batch_default="the space's, see below; else 16, raised until no model's SWAP can "
+        "reach its 2^S bound",
+    )
     options.add_scoring_options(parser, per_space=False)
     parser.add_argument(
         "--activations",
