@@ -20,12 +20,14 @@ from swapprobe.data import Batch, load_batch
 from swapprobe.evaluate import Evaluator
 from swapprobe.models import (
     ModelRef,
+    default_data,
     resolve_models,
     resolve_one,
     scoring_defaults,
     token_options,
 )
 from swapprobe.plan import (
+    DEFAULT_DATA,
     CorrelatePlan,
     ScorePlan,
     SearchPlan,
@@ -129,7 +131,7 @@ def _batch(
 
 def score(
     model: Any,
-    data: Batch | str | os.PathLike[str] | np.ndarray = "synthetic",
+    data: Batch | str | os.PathLike[str] | np.ndarray | None = None,
     *,
     batch_size: int | None = None,
     repeats: int | None = None,
@@ -148,7 +150,8 @@ def score(
     """Score one model: an ONNX path/proto, a ``torch.nn.Module``, a ``SPACE:ARCH`` string or
     ``(space, arch)`` (a space object or name; an architecture value or its text).
 
-    ``data`` is a dataset name (``synthetic``, ``cifar10``, ``cifar100``, ``tokens:zipf`` and
+    ``data`` (None: the space's declared source, token data for a model that reads ids, else
+    ``synthetic``) is a dataset name (``synthetic``, ``cifar10``, ``cifar100``, ``tokens:zipf`` and
     the other token sources), a path, a ready :class:`~swapprobe.data.Batch` (token ids:
     :func:`~swapprobe.data.token_batch`), or an array used exactly as given (then
     S = len(array)). A token source's ``seq_len`` and ``vocab_size`` default to the model's own
@@ -165,6 +168,8 @@ def score(
     """
     ref = resolve_one(model, seed=seed)
     defaults = scoring_defaults([ref])
+    if data is None:  # the space's data, token data for a model that reads ids, else images
+        data, _ = default_data([ref], defaults, DEFAULT_DATA, input_name)
     if ref.input_size is not None:  # a zoo model's own input size, unless one is given
         data_options.setdefault("input_size", ref.input_size)
     data_options.update(

@@ -167,7 +167,8 @@ class Evaluator:
             blocks = list(module.children())
         else:
             raise SettingsError(
-                f"{ref.name}: the proxies {', '.join(settings.pass_proxies)} need a backward "
+                # no name: the run's failure line starts with the model's name
+                f"the proxies {', '.join(settings.pass_proxies)} need a backward "
                 "pass, which swapprobe runs on torch modules and search-space architectures; "
                 "score the ONNX file with SWAP alone (proxies none) or pass the torch module"
             )

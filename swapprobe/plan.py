@@ -19,11 +19,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from swapprobe.errors import SettingsError
+from swapprobe.errors import DataError, SettingsError
 from swapprobe.results import DEFAULT_ACTIVATIONS, Result, ScoreSettings
 
 if TYPE_CHECKING:
@@ -137,6 +137,88 @@ class Inputs:
             pick=self.pick,  # type: ignore[arg-type]
             tokenizer=self.tokenizer,
             **tokens,  # type: ignore[arg-type]
+        )
+
+
+    def with_default_data(
+        self, models: Sequence[ModelRef], defaults: Any, input_name: str | None = None
+    ) -> tuple[Inputs, tuple[str, ...]]:
+        """These inputs with the data source the models need when none is given (token data
+        for models that read ids, see :func:`swapprobe.models.default_data`), and why."""
+        if self.data is not None:
+            return self, ()
+        from swapprobe.models import default_data
+
+        source, note = default_data(models, defaults, DEFAULT_DATA, input_name)
+        if note is None:
+            return self, ()
+        return replace(self, data=source), (note,)
+
+    def with_chosen_samples(
+        self,
+        batch: Batch,
+        seed: int,
+        defaults: Any,
+        models: Sequence[ModelRef],
+        *,
+        activations: str,
+        input_name: str | None = None,
+        resumed: str | os.PathLike[str] | None = None,
+    ) -> tuple[Batch, tuple[str, ...]]:
+        """``batch`` at the S the models' unit counts need when no S is given and no space
+        declares one: the smallest S (from the paper's 16) at which no model's SWAP can reach
+        its 2^S bound (:func:`~swapprobe.capture.units.samples_for`), and why; ``batch`` itself
+        otherwise. Models whose V cannot be read before scoring are left out of the choice; a
+        ``resumed`` store keeps the S it was scored with."""
+        from swapprobe.data import Batch
+
+        given = self.batch_size is not None or isinstance(self.data, Batch)
+        if given or any(ref.space is not None for ref in models) or not isinstance(
+            self.data, (str, os.PathLike, type(None))
+        ):
+            return batch, ()
+        if resumed is not None and Path(resumed).is_file():
+            from swapprobe.store import PatternStore
+
+            with PatternStore.open(resumed) as store:
+                stored = store.settings.get("batch_size")
+            if not isinstance(stored, int) or stored == len(batch.inputs):
+                return batch, ()
+            again = replace(self, batch_size=stored).load(
+                seed, defaults, models, input_name=input_name
+            )
+            return again, (f"S {stored}: the S the resumed store was scored with",)
+        from swapprobe.capture.units import samples_for, unit_count
+
+        units = {}
+        for ref in models:
+            count = unit_count(
+                ref.load(),
+                batch.inputs,
+                activations=activations,
+                input_name=input_name,
+                extra=dict(batch.extra),
+            )
+            if count is not None:
+                units[ref.name] = count
+        if not units:
+            return batch, ()
+        samples = samples_for(units.values())
+        if samples == len(batch.inputs):
+            return batch, ()
+        widest = max(units, key=units.__getitem__)
+        try:
+            chosen = replace(self, batch_size=samples).load(
+                seed, defaults, models, input_name=input_name
+            )
+        except DataError:  # the data hold fewer samples: what they can give is used
+            return batch, (
+                f"S {len(batch.inputs)}: the data cannot give the S {samples} that would keep "
+                f"SWAP below its 2^S bound (V = {units[widest]:,} units in {widest})",
+            )
+        return chosen, (
+            f"S {samples}: chosen so no SWAP can reach its 2^S bound (2^S ≥ 4 V, "
+            f"V = {units[widest]:,} units in {widest}); give S to choose another",
         )
 
 
@@ -316,6 +398,8 @@ class ScoreRun:
     settings: ScoreSettings
     models: tuple[ModelRef, ...]
     store: str | os.PathLike[str] | None = None
+    #: the defaults chosen from the models, each with why (token data, the S chosen)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -348,7 +432,18 @@ class ScorePlan:
         seed = self.scoring.seed
         refs = resolve_models(self.models, seed=seed)
         defaults = scoring_defaults(refs)
-        data = self.inputs.load(seed, defaults, refs, input_name=self.input_name)
+        inputs, notes = self.inputs.with_default_data(refs, defaults, self.input_name)
+        data = inputs.load(seed, defaults, refs, input_name=self.input_name)
+        data, chosen = inputs.with_chosen_samples(
+            data,
+            seed,
+            defaults,
+            refs,
+            activations=self.activations,
+            input_name=self.input_name,
+            resumed=self.store if self.resume else None,
+        )
+        notes += chosen
         settings = self.scoring.settings(
             data,
             defaults,
@@ -385,7 +480,7 @@ class ScorePlan:
                 on_repeat=on_repeat,
                 executor=executor,
             )
-        return ScoreRun(results, data, settings, tuple(refs), self.store)
+        return ScoreRun(results, data, settings, tuple(refs), self.store, notes)
 
 
 # --- search --------------------------------------------------------------------------------

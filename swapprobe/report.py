@@ -56,9 +56,12 @@ def rank_results(results: Iterable[Result]) -> list[Result]:
     return sorted(items, key=lambda r: -(r.reg_swap if use_reg else r.swap))  # type: ignore[operator]
 
 
-def run_header_for(data: Any, settings: Any, first: Result) -> Text:
+def run_header_for(
+    data: Any, settings: Any, first: Result, notes: Sequence[str] = ()
+) -> Text:
     """:func:`run_header` of a run: its batch, its settings and its first result (which says
-    the provider that ran it and the μ, σ and unit the scores carry)."""
+    the provider that ran it and the μ, σ and unit the scores carry); ``notes``: the defaults
+    chosen from the models, one line each."""
     return run_header(
         data_source=data.source,
         fingerprint=data.fingerprint,
@@ -71,6 +74,7 @@ def run_header_for(data: Any, settings: Any, first: Result) -> Text:
         size_unit=first.size_unit,
         mu=first.mu,
         sigma=first.sigma,
+        notes=notes,
     )
 
 
@@ -87,8 +91,10 @@ def run_header(
     size_unit: str | None = None,
     mu: float | None = None,
     sigma: float | None = None,
+    notes: Sequence[str] = (),
 ) -> Text:
-    """The one line that says how the numbers were made."""
+    """The line that says how the numbers were made, then one per default chosen from the
+    models (``notes``)."""
     text = Text()
     text.append("data ", style="dim")
     text.append(f"{data_source} [{fingerprint}]")
@@ -105,6 +111,8 @@ def run_header(
     if mu is not None and sigma is not None:
         text.append("  reg ", style="dim")
         text.append(f"μ={mu:g} σ={sigma:g} (Θ in {size_unit})")
+    for note in notes:
+        text.append(f"\n{note}", style="dim")
     return text
 
 

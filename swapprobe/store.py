@@ -516,8 +516,10 @@ class PatternStore:
     ) -> h5py.File:
         """Open an existing file and make sure it is a store this code can read (through
         ``guard`` when it is opened for writing)."""
+        # Written to, another path helps; read (inspect, rescore), a store must be given.
+        other = "choose another {store} path" if mode != "r" else "give a swapprobe store file"
         if not h5py.is_hdf5(target):
-            raise StoreError(f"{target} is not an HDF5 file; choose another {{store}} path")
+            raise StoreError(f"{target} is not an HDF5 file; {other}")
         try:
             handle = h5py.File(target if guard is None else guard, mode)
         except _HDF5_ERRORS as exc:
@@ -527,7 +529,7 @@ class PatternStore:
             if "truncated file" in text or "signature" in text or "superblock" in text:
                 raise StoreError(
                     f"store {target} is damaged (truncated or cut short while being written "
-                    "or copied); the records in it cannot be read, choose another {store} path"
+                    f"or copied); the records in it cannot be read; {other}"
                 ) from exc
             raise DamagedStoreError(
                 f"store {target} is damaged ({_reason(exc)}); its header cannot be read, so "
@@ -537,8 +539,7 @@ class PatternStore:
             attrs = handle.attrs
             if _as_text(attrs.get("format", "")) != FORMAT or _MODELS not in handle:
                 raise StoreError(
-                    f"{target} is an HDF5 file but not a swapprobe store; choose "
-                    "another {store} path"
+                    f"{target} is an HDF5 file but not a swapprobe store; {other}"
                 )
             version = int(attrs.get("format_version", 0))
             if version > FORMAT_VERSION:
@@ -551,12 +552,12 @@ class PatternStore:
             except (KeyError, ValueError) as exc:
                 raise StoreError(
                     f"{target} is a damaged swapprobe store (no readable "
-                    "settings); choose another {store} path"
+                    f"settings); {other}"
                 ) from exc
             if not isinstance(settings, dict):
                 raise StoreError(
                     f"{target} is a damaged swapprobe store (settings are not a "
-                    "mapping); choose another {store} path"
+                    f"mapping); {other}"
                 )
             len(handle[_MODELS])  # the list of records must be readable too
         except _HDF5_ERRORS as exc:

@@ -214,6 +214,12 @@ def _weight_bytes(module: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+def _holds_embedding(module: nn.Module) -> bool:
+    import torch.nn as nn
+
+    return any(isinstance(sub, nn.Embedding) for sub in module.modules())
+
+
 def _export(
     module: nn.Module,
     sample: np.ndarray,
@@ -255,6 +261,12 @@ def _export(
                 dynamic_axes={name: {0: "batch"} for name in names},
             )
         except Exception as error:
+            if sample.dtype.kind == "f" and _holds_embedding(module):
+                raise ExportError(
+                    f"{type(module).__name__} holds an nn.Embedding, so it likely reads token "
+                    f"ids, and the data are {sample.dtype} images, which do not fit it; give "
+                    "token data (tokens:zipf is the offline default)"
+                ) from None
             text = str(error).strip().splitlines()
             raise ExportError(
                 f"cannot export {type(module).__name__} to ONNX: {text[0] if text else error!r}"

@@ -22,7 +22,7 @@ from swapprobe.errors import ShapeMismatchError
 if TYPE_CHECKING:
     import torch.nn as nn
 
-__all__ = ["as_declared", "declared_dtype", "module_keywords", "token_shape"]
+__all__ = ["as_declared", "declared_dtype", "module_keywords", "takes_token_ids", "token_shape"]
 
 #: the further inputs token batches bring (see :mod:`swapprobe.data.tokens`): never the ids
 _FURTHER = ("attention_mask", "token_type_ids")
@@ -110,6 +110,27 @@ def token_shape(model: Any, input_name: str | None = None) -> tuple[int | None, 
     dims = graph.input_shape(value)
     length = dims[1] if len(dims) == 2 and isinstance(dims[1], int) and dims[1] > 0 else None
     return _embedding_rows(loaded.graph, value.name), length
+
+
+def takes_token_ids(model: Any, input_name: str | None = None) -> bool:
+    """Whether ``model`` reads token ids: a torch module whose first layer with parameters is
+    an ``nn.Embedding`` (the ids' first consumer in BERT, GPT-2, FlexiBERT), an ONNX graph
+    whose data input is an integer tensor. Undecidable models count as not."""
+    import torch.nn as nn
+
+    if isinstance(model, nn.Module):
+        for sub in model.modules():
+            if next(sub.parameters(recurse=False), None) is not None:
+                return isinstance(sub, nn.Embedding)
+        return False
+    from swapprobe.capture import graph
+
+    try:
+        loaded = graph.load_model(model)
+        value = graph.model_input(loaded, input_name, others=_FURTHER)
+    except Exception:  # not a model this can read: the scoring says why
+        return False
+    return _family(declared_dtype(value)) == "integer"
 
 
 def _embedding_rows(g: onnx.GraphProto, ids: str) -> int | None:

@@ -51,6 +51,7 @@ import onnx
 from onnx import helper, numpy_helper, shape_inference
 
 from swapprobe.capture import graph
+from swapprobe.capture.fixed_batch import free_batch
 from swapprobe.capture.prepare import bake_constants
 from swapprobe.capture.runner import ModelOrigin, RunnerTimings
 from swapprobe.capture.runtime import (
@@ -420,6 +421,7 @@ def prepare_grouped(
         GroupingError: shape inference fails or leaves a tensor without a static shape.
     """
     base = bake_constants(model, parameters, init)
+    base = free_batch(base, input_name)  # a batch baked into Reshapes runs S samples
     base = graph.set_batch_size(base, input_name, batch_size, sample_shape)
     try:
         base = shape_inference.infer_shapes(base, strict_mode=True)

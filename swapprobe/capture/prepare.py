@@ -19,6 +19,7 @@ from onnx import helper, numpy_helper
 from swapprobe.capture import graph
 from swapprobe.capture.activations import DEFAULT_ACTIVATIONS, select_kinds
 from swapprobe.capture.feeds import as_declared, declared_dtype
+from swapprobe.capture.fixed_batch import declared_batch, free_batch
 from swapprobe.capture.shapes import UNKNOWN_AXIS, batch_axes, leading_batch_shapes, static_shapes
 from swapprobe.capture.weights import constant_value, is_random
 from swapprobe.errors import NoActivationError, ShapeMismatchError
@@ -34,7 +35,9 @@ class PreparedGraph:
     ``random`` are the parameters fed afresh each repeat (graph inputs), ``parameters`` all of
     the source's. ``sample_shapes`` is each activation's per-sample shape (None where shape
     inference lost it; measured on the first run), ``permutations`` the transpose that brings
-    a batch axis that is not the first to the front. ``kinds``, ``not_counted`` and
+    a batch axis that is not the first to the front. ``fixed_batch`` is the batch the source
+    graph declared (None when symbolic): a forward pass that fails where it differs from S
+    fails because the graph still fixes it. ``kinds``, ``not_counted`` and
     ``no_batch`` (kind → units; None where unknown) say what is counted and what is left out.
     """
 
@@ -52,6 +55,7 @@ class PreparedGraph:
     not_counted: dict[str, int | None]
     no_batch: list[tuple[graph.Activation, int | None]]
     packed_in_graph: bool
+    fixed_batch: int | None = None
 
     @property
     def param_count(self) -> int:
@@ -84,6 +88,8 @@ def prepare(
     data_input = graph.model_input(model, input_name, others=extra_inputs)
     data_name = data_input.name
     extra = _declared_extras(model, data_name, extra_inputs, batch_size)
+    fixed_batch = declared_batch(model, data_name)
+    model = free_batch(model, data_name)  # a batch baked into Reshapes runs S samples
     kinds = select_kinds(activations)
 
     # Fixed values first (biases 0, BN 1/0), so the BN rewrite can drop the no-op scaling.
@@ -121,6 +127,7 @@ def prepare(
         not_counted=selection.not_counted,
         no_batch=selection.no_batch,
         packed_in_graph=pack_in_graph,
+        fixed_batch=fixed_batch,
     )
 
 

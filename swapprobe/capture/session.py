@@ -18,6 +18,7 @@ import onnx
 from swapprobe.capture import graph
 from swapprobe.capture.activations import DEFAULT_ACTIVATIONS, summary_line
 from swapprobe.capture.feeds import as_declared
+from swapprobe.capture.fixed_batch import fixed_batch_advice
 from swapprobe.capture.folding import warn_if_folded
 from swapprobe.capture.prepare import prepare, units_by_kind
 from swapprobe.capture.runner import ModelOrigin, RunnerTimings
@@ -210,6 +211,9 @@ class PatternSession:
             try:
                 outputs = self._forward(group, feeds)
             except Exception as error:
+                fixed = self.prepared.fixed_batch
+                if fixed is not None and fixed != self.batch_size:
+                    raise ShapeMismatchError(fixed_batch_advice(fixed, self.batch_size)) from None
                 raise ShapeMismatchError(f"forward pass failed: {first_line(error)}") from None
             t1 = time.perf_counter()
             for name, out in zip(group, outputs, strict=True):

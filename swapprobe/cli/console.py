@@ -5,6 +5,7 @@ checked before any work, rows and failures written after it, and errors in flag 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -44,7 +45,22 @@ def flag(name: str, value: str | None) -> str:
 
 def error_line(error: SwapprobeError) -> str:
     """The one line the CLI prints for a library error, parameters written as flags."""
-    return f"swapprobe: error: {error.spelled(flag)}"
+    return shorten(f"swapprobe: error: {error.spelled(flag)}")
+
+
+#: a word this long in a message is a spec or path a user pasted, not a word to read whole
+LONG_WORD = 120
+SHOWN_CHARS = 80
+
+
+def shorten(line: str) -> str:
+    """``line`` with every word of :data:`LONG_WORD` characters or more cut to its first
+    :data:`SHOWN_CHARS` and "…" (a 100 KB architecture string is echoed in errors)."""
+    return re.sub(
+        rf"\S{{{LONG_WORD},}}",
+        lambda word: f"{word.group()[:SHOWN_CHARS]}… ({len(word.group()):,} characters)",
+        line,
+    )
 
 
 # --- consoles and progress ---------------------------------------------------------------
@@ -236,7 +252,7 @@ def report_failed(err: Any, failed: Sequence[Any], total: int) -> int:
         )
     for outcome in failed:
         err.print(
-            f"swapprobe: error: {outcome.name}: {outcome.error}",
+            shorten(f"swapprobe: error: {outcome.name}: {outcome.error}"),
             markup=False,
             highlight=False,
             soft_wrap=True,

@@ -11,8 +11,9 @@ from typing import Any
 from swapprobe.cli import console, options
 
 EPILOG = """\
-The table is a CSV: an architecture column and one or more accuracy columns. Without a header,
-column 1 is the architecture and column 2 the accuracy (the authors' DARTS table).
+The table is a CSV or a JSON list of records: an architecture column (or key) and one or more
+accuracy columns. A CSV without a header: column 1 is the architecture and column 2 the
+accuracy (the authors' DARTS table).
 
 examples:
   swapprobe correlate darts --table darts_cifar10_1000.csv --data cifar10 --limit 200
@@ -32,7 +33,12 @@ def add_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("space", choices=list_spaces())
-    parser.add_argument("--table", required=True, metavar="FILE.csv")
+    parser.add_argument(
+        "--table",
+        required=True,
+        metavar="FILE",
+        help="trained accuracies per architecture: a CSV, or a .json list of records",
+    )
     parser.add_argument("--arch-col", help="architecture column (default: the first)")
     parser.add_argument(
         "--acc-col",
@@ -65,7 +71,11 @@ def add_parser(commands: Any) -> None:
         help="pattern blocks kept in the store per architecture (default: none; 'first' costs "
         "about 31 KB per DARTS cell and 0.6 MB per NAS-Bench-201 network at S=32)",
     )
-    out.add_argument("--resume", action="store_true")
+    out.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the architectures already in --store and score only the rest",
+    )
     out.add_argument("--plot", metavar="PNG", help="scatter plots of score vs accuracy")
     out.add_argument("--csv", metavar="PATH", help="per-architecture scores and accuracies")
     out.add_argument("--json", metavar="PATH", help="the correlation table as JSON")

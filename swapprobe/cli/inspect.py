@@ -14,6 +14,11 @@ def add_parser(commands: Any) -> None:
         "inspect",
         help="summarise an HDF5 store",
         description="Summarise a store: settings, models, scores.",
+        epilog="examples:\n"
+        "  swapprobe score torchvision:resnet18 darts:random:4 --store run.h5\n"
+        "  swapprobe inspect run.h5\n"
+        "  swapprobe inspect run.h5 --layers    # SWAP per layer (needs kept patterns)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("store", metavar="RUN.h5")
     parser.add_argument(

@@ -15,10 +15,26 @@ def add_parser(commands: Any) -> None:
         help="recompute regularised SWAP and baselines from a store",
         description="Recompute regularised SWAP (new μ, σ) and the baselines from stored "
         "patterns, without running any model.",
+        epilog="examples:\n"
+        "  swapprobe score darts:random:20 --store run.h5\n"
+        "  swapprobe rescore run.h5 --mu 0.08 --sigma 0.05\n"
+        "  swapprobe rescore run.h5 --mu 0.08 --sigma 0.05 --size-unit K --csv rescored.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("store", metavar="RUN.h5")
-    parser.add_argument("--mu", type=options.positive_float, required=True)
-    parser.add_argument("--sigma", type=options.positive_float, required=True)
+    parser.add_argument(
+        "--mu",
+        type=options.positive_float,
+        required=True,
+        help="μ of regularised SWAP: the size Θ (in --size-unit) it favours, "
+        "SWAP × exp(−(Θ − μ)² / σ)",
+    )
+    parser.add_argument(
+        "--sigma",
+        type=options.positive_float,
+        required=True,
+        help="σ of regularised SWAP: the width of its size factor exp(−(Θ − μ)² / σ)",
+    )
     parser.add_argument(
         "--size-unit",
         choices=("K", "M"),

@@ -18,7 +18,8 @@ models:
   nb201#INDEX          a NAS-Bench-201 architecture by the index the reports print
   FILE.py:FUNCTION     a Python function (no arguments) returning a torch.nn.Module
   torchvision:NAME     a torchvision classification model, random weights, its own input
-  timm:NAME            size (optional: pip install torchvision / timm built for your torch)
+  timm:NAME            size (optional: pip install --no-deps torchvision==0.28.0 for torch 2.13;
+                       timm: pip install --no-deps timm huggingface_hub safetensors pyyaml)
 
 activations (--activations): "gates" (default) counts every gate of SWAP_Universal (TPAMI 2026):
 the ReLU family (Relu, LeakyRelu, PRelu, ReLU6), Gelu (also its Erf and Tanh forms), Silu/Swish,
@@ -56,7 +57,11 @@ def add_parser(commands: Any) -> None:
         "print a ranking.",
     )
     parser.add_argument("models", nargs="+", metavar="MODEL", help="models to score (see below)")
-    options.add_data_options(parser, batch_default="16, or the space's, see below")
+    options.add_data_options(
+        parser,
+        batch_default="the space's, see below; else 16, raised until no model's SWAP can "
+        "reach its 2^S bound",
+    )
     options.add_scoring_options(parser, per_space=False)
     parser.add_argument(
         "--activations",
@@ -130,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if not results:  # every model failed: nothing to rank
         return console.report_failed(err, results.failed, len(scored.models))
     if not (args.json == "-" or args.csv == "-"):
-        out.print(report.run_header_for(scored.data, scored.settings, results[0]))
+        out.print(report.run_header_for(scored.data, scored.settings, results[0], scored.notes))
         out.print(report.ranking_table(results))
         if args.per_layer:
             for result in results:

@@ -152,11 +152,20 @@ def _from_array_file(
         inputs = _normalise(_to_unit(images), norm)
     else:
         inputs = _as_float32(chosen, str(path))
+        if _channels_last(inputs):  # images saved (N, H, W, C): the models take (N, C, H, W)
+            inputs = np.ascontiguousarray(inputs.transpose(0, 3, 1, 2))
+            what += f", channels-last {tuple(chosen.shape[1:])} transposed to (C, H, W)"
         _check_finite(inputs)  # before resizing spreads them: the count is the file's own
         if normalize not in ("auto", "none"):
             inputs = _normalise(inputs, normalize)
     inputs, resized = _resize(inputs, input_size)
     return _finish(inputs, what + resized + _norm_note(normalize))
+
+
+def _channels_last(array: np.ndarray) -> bool:
+    """A 4-D array whose last axis holds 1 or 3 channels and whose second does not: images
+    saved height, width, channels (numpy's and Pillow's layout)."""
+    return array.ndim == 4 and array.shape[3] in (1, 3) and array.shape[1] not in (1, 3)
 
 
 def _read_array_file(path: Path) -> np.ndarray:
@@ -180,7 +189,26 @@ def _read_array_file(path: Path) -> np.ndarray:
     except DataError:
         raise
     except Exception as exc:  # zip, header, pickle-refusal errors all mean an unusable file
-        raise DataError(f"cannot read {path} ({_reason(exc)}); save it with numpy.save") from exc
+        raise not_an_array_file(path, exc) from exc
+
+
+def not_an_array_file(
+    path: Path, error: Exception, instead: str = "give images in a folder"
+) -> DataError:
+    """The error for a file numpy cannot load: one that is no numpy file at all (text, say,
+    where numpy's own message would advise ``allow_pickle``) is called so; ``instead`` is
+    the other source to suggest."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(6)
+    except OSError:
+        head = b""
+    if head != b"\x93NUMPY" and not head.startswith(b"PK"):
+        return DataError(
+            f"{path} is not a numpy array file (it does not start as numpy.save writes "
+            f"one); save the array with numpy.save, or {instead}"
+        )
+    return DataError(f"cannot read {path} ({_reason(error)}); save it with numpy.save")
 
 
 def _image_layout(array: np.ndarray) -> Literal["hwc", "chw"] | None:

@@ -267,7 +267,9 @@ def _from_npy(path: Path, request: LoadRequest, seq_len: int | None, vocab: int 
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:  # header, pickle-refusal errors all mean an unusable file
-        raise DataError(f"cannot read {path} ({_reason(exc)}); save it with numpy.save") from exc
+        from swapprobe.data.files import not_an_array_file
+
+        raise not_an_array_file(path, exc, "give token text as tokens:FILE.txt") from exc
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "iu":
         raise DataError(
             f"{path} holds {getattr(array, 'dtype', type(array).__name__)} values; token ids "

@@ -7,6 +7,8 @@ the models say about how to score them (space defaults, input size, token shape)
 """
 
 from swapprobe.models.defaults import (
+    TOKEN_DATA,
+    default_data,
     input_size_of,
     scoring_defaults,
     token_options,
@@ -30,10 +32,12 @@ from swapprobe.models.schemes import (
 )
 
 __all__ = [
+    "TOKEN_DATA",
     "ModelRef",
     "SchemeResolver",
     "arch_key",
     "arch_ref",
+    "default_data",
     "input_size_of",
     "is_torch_module",
     "list_schemes",

@@ -8,7 +8,17 @@ from typing import Any
 
 from swapprobe.models.refs import ModelRef
 
-__all__ = ["input_size_of", "scoring_defaults", "token_options", "token_shape_of"]
+__all__ = [
+    "TOKEN_DATA",
+    "default_data",
+    "input_size_of",
+    "scoring_defaults",
+    "token_options",
+    "token_shape_of",
+]
+
+#: the offline token source models that read ids are scored on when no data is named
+TOKEN_DATA = "tokens:zipf"
 
 
 def scoring_defaults(refs: Iterable[ModelRef]) -> Any:
@@ -21,6 +31,25 @@ def scoring_defaults(refs: Iterable[ModelRef]) -> Any:
     if len(spaces) == 1 and None not in {ref.space for ref in refs}:
         return next(iter(refs)).space.defaults
     return SpaceDefaults()
+
+
+def default_data(
+    refs: Iterable[ModelRef], defaults: Any, fallback: str, input_name: str | None = None
+) -> tuple[str, str | None]:
+    """The data source when none is given, and why when it is not the usual one: the space's
+    declared source, else :data:`TOKEN_DATA` when every model reads token ids (see
+    :func:`~swapprobe.capture.feeds.takes_token_ids`; images would not fit them), else
+    ``fallback`` (embedded images)."""
+    if defaults.data:
+        return defaults.data, None
+    from swapprobe.capture.feeds import takes_token_ids
+
+    refs = list(refs)
+    if refs and all(
+        ref.space is None and takes_token_ids(ref.load(), input_name) for ref in refs
+    ):
+        return TOKEN_DATA, f"data {TOKEN_DATA}: the models read token ids, not images"
+    return fallback, None
 
 
 def input_size_of(refs: Iterable[ModelRef]) -> tuple[int, int] | None:
@@ -90,6 +119,17 @@ def token_options(
             f"vocab_size {vocab_size:,} is larger than the model's embedding table of "
             f"{min(vocabularies):,} rows: ids would fall outside it; give at most that"
         )
+    positions = _max_positions(refs)
+    if positions is not None:
+        if seq_len is not None and seq_len > positions:
+            raise SettingsError(
+                f"{{seq_len}} {seq_len:,} is longer than the model's {positions:,} positions "
+                f"(max_position_embeddings); give at most {positions:,}"
+            )
+        from swapprobe.data.tokens import DEFAULT_SEQ_LEN
+
+        if seq_len is None and not lengths and positions < DEFAULT_SEQ_LEN:
+            seq_len = positions  # the default length would overrun the position table
     for given, stated, what, name in (
         (vocab_size, vocabularies, "vocabularies", "vocab_size"),
         (seq_len, lengths, "sequence lengths", "seq_len"),
@@ -101,3 +141,18 @@ def token_options(
         "seq_len": seq_len if seq_len is not None else next(iter(lengths), None),
         "vocab_size": vocab_size if vocab_size is not None else next(iter(vocabularies), None),
     }
+
+
+def _max_positions(refs: Iterable[ModelRef]) -> int | None:
+    """The fewest positions a torch model of ``refs`` embeds (a transformers model's
+    ``config.max_position_embeddings``); None when none states it."""
+    found = []
+    for ref in refs:
+        if ref.space is not None:
+            continue
+        model = ref.load()
+        config = getattr(model, "config", None)
+        positions = getattr(config, "max_position_embeddings", None)
+        if isinstance(positions, int) and positions > 0:
+            found.append(positions)
+    return min(found, default=None)

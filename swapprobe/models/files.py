@@ -51,9 +51,7 @@ def load_function(path: Path, function: str) -> Callable[..., Any]:
     if added:
         sys.path.insert(0, folder)
     try:
-        spec.loader.exec_module(module)
-    except Exception as error:
-        raise ModelLoadError(f"importing {path} failed: {type(error).__name__}: {error}") from None
+        _exec(spec, module, path)
     finally:
         if added and folder in sys.path:
             sys.path.remove(folder)
@@ -74,6 +72,31 @@ def python_ref(
     built = _call_factory(factory, f"{path.name}:{function}", seed)
     ref = object_ref(built)
     return ModelRef(f"{path.name}:{function}", ref.key, ref.load)
+
+
+def _exec(spec: Any, module: Any, path: Path) -> None:
+    """Import the user's file; a torchvision built for another torch (which transformers
+    imports) is repaired once (see :func:`~swapprobe.models.zoos.repair_torchvision`) and
+    named when it is still the cause."""
+    from swapprobe.models.zoos import install_advice, repair_torchvision, torchvision_mismatch
+
+    for attempt in range(2):
+        try:
+            spec.loader.exec_module(module)
+            return
+        except Exception as error:
+            if not torchvision_mismatch(error):
+                raise ModelLoadError(
+                    f"importing {path} failed: {type(error).__name__}: {error}"
+                ) from None
+            if attempt:
+                raise ModelLoadError(
+                    f"importing {path} failed: torchvision is installed but built for another "
+                    "torch (operator torchvision::nms does not exist), and the import loads it; "
+                    f"install the build made for this torch: {install_advice('torchvision')}, "
+                    "or uninstall torchvision"
+                ) from None
+            repair_torchvision()
 
 
 def _call_factory(factory: Callable[[], Any], label: str, seed: int) -> Any:

@@ -95,5 +95,7 @@ def object_ref(obj: Any) -> ModelRef:
 
         return ModelRef(type(obj).__name__, "torch:" + module_digest(obj), lambda: obj)
     raise ModelLoadError(
-        f"cannot score a {type(obj).__name__}: give an ONNX file or a torch.nn.Module"
+        f"cannot score an object of type {type(obj).__name__}: give an ONNX file (path, "
+        "bytes or onnx.ModelProto), a torch.nn.Module, or a model spec such as "
+        "'darts:random:4' or 'torchvision:resnet18'"
     )

@@ -15,17 +15,27 @@ from typing import Any
 from swapprobe.errors import ModelLoadError
 from swapprobe.models.refs import ModelRef, object_ref
 
-__all__ = ["ZooLoader", "import_zoo", "timm_model", "torchvision_model", "zoo_scheme"]
+__all__ = [
+    "ZooLoader",
+    "import_zoo",
+    "install_advice",
+    "repair_torchvision",
+    "timm_model",
+    "torchvision_mismatch",
+    "torchvision_model",
+    "zoo_scheme",
+]
 
 #: a zoo: architecture name → the model (random weights) and the (H, W) it is made for
 ZooLoader = Callable[[str], tuple[Any, tuple[int, int] | None]]
 
 
 def torchvision_model(name: str) -> tuple[Any, tuple[int, int] | None]:
-    """``torchvision:NAME``: a classification model and the crop size of its own weights."""
+    """``torchvision:NAME``: a model (classification, or any other built without downloading
+    weights) and the crop size of its own weights."""
     models = import_zoo("torchvision", "torchvision.models")
     try:
-        model = models.get_model(name, weights=None)
+        model = models.get_model(name, weights=None, **_no_backbone_weights(models, name))
     except ValueError:
         known = ", ".join(sorted(models.list_models(module=models))[:12])
         raise ModelLoadError(
@@ -38,6 +48,19 @@ def torchvision_model(name: str) -> tuple[Any, tuple[int, int] | None]:
     except Exception:
         size = None
     return model, size
+
+
+def _no_backbone_weights(models: Any, name: str) -> dict[str, Any]:
+    """``weights_backbone=None`` for the builders that take it (detection, segmentation,
+    video): their default downloads ImageNet backbone weights, which scoring re-draws anyway."""
+    import inspect
+
+    try:
+        builder = models.get_model_builder(name)
+        taken = inspect.signature(builder).parameters
+    except (ValueError, TypeError):
+        return {}
+    return {"weights_backbone": None} if "weights_backbone" in taken else {}
 
 
 def timm_model(name: str) -> tuple[Any, tuple[int, int] | None]:
@@ -54,31 +77,66 @@ def timm_model(name: str) -> tuple[Any, tuple[int, int] | None]:
 
 def import_zoo(package: str, module: str) -> Any:
     """Import a zoo's ``module``, or say in one line why it cannot be (absent, or a build made
-    for another torch that even the repair below cannot load)."""
+    for another torch that even the repair of :func:`repair_torchvision` cannot load)."""
     try:
         return importlib.import_module(module)
     except RuntimeError as error:
-        if "torchvision::nms does not exist" not in str(error):
+        if not torchvision_mismatch(error):
             raise ModelLoadError(f"{package} cannot be imported: {error}") from None
-        # A torchvision wheel built for another torch (PyPI's CUDA build beside a CPU torch)
-        # cannot load its C++ operators, and its import stops at the first fake registration.
-        # Classification models never call those operators: declare the two the import
-        # needs, without kernels, and import again. Detection models would still fail.
-        _declare_torchvision_ops()
-        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-            del sys.modules[name]
+        repair_torchvision()
         try:
             return importlib.import_module(module)
         except (ImportError, RuntimeError) as again:
             raise ModelLoadError(
                 f"{package} is installed but cannot be imported beside this torch "
-                f"({str(again).splitlines()[0]}); install the {package} build made for your "
-                "torch"
+                f"({str(again).splitlines()[0]}); install the build made for your torch: "
+                f"{install_advice(package)}"
             ) from None
     except ImportError:
         raise ModelLoadError(
-            f"{package} models need {package}: pip install {package} (a build matching your torch)"
+            f"{package} models need {package}: {install_advice(package)}"
         ) from None
+
+
+def install_advice(package: str) -> str:
+    """The install of ``package`` that keeps this torch: ``--no-deps`` (a plain install of
+    torchvision or timm replaces a CPU torch with PyPI's CUDA build), torchvision pinned to the
+    release made for this torch (0.28 for torch 2.13, as ``.ci/run`` installs it)."""
+    if package == "torchvision":
+        import torch
+
+        major, minor = (int(part) for part in torch.__version__.split(".")[:2])
+        pin = f"==0.{minor + 15}.0" if major == 2 else ""
+        return f"pip install --no-deps torchvision{pin}"
+    if package == "timm":
+        return "pip install --no-deps timm huggingface_hub safetensors pyyaml"
+    return f"pip install {package}"
+
+
+def torchvision_mismatch(error: BaseException | None) -> bool:
+    """Whether ``error`` (or an error it was raised from or during) is a torchvision build made
+    for another torch failing to load its operators (transformers hides it behind its own
+    "Could not import module")."""
+    seen = 0
+    while error is not None and seen < 32:
+        if "torchvision::nms does not exist" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
+
+
+def repair_torchvision() -> None:
+    """Make a torchvision built for another torch importable: a PyPI wheel beside a CPU torch
+    cannot load its C++ operators, and its import stops at the first fake registration.
+    Classification models and transformers never call those operators: declare the two the
+    import needs, without kernels, and forget the half-imported modules (torchvision's and
+    transformers', which imported it) so the next import starts afresh. Detection models
+    would still fail."""
+    _declare_torchvision_ops()
+    for name in list(sys.modules):
+        if name.split(".")[0] in ("torchvision", "transformers"):
+            del sys.modules[name]
 
 
 _TORCHVISION_OPS: list[Any] = []  # keeps the declaring library alive
