@@ -151,8 +151,9 @@ def test_a_graph_input_without_data_is_one_line() -> None:
     with pytest.raises(ShapeMismatchError) as caught:
         evaluate(model, token_batch(ids))
     assert str(caught.value) == (
-        "model has 2 inputs (input, attention_mask); choose the data input with --input-name"
+        "model has 2 inputs (input, attention_mask); choose the data input with input_name"
     )
+    assert caught.value.option == "input_name"  # the CLI writes it as --input-name
     with pytest.raises(ShapeMismatchError) as caught:
         evaluate(model, token_batch(ids), input_name=INPUT_NAME)
     assert str(caught.value) == (
