@@ -465,8 +465,8 @@ def test_verified_download_extracts_and_loads(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, isolated: Path
 ) -> None:
     payload = _fake_archive(tmp_path)
-    spec = dataclasses.replace(cifar._CIFAR["cifar10"], md5=hashlib.md5(payload).hexdigest())
-    monkeypatch.setitem(cifar._CIFAR, "cifar10", spec)
+    spec = dataclasses.replace(cifar.CIFAR_SPECS["cifar10"], md5=hashlib.md5(payload).hexdigest())
+    monkeypatch.setitem(cifar.CIFAR_SPECS, "cifar10", spec)
     _serve(monkeypatch, payload)
     seen: list[tuple[int, int]] = []
 
@@ -489,8 +489,8 @@ def test_download_goes_to_first_writable_place(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, isolated: Path
 ) -> None:
     payload = _fake_archive(tmp_path)
-    spec = dataclasses.replace(cifar._CIFAR["cifar10"], md5=hashlib.md5(payload).hexdigest())
-    monkeypatch.setitem(cifar._CIFAR, "cifar10", spec)
+    spec = dataclasses.replace(cifar.CIFAR_SPECS["cifar10"], md5=hashlib.md5(payload).hexdigest())
+    monkeypatch.setitem(cifar.CIFAR_SPECS, "cifar10", spec)
     _serve(monkeypatch, payload)
     blocked = tmp_path / "a-file"
     blocked.write_text("a file, so no folder can be made under it (even as root)")
@@ -507,8 +507,8 @@ def test_unsafe_archive_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         info.size = 2
         tar.addfile(info, io.BytesIO(b"hi"))
     payload = buffer.getvalue()
-    spec = dataclasses.replace(cifar._CIFAR["cifar10"], md5=hashlib.md5(payload).hexdigest())
-    monkeypatch.setitem(cifar._CIFAR, "cifar10", spec)
+    spec = dataclasses.replace(cifar.CIFAR_SPECS["cifar10"], md5=hashlib.md5(payload).hexdigest())
+    monkeypatch.setitem(cifar.CIFAR_SPECS, "cifar10", spec)
     _serve(monkeypatch, payload)
     with pytest.raises(DownloadError, match="cannot extract"):
         download_cifar("cifar10", tmp_path / "dl")

@@ -46,10 +46,10 @@ from swapprobe.data.common import (
     Normalize,
     Pick,
     Split,
-    _check_settings,
+    check_settings,
     fingerprint,
 )
-from swapprobe.data.files import _from_path, _from_user_array
+from swapprobe.data.files import from_path, from_user_array
 from swapprobe.data.registry import (
     Loader,
     find_source,
@@ -143,7 +143,7 @@ def load_batch(
         DataError: unknown dataset, missing path, malformed file, too few samples, NaN/inf.
         DownloadError: CIFAR is missing and could not be downloaded or failed its checksum.
     """
-    _check_settings(batch_size, seed, input_size, pick, split, normalize)
+    check_settings(batch_size, seed, input_size, pick, split, normalize)
     tokens = is_token_source(data)
     for value, label in (
         (seq_len, "seq_len"),
@@ -156,7 +156,7 @@ def load_batch(
                 f"{'an array' if isinstance(data, np.ndarray) else repr(os.fspath(data))[:60]}"
             )
     if isinstance(data, np.ndarray):
-        return _from_user_array(data, input_size, normalize)
+        return from_user_array(data, input_size, normalize)
     if not isinstance(data, str | os.PathLike):
         raise DataError(f"unknown dataset of type {type(data).__name__}: {unknown_hint()}")
     name = os.fspath(data)
@@ -178,4 +178,4 @@ def load_batch(
             tokenizer=tokenizer,
         )
         return loader(source_name(name), request)
-    return _from_path(Path(name).expanduser(), batch_size, seed, input_size, pick, split, normalize)
+    return from_path(Path(name).expanduser(), batch_size, seed, input_size, pick, split, normalize)

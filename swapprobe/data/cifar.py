@@ -33,13 +33,13 @@ from swapprobe.data.common import (
     Normalize,
     Pick,
     Split,
-    _draw,
-    _finish,
-    _norm_note,
-    _normalise,
-    _reason,
-    _resize,
-    _to_unit,
+    draw_indices,
+    finish_batch,
+    normalisation_note,
+    normalise,
+    reason_of,
+    resize_images,
+    to_unit,
 )
 from swapprobe.errors import DataError, DownloadError
 
@@ -59,7 +59,7 @@ class _CifarSpec:
     label_key: str
 
 
-_CIFAR: dict[str, _CifarSpec] = {
+CIFAR_SPECS: dict[str, _CifarSpec] = {
     "cifar10": _CifarSpec(
         title="CIFAR-10",
         folder="cifar-10-batches-py",
@@ -91,13 +91,13 @@ _CHUNK = 1 << 20
 def load_cifar(name: str, request: LoadRequest) -> Batch:
     """The registered loader of ``"cifar10"`` and ``"cifar100"``: find the folder (downloading
     it when allowed), then read the requested images."""
-    spec = _CIFAR[name]
+    spec = CIFAR_SPECS[name]
     root = _find_cifar(spec, request.data_dir)
     if root is None:
         if not request.download:
             raise DataError(_not_found_message(spec, request.data_dir))
         root = download_cifar(name, _download_destination(spec, request.data_dir), request.progress)
-    return _from_cifar(
+    return from_cifar(
         name,
         root,
         request.batch_size,
@@ -162,14 +162,14 @@ def download_cifar(
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _download_error(spec, f"cannot create {parent}: {_reason(exc)}") from exc
+        raise _download_error(spec, f"cannot create {parent}: {reason_of(exc)}") from exc
 
     try:
         fd, part_name = tempfile.mkstemp(
             dir=parent, prefix=f".{spec.folder}.", suffix=".tar.gz.part"
         )
     except OSError as exc:
-        raise _download_error(spec, f"cannot write in {parent}: {_reason(exc)}") from exc
+        raise _download_error(spec, f"cannot write in {parent}: {reason_of(exc)}") from exc
     part = Path(part_name)
     staging: Path | None = None
     try:
@@ -190,7 +190,7 @@ def download_cifar(
             if not dest.exists():  # another process may have finished first; keep its copy
                 os.replace(extracted, dest)
         except OSError as exc:
-            raise _download_error(spec, f"cannot extract into {parent}: {_reason(exc)}") from exc
+            raise _download_error(spec, f"cannot extract into {parent}: {reason_of(exc)}") from exc
     finally:
         part.unlink(missing_ok=True)
         if staging is not None:
@@ -215,7 +215,7 @@ def _fetch(spec: _CifarSpec, out: BinaryIO, progress: Callable[[int, int], None]
                 if progress is not None:
                     progress(done, total)
     except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError is an OSError
-        raise _download_error(spec, _reason(exc)) from exc
+        raise _download_error(spec, reason_of(exc)) from exc
     return md5.hexdigest()
 
 
@@ -233,11 +233,11 @@ def _extract(spec: _CifarSpec, archive: Path, into: Path) -> None:
                         raise tarfile.TarError(f"unsafe member {member.name!r}")
                 tar.extractall(into)
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise _download_error(spec, f"cannot extract the archive: {_reason(exc)}") from exc
+        raise _download_error(spec, f"cannot extract the archive: {reason_of(exc)}") from exc
 
 
 def _cifar_spec(name: str) -> _CifarSpec:
-    spec = _CIFAR.get(str(name).lower())
+    spec = CIFAR_SPECS.get(str(name).lower())
     if spec is None:
         raise DataError(f"unknown CIFAR dataset {name!r}: use cifar10 or cifar100")
     return spec
@@ -265,12 +265,12 @@ def _find_cifar(spec: _CifarSpec, data_dir: str | os.PathLike[str] | None) -> Pa
     for place in _locations(data_dir):
         if (place / spec.folder).is_dir():
             return place / spec.folder
-        if _is_cifar_folder(place, spec):
+        if is_cifar_folder(place, spec):
             return place
     return None
 
 
-def _is_cifar_folder(path: Path, spec: _CifarSpec) -> bool:
+def is_cifar_folder(path: Path, spec: _CifarSpec) -> bool:
     """The official folder, by name, or by its first batch file and meta file under any name."""
     if not path.is_dir():
         return False
@@ -347,7 +347,7 @@ def cifar_labels(
     """The class labels (int64) of the images ``load_batch(name, ...)`` returns for the same
     ``batch_size``, ``seed``, ``pick`` and ``split``, in the same order: what a labelled pass
     (a task loss at initialisation) needs beside the images. Never downloads."""
-    spec = _CIFAR[name]
+    spec = CIFAR_SPECS[name]
     root = _find_cifar(spec, data_dir)
     if root is None:
         raise DataError(_not_found_message(spec, data_dir))
@@ -356,7 +356,7 @@ def cifar_labels(
     if pick == "first":
         return _first_rows(root, files, read, batch_size, f"labels but {name} {split}")
     everything = np.concatenate([read(root / f) for f in files])
-    return everything[_draw(len(everything), batch_size, seed, f"{name} {split} in {root}")]
+    return everything[draw_indices(len(everything), batch_size, seed, f"{name} {split} in {root}")]
 
 
 def _first_rows(
@@ -398,7 +398,7 @@ def _unpickle(path: Path, spec: _CifarSpec) -> Any:
             return _ArrayUnpickler(f, encoding="bytes").load()
     except Exception as exc:  # any unpickling failure means the same thing: a bad file
         raise DataError(
-            f"cannot read {spec.title} file {path} ({_reason(exc)}); replace it with the "
+            f"cannot read {spec.title} file {path} ({reason_of(exc)}); replace it with the "
             f"official file"
         ) from exc
 
@@ -441,7 +441,7 @@ def _read_cifar_file(path: Path, spec: _CifarSpec) -> np.ndarray:
     return images
 
 
-def _from_cifar(
+def from_cifar(
     key: str,
     root: Path,
     batch_size: int,
@@ -451,7 +451,7 @@ def _from_cifar(
     split: Split,
     normalize: Normalize,
 ) -> Batch:
-    spec = _CIFAR[key]
+    spec = CIFAR_SPECS[key]
     files = spec.train_files if split == "train" else spec.test_files
     if pick == "first":
         read = partial(_read_cifar_file, spec=spec)
@@ -459,10 +459,10 @@ def _from_cifar(
         what = f"{key} {split} images 0-{batch_size - 1}"
     else:
         everything = np.concatenate([_read_cifar_file(root / f, spec) for f in files])
-        index = _draw(len(everything), batch_size, seed, f"{key} {split} in {root}")
+        index = draw_indices(len(everything), batch_size, seed, f"{key} {split} in {root}")
         flat = everything[index]
         what = f"{key} {split}, {batch_size} random images (seed {seed})"
     images = flat.reshape(-1, 3, 32, 32)
     norm = key if normalize == "auto" else normalize
-    inputs, resized = _resize(_normalise(_to_unit(images), norm), input_size)
-    return _finish(inputs, f"{what} ({root})" + resized + _norm_note(normalize))
+    inputs, resized = resize_images(normalise(to_unit(images), norm), input_size)
+    return finish_batch(inputs, f"{what} ({root})" + resized + normalisation_note(normalize))

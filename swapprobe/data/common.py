@@ -1,7 +1,7 @@
 """What every source shares: the :class:`Batch` it returns, the settings it receives, and the
 steps all of them take (checks, uint8 → [0, 1], normalisation, resize, finite check, fingerprint).
 
-Every image or array source ends in :func:`_finish`, so every such batch is float32,
+Every image or array source ends in :func:`finish_batch`, so every such batch is float32,
 C-contiguous, finite and fingerprinted the same way whichever loader made it; token sources end
 in :func:`swapprobe.data.tokens.token_batch` (int64 ids, checked and fingerprinted alike).
 """
@@ -96,7 +96,7 @@ class LoadRequest:
     tokenizer: str | None = None
 
 
-def _check_settings(
+def check_settings(
     batch_size: int,
     seed: int,
     input_size: tuple[int, int] | None,
@@ -104,12 +104,12 @@ def _check_settings(
     split: str,
     normalize: str,
 ) -> None:
-    if not _is_int(batch_size) or batch_size < 2:
+    if not is_int(batch_size) or batch_size < 2:
         raise SettingsError(f"batch size must be an integer >= 2, got {batch_size!r}")
-    if not _is_int(seed) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise SettingsError(f"seed must be a non-negative integer, got {seed!r}")
     if input_size is not None:
-        _check_size(input_size, "input_size")
+        check_size(input_size, "input_size")
         _check_memory(batch_size, input_size)
     for value, allowed, label in (
         (pick, _PICKS, "pick"),
@@ -136,33 +136,33 @@ def _check_memory(batch_size: int, input_size: tuple[int, int]) -> None:
         )
 
 
-def _check_size(size: object, label: str) -> tuple[int, int]:
+def check_size(size: object, label: str) -> tuple[int, int]:
     if (
         not isinstance(size, tuple | list)
         or len(size) != 2
-        or not all(_is_int(v) and v >= 1 for v in size)
+        or not all(is_int(v) and v >= 1 for v in size)
     ):
         raise SettingsError(f"{label} must be two positive integers (H, W), got {size!r}")
     return int(size[0]), int(size[1])
 
 
-def _is_int(value: object) -> bool:
+def is_int(value: object) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
-def _draw(total: int, count: int, seed: int, what: str) -> np.ndarray:
+def draw_indices(total: int, count: int, seed: int, what: str) -> np.ndarray:
     """``count`` distinct indices in [0, total), reproducible from ``seed``."""
     if total < count:
         raise DataError(f"asked for {count} samples but {what} holds {total}; lower the batch size")
     return np.random.default_rng(seed).choice(total, size=count, replace=False)
 
 
-def _to_unit(images: np.ndarray) -> np.ndarray:
+def to_unit(images: np.ndarray) -> np.ndarray:
     """uint8 → float32 in [0, 1], as torchvision's ToTensor does (the reference pipeline)."""
     return images.astype(np.float32) / np.float32(255.0)
 
 
-def _normalise(x: np.ndarray, which: str) -> np.ndarray:
+def normalise(x: np.ndarray, which: str) -> np.ndarray:
     """Per-channel (x - mean) / std in float32, like torchvision's Normalize."""
     if which in ("none", "auto"):
         return x
@@ -178,7 +178,7 @@ def _normalise(x: np.ndarray, which: str) -> np.ndarray:
     return (x - m) / s
 
 
-def _resize(x: np.ndarray, input_size: tuple[int, int] | None) -> tuple[np.ndarray, str]:
+def resize_images(x: np.ndarray, input_size: tuple[int, int] | None) -> tuple[np.ndarray, str]:
     """Bilinear, antialiased resize of (S, C, H, W) to ``input_size``; no-op when it matches.
 
     Returns the array and a note for the batch's source ("" when nothing was resized).
@@ -205,18 +205,18 @@ def _resize(x: np.ndarray, input_size: tuple[int, int] | None) -> tuple[np.ndarr
     return out.numpy(), f", resized to {size[0]}x{size[1]}"
 
 
-def _norm_note(normalize: Normalize) -> str:
+def normalisation_note(normalize: Normalize) -> str:
     return "" if normalize == "auto" else f", normalize={normalize}"
 
 
-def _finish(inputs: np.ndarray, source: str) -> Batch:
+def finish_batch(inputs: np.ndarray, source: str) -> Batch:
     """Check, make contiguous float32, describe and fingerprint a batch."""
     inputs = np.ascontiguousarray(inputs, dtype=np.float32)
-    _check_finite(inputs)
+    check_finite(inputs)
     return Batch(inputs=inputs, source=source, fingerprint=fingerprint(inputs))
 
 
-def _check_finite(x: np.ndarray) -> None:
+def check_finite(x: np.ndarray) -> None:
     """NaN/inf would silently turn every activation pattern into garbage: refuse them."""
     bad = int(x.size - np.count_nonzero(np.isfinite(x)))
     if bad:
@@ -242,7 +242,7 @@ def fingerprint(inputs: np.ndarray, extra: Mapping[str, np.ndarray] | None = Non
     return h.hexdigest()[:16]
 
 
-def _reason(exc: BaseException) -> str:
+def reason_of(exc: BaseException) -> str:
     """A one-line reason for an exception (URLError wraps the useful one in ``reason``)."""
     if isinstance(exc, urllib.error.HTTPError):
         text = f"HTTP {exc.code} {exc.reason}"

@@ -14,20 +14,20 @@ from typing import Literal, cast
 
 import numpy as np
 
-from swapprobe.data.cifar import _CIFAR, _from_cifar, _is_cifar_folder
+from swapprobe.data.cifar import CIFAR_SPECS, from_cifar, is_cifar_folder
 from swapprobe.data.common import (
     Batch,
     Normalize,
     Pick,
     Split,
-    _check_finite,
-    _draw,
-    _finish,
-    _norm_note,
-    _normalise,
-    _reason,
-    _resize,
-    _to_unit,
+    check_finite,
+    draw_indices,
+    finish_batch,
+    normalisation_note,
+    normalise,
+    reason_of,
+    resize_images,
+    to_unit,
 )
 from swapprobe.data.registry import unknown_hint
 from swapprobe.errors import DataError
@@ -36,7 +36,7 @@ _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp"})
 _NPZ_PREFERRED = ("inputs", "x", "images")
 
 
-def _from_path(
+def from_path(
     path: Path,
     batch_size: int,
     seed: int,
@@ -54,9 +54,9 @@ def _from_path(
         raise DataError(f"unknown dataset {text!r}: {unknown_hint()}")
     if path.is_dir():
         # An official CIFAR folder given by path: load it as that dataset.
-        for key, spec in _CIFAR.items():
-            if _is_cifar_folder(path, spec):
-                return _from_cifar(key, path, batch_size, seed, input_size, pick, split, normalize)
+        for key, spec in CIFAR_SPECS.items():
+            if is_cifar_folder(path, spec):
+                return from_cifar(key, path, batch_size, seed, input_size, pick, split, normalize)
         return _from_folder(path, batch_size, seed, input_size, pick, normalize)
     if suffix in (".npy", ".npz"):
         return _from_array_file(path, batch_size, seed, input_size, pick, normalize)
@@ -90,7 +90,7 @@ def _from_folder(
         chosen = files[:batch_size]
         what = f"images {chosen[0].name}..{chosen[-1].name} from {folder}"
     else:
-        index = _draw(len(files), batch_size, seed, f"folder {folder}")
+        index = draw_indices(len(files), batch_size, seed, f"folder {folder}")
         chosen = [files[i] for i in index]
         what = f"{batch_size} random images (seed {seed}) from {folder}"
 
@@ -101,7 +101,7 @@ def _from_folder(
                 pictures.append(opened.convert("RGB"))
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             raise DataError(
-                f"cannot read image {file} ({_reason(exc)}); remove or replace it"
+                f"cannot read image {file} ({reason_of(exc)}); remove or replace it"
             ) from exc
 
     sizes = {p.size for p in pictures}  # PIL sizes are (W, H)
@@ -114,8 +114,8 @@ def _from_folder(
         what += f" (resized to {target[1]}x{target[0]})"
     images = np.stack([np.asarray(p, dtype=np.uint8) for p in pictures]).transpose(0, 3, 1, 2)
     norm = "imagenet" if normalize == "auto" else normalize
-    inputs, resized = _resize(_normalise(_to_unit(images), norm), input_size)
-    return _finish(inputs, what + resized + _norm_note(normalize))
+    inputs, resized = resize_images(normalise(to_unit(images), norm), input_size)
+    return finish_batch(inputs, what + resized + normalisation_note(normalize))
 
 
 def _from_array_file(
@@ -141,7 +141,7 @@ def _from_array_file(
         chosen = np.asarray(array[:batch_size])
         what = f"{path} samples 0-{batch_size - 1}"
     else:
-        index = _draw(len(array), batch_size, seed, str(path))
+        index = draw_indices(len(array), batch_size, seed, str(path))
         chosen = np.asarray(array[np.sort(index)])[np.argsort(np.argsort(index))]
         what = f"{path}, {batch_size} random samples (seed {seed})"
 
@@ -149,17 +149,17 @@ def _from_array_file(
     if layout is not None:
         images = chosen if layout == "chw" else chosen.transpose(0, 3, 1, 2)
         norm = "imagenet" if normalize == "auto" else normalize
-        inputs = _normalise(_to_unit(images), norm)
+        inputs = normalise(to_unit(images), norm)
     else:
         inputs = _as_float32(chosen, str(path))
         if _channels_last(inputs):  # images saved (N, H, W, C): the models take (N, C, H, W)
             inputs = np.ascontiguousarray(inputs.transpose(0, 3, 1, 2))
             what += f", channels-last {tuple(chosen.shape[1:])} transposed to (C, H, W)"
-        _check_finite(inputs)  # before resizing spreads them: the count is the file's own
+        check_finite(inputs)  # before resizing spreads them: the count is the file's own
         if normalize not in ("auto", "none"):
-            inputs = _normalise(inputs, normalize)
-    inputs, resized = _resize(inputs, input_size)
-    return _finish(inputs, what + resized + _norm_note(normalize))
+            inputs = normalise(inputs, normalize)
+    inputs, resized = resize_images(inputs, input_size)
+    return finish_batch(inputs, what + resized + normalisation_note(normalize))
 
 
 def _channels_last(array: np.ndarray) -> bool:
@@ -208,7 +208,7 @@ def not_an_array_file(
             f"{path} is not a numpy array file (it does not start as numpy.save writes "
             f"one); save the array with numpy.save, or {instead}"
         )
-    return DataError(f"cannot read {path} ({_reason(error)}); save it with numpy.save")
+    return DataError(f"cannot read {path} ({reason_of(error)}); save it with numpy.save")
 
 
 def _image_layout(array: np.ndarray) -> Literal["hwc", "chw"] | None:
@@ -226,7 +226,7 @@ def _image_layout(array: np.ndarray) -> Literal["hwc", "chw"] | None:
 # user arrays
 
 
-def _from_user_array(
+def from_user_array(
     array: np.ndarray, input_size: tuple[int, int] | None, normalize: Normalize
 ) -> Batch:
     if array.ndim < 2 or len(array) < 2:
@@ -235,12 +235,12 @@ def _from_user_array(
             f"samples, e.g. (16, 3, 32, 32)"
         )
     inputs = _as_float32(array, "the array")
-    _check_finite(inputs)  # before resizing spreads them: the count is the array's own
+    check_finite(inputs)  # before resizing spreads them: the count is the array's own
     if normalize not in ("auto", "none"):
-        inputs = _normalise(inputs, normalize)
-    inputs, resized = _resize(inputs, input_size)
-    source = f"user array {tuple(array.shape)} {array.dtype}" + resized + _norm_note(normalize)
-    return _finish(inputs, source)
+        inputs = normalise(inputs, normalize)
+    inputs, resized = resize_images(inputs, input_size)
+    source = f"user array {tuple(array.shape)} {array.dtype}" + resized
+    return finish_batch(inputs, source + normalisation_note(normalize))
 
 
 def _as_float32(array: np.ndarray, what: str) -> np.ndarray:

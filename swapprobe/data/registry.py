@@ -29,7 +29,7 @@ def register_source(name: str, loader: Loader, *, replace: bool = False) -> None
             ``:`` is a prefix: every name starting with it (``tokens:zipf``,
             ``tokens:/data/ids.npy``) goes to its loader, as :func:`source_name` spells it.
         loader: returns the :class:`~swapprobe.data.Batch`; it should end in
-            ``swapprobe.data.common._finish`` so the batch is checked and fingerprinted.
+            ``swapprobe.data.common.finish_batch`` so the batch is checked and fingerprinted.
         replace: allow replacing a loader already registered under ``name``.
 
     Raises:

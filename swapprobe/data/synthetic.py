@@ -48,11 +48,11 @@ from swapprobe.data.common import (
     Batch,
     LoadRequest,
     Normalize,
-    _check_size,
-    _finish,
-    _is_int,
-    _norm_note,
-    _normalise,
+    check_size,
+    finish_batch,
+    is_int,
+    normalisation_note,
+    normalise,
 )
 from swapprobe.errors import SettingsError
 
@@ -77,10 +77,10 @@ def synthetic_images(n: int, size: tuple[int, int] = (32, 32), seed: int = 0) ->
     Raises:
         SettingsError: ``n`` below 1, a non-positive size, or a negative seed.
     """
-    if not _is_int(n) or n < 1:
+    if not is_int(n) or n < 1:
         raise SettingsError(f"synthetic_images needs n >= 1 images, got {n!r}")
-    height, width = _check_size(size, "size")
-    if not _is_int(seed) or seed < 0:
+    height, width = check_size(size, "size")
+    if not is_int(seed) or seed < 0:
         raise SettingsError(f"seed must be a non-negative integer, got {seed!r}")
 
     r_min = 3.0
@@ -184,6 +184,6 @@ def _from_synthetic(
     size = input_size or (32, 32)  # drawn at the target size: no resampling blur
     images = synthetic_images(batch_size, size, seed)
     norm = "cifar10" if normalize == "auto" else normalize
-    inputs = _normalise(images, norm)
+    inputs = normalise(images, norm)
     source = f"synthetic dead-leaves {size[0]}x{size[1]}, seed {seed}"
-    return _finish(inputs, source + _norm_note(normalize))
+    return finish_batch(inputs, source + normalisation_note(normalize))

@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from swapprobe.data.common import Batch, LoadRequest, _draw, _is_int, _reason, fingerprint
+from swapprobe.data.common import Batch, LoadRequest, draw_indices, fingerprint, is_int, reason_of
 from swapprobe.errors import DataError, SettingsError
 
 __all__ = [
@@ -113,7 +113,7 @@ def load_tokens(name: str, request: LoadRequest) -> Batch:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(f"cannot read {path} as UTF-8 text ({_reason(exc)})") from exc
+            raise DataError(f"cannot read {path} as UTF-8 text ({reason_of(exc)})") from exc
         return _from_text(text, f"{PREFIX}{path}", request, seq_len, vocab)
     raise DataError(
         f"unknown token source {name!r}: use tokens:zipf, tokens:uniform, tokens:english, "
@@ -169,7 +169,7 @@ def token_batch(
     if low < 0:
         raise DataError(f"token ids must be non-negative, the smallest is {low}")
     if vocab_size is not None:
-        if not _is_int(vocab_size) or vocab_size < 1:
+        if not is_int(vocab_size) or vocab_size < 1:
             raise DataError(f"vocab_size must be a positive integer, got {vocab_size!r}")
         if high >= vocab_size:
             raise DataError(
@@ -200,7 +200,7 @@ def _further(name: str, value: np.ndarray, samples: int) -> np.ndarray:
 def _positive(value: object, label: str) -> int | None:
     if value is None:
         return None
-    if not _is_int(value) or int(value) < 1:  # type: ignore[call-overload]
+    if not is_int(value) or int(value) < 1:  # type: ignore[call-overload]
         raise SettingsError(f"{label} must be a positive integer, got {value!r}")
     return int(value)  # type: ignore[call-overload]
 
@@ -255,7 +255,7 @@ def _from_text(
     if request.pick == "first":
         ids, which = chunks[:samples], f"documents 0-{samples - 1}"
     else:
-        index = _draw(documents, samples, request.seed, origin)
+        index = draw_indices(documents, samples, request.seed, origin)
         ids, which = chunks[index], f"{samples} random documents (seed {request.seed})"
     source = f"{origin}, {scheme}, {which} of {length} tokens"
     return token_batch(ids, extra=_further_inputs(samples, length), source=source, vocab_size=vocab)
@@ -290,7 +290,7 @@ def _from_npy(path: Path, request: LoadRequest, seq_len: int | None, vocab: int 
     if request.pick == "first":
         ids, which = np.asarray(array[:samples]), f"rows 0-{samples - 1}"
     else:
-        index = _draw(len(array), samples, request.seed, str(path))
+        index = draw_indices(len(array), samples, request.seed, str(path))
         ids, which = (
             np.asarray(array[np.sort(index)])[np.argsort(np.argsort(index))],
             (f"{samples} random rows (seed {request.seed})"),
@@ -316,7 +316,7 @@ def _tokenizer_ids(text: str, name: str, vocab: int | None) -> tuple[np.ndarray,
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
     except Exception as exc:  # OSError, ValueError, HF's own: all mean "not here"
-        why = _reason(exc).split(". ")[0][:160]  # HF's first sentence; the rest is advice
+        why = reason_of(exc).split(". ")[0][:160]  # HF's first sentence; the rest is advice
         raise DataError(
             f"tokenizer {name!r} is not available offline: its vocabulary files are not on this "
             f"machine and cannot be fetched here ({why}); give a local tokenizer folder, or no "
