@@ -12,11 +12,14 @@ from swapprobe.cli import console, options
 
 EPILOG = """\
 The table is a CSV: an architecture column and one or more accuracy columns. Without a header,
-column 1 is the architecture and column 2 the accuracy (the authors' DARTS table).
+column 1 is the architecture and column 2 the accuracy (the authors' DARTS table). A NASLib
+zero-cost table (NAS-Bench-Suite-Zero's JSON, {task: {key: columns}}) has each task as a
+target (--acc-col chooses tasks) and its proxies ranked beside swapprobe's as naslib:NAME.
 
 examples:
   swapprobe correlate darts --table darts_cifar10_1000.csv --data cifar10 --limit 200
   swapprobe correlate nb201 --table nb201.csv --acc-col cifar10_test_acc_200ep --reg auto
+  swapprobe correlate nb201 --table nb201_dev.json --limit 100
 """
 
 
@@ -32,7 +35,7 @@ def add_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("space", choices=list_spaces())
-    parser.add_argument("--table", required=True, metavar="FILE.csv")
+    parser.add_argument("--table", required=True, metavar="FILE.csv|FILE.json")
     parser.add_argument("--arch-col", help="architecture column (default: the first)")
     parser.add_argument(
         "--acc-col",
