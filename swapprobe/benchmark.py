@@ -212,7 +212,7 @@ class StudyPlan:
             try:
                 count = _rows_of(path, space, self.tasks)
             except SwapprobeError as error:
-                outcomes.append(TableOutcome(path, space, problem=str(error)))
+                outcomes.append(TableOutcome(path, space, problem=_naming(path, error)))
                 continue
             planned.append((len(outcomes), path, space, min(count, self.limit or count)))
             outcomes.append(TableOutcome(path, space))
@@ -241,7 +241,7 @@ class StudyPlan:
                 try:
                     run = plan.run(_StudyProgress(progress, done_before, Path(path).name))
                 except SwapprobeError as error:
-                    outcomes[index] = TableOutcome(path, space, problem=f"{path}: {error}")
+                    outcomes[index] = TableOutcome(path, space, problem=_naming(path, error))
                 else:
                     outcomes[index] = TableOutcome(path, space, self._regularised(run))
                 done_before += count
@@ -299,6 +299,12 @@ class _StudyProgress:
         self.outer.advance(task, done, total, **fields)
         if task == "architectures":
             self.outer.advance("study", self.before + done)
+
+
+def _naming(path: str, error: Exception) -> str:
+    """The error's line, led by the table's path unless it names it already."""
+    text = str(error)
+    return text if path in text else f"{path}: {text}"
 
 
 def _unnamed(path: str) -> str:

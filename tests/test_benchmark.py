@@ -59,12 +59,16 @@ def test_the_study_command_writes_the_heatmap_the_table_and_the_csv(
 ) -> None:
     unknown = tmp_path / "zz101_dev.json"
     unknown.write_text(json.dumps({"cifar10": {"(1,)": {"val_accuracy": 1.0}}}))
+    bad = tmp_path / "nb201_bad.json"  # an op index out of range on its second row
+    rows = {"(0, 0, 0, 0, 0, 0)": 1.0, "(0, 0, 0, 0, 0, 9)": 2.0}
+    bad.write_text(json.dumps({"cifar10": {k: {"val_accuracy": v} for k, v in rows.items()}}))
     plot, table_csv = tmp_path / "fig4.png", tmp_path / "study.csv"
     status = main(
         [
             "benchmark",
             *map(str, tables),
             str(unknown),
+            str(bad),
             "-S", str(S),
             "--repeats", "1",
             "--proxies", "none",
@@ -75,7 +79,8 @@ def test_the_study_command_writes_the_heatmap_the_table_and_the_csv(
         ]
     )  # fmt: skip
     captured = capsys.readouterr()
-    assert status == 1  # one table was skipped
+    assert status == 1  # two tables were left out, one line each, the others scored
+    assert "nb201_bad.json cifar10 row 2 '(0, 0, 0, 0, 0, 9)' is not a nb201" in captured.err
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
     assert "zz101_dev.json: skipped" in captured.err
     assert captured.err.count("skipped") == 1
