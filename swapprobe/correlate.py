@@ -2,9 +2,11 @@
 
 The tables are CSV files with an architecture column and one or more accuracy columns: the
 authors' DARTS table (no header: genotype, accuracy) and NAS-Bench-201 style tables (header
-``arch,cifar10_test_acc_200ep``); or JSON lists of records with a ``scores`` object, as the
-FlexiBERT GLUE benchmark of SWAP_Universal (AFL-3.0). Every architecture is scored by the one
-Evaluator.
+``arch,cifar10_test_acc_200ep``); JSON lists of records with a ``scores`` object, as the
+FlexiBERT GLUE benchmark of SWAP_Universal (AFL-3.0); or NASLib's NAS-Bench-Suite-Zero tables
+(a JSON object ``{task: {arch key: {"val_accuracy": x, proxy: value or {"score", "time"}}}}``),
+whose tasks are the targets and whose proxies are competitors ranked beside swapprobe's
+metrics. Every architecture is scored by the one Evaluator.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from swapprobe.errors import DataError
 from swapprobe.results import Result
 
 __all__ = [
+    "COMPETITOR_PREFIX",
     "Correlation",
     "CorrelationReport",
     "DuplicateArchitectureWarning",
@@ -32,6 +35,7 @@ __all__ = [
     "Lookup",
     "correlate",
     "correlation_report",
+    "for_space",
     "lookup",
     "metric_values",
     "read_table",
@@ -54,6 +58,10 @@ METRICS = (
 )
 
 
+#: how a competitor's metric is named in a report (``naslib:nwot``)
+COMPETITOR_PREFIX = "naslib:"
+
+
 @dataclass(frozen=True)
 class GroundTruth:
     """Architecture texts and their accuracies (one array per accuracy column)."""
@@ -63,6 +71,12 @@ class GroundTruth:
     path: str = ""
     #: the file line of each architecture (for error messages); empty when not from a file
     lines: tuple[int, ...] = ()
+    #: per target, values other methods gave the same rows (NASLib's proxies), ranked beside
+    #: swapprobe's metrics as ``naslib:NAME``; NaN where a row has none
+    competitors: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    #: per row, the task its key belongs to (NASLib tables, before :func:`for_space`); empty
+    #: when every row's architecture is its own text
+    row_tasks: tuple[str, ...] = ()
 
 
 def read_table(
@@ -79,7 +93,12 @@ def read_table(
     if not path.is_file():
         raise DataError(f"ground-truth table not found: {path}")
     if path.suffix.lower() == ".json":
-        return _read_json_table(path, arch_col=arch_col, acc_cols=acc_cols)
+        document = _load_json(path)
+        if isinstance(document, dict):
+            if arch_col:
+                raise DataError(f"{path}: a NASLib table has no architecture column to choose")
+            return _read_naslib_table(path, document, acc_cols=acc_cols)
+        return _read_json_table(path, document, arch_col=arch_col, acc_cols=acc_cols)
     with open(path, newline="") as handle:
         reader = csv.reader(handle)
         numbered = [(reader.line_num, row) for row in reader if row]
@@ -181,8 +200,138 @@ _JSON_ARCH_PATH = ("hparams", "model_hparam_overrides")
 _JSON_FIRST = "glue"
 
 
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"cannot read JSON table {path}: {error}") from None
+
+
+#: a NASLib table's target column; every other column of a row is a competitor
+_NASLIB_TARGET = "val_accuracy"
+#: columns of a NASLib row that are neither target nor proxy (its index and key, repeated)
+_NASLIB_SKIP = frozenset({"idx", "arch"})
+
+
+def _read_naslib_table(
+    path: Path, document: dict[str, Any], *, acc_cols: Sequence[str] | None
+) -> GroundTruth:
+    """NASLib's zero-cost table: ``{task: {key: {column: number or {"score", "time"}}}}``.
+
+    One row per task and key, in file order; each task is a target (its ``val_accuracy``,
+    NaN on the other tasks' rows) and every other numeric column of the task a competitor.
+    The keys are NASLib's encodings, read by the space (:func:`for_space`, which also merges
+    rows of one network). ``acc_cols`` chooses tasks.
+    """
+    if not document or not all(isinstance(rows, dict) for rows in document.values()):
+        raise DataError(f"{path}: a NASLib table is an object {{task: {{arch: columns}}}}")
+    tasks = list(acc_cols) if acc_cols else list(document)
+    for task in tasks:
+        if task not in document:
+            raise DataError(f"{path} has no task {task!r}; its tasks: {', '.join(document)}")
+    archs: list[str] = []
+    row_tasks: list[str] = []
+    target: dict[str, list[float]] = {task: [] for task in tasks}
+    proxies: dict[str, dict[str, list[float]]] = {task: {} for task in tasks}
+    for task in tasks:
+        for number, (key, record) in enumerate(document[task].items(), start=1):
+            where = f"{path} {task} row {number} {key[:60]!r}"
+            if not isinstance(record, dict):
+                raise DataError(f"{where}: the row is not an object of columns")
+            row = len(archs)
+            archs.append(key)
+            row_tasks.append(task)
+            for other in tasks:
+                target[other].append(math.nan)
+            target[task][row] = _naslib_number(record.get(_NASLIB_TARGET), _NASLIB_TARGET, where)
+            for column, value in record.items():
+                if column in _NASLIB_SKIP or column == _NASLIB_TARGET:
+                    continue
+                values = proxies[task].setdefault(column, [math.nan] * row)
+                values.extend([math.nan] * (row - len(values)))
+                values.append(_naslib_number(value, column, where))
+    competitors = {
+        task: {
+            name: np.asarray(values + [math.nan] * (len(archs) - len(values)))
+            for name, values in columns.items()
+        }
+        for task, columns in proxies.items()
+    }
+    return GroundTruth(
+        archs,
+        {task: np.asarray(values) for task, values in target.items()},
+        str(path),
+        tuple(range(1, len(archs) + 1)),
+        competitors,
+        tuple(row_tasks),
+    )
+
+
+def _naslib_number(value: Any, column: str, where: str) -> float:
+    number = value.get("score") if isinstance(value, dict) else value
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise DataError(f"{where}: column {column!r} is missing or not a number: {value!r}")
+    return float(number)
+
+
+def for_space(truth: GroundTruth, space: Any) -> GroundTruth:
+    """``truth`` with its keys read by ``space`` (:meth:`SearchSpace.parse_table_key`, with the
+    row's task) and written in the space's text; rows that are one network merge into one row
+    holding each task's accuracy (NAS-Bench-201's three datasets share a cell). A table whose
+    rows are already architecture texts (no tasks) is returned as it is.
+
+    Raises:
+        UnknownArchitectureError: a key the space cannot read (the message names the row:
+            a NASLib table given to another space, an invalid encoding).
+    """
+    from swapprobe.errors import UnknownArchitectureError
+
+    if not truth.row_tasks:
+        return truth
+    merged: dict[str, int] = {}
+    source: list[list[int]] = []
+    for index, (key, task) in enumerate(zip(truth.archs, truth.row_tasks, strict=True)):
+        try:
+            text = space.format(space.parse_table_key(key, task))
+        except UnknownArchitectureError as error:
+            number = _task_row(truth, index)
+            raise UnknownArchitectureError(
+                f"{truth.path} {task} row {number} {key[:60]!r} is not a {space.name} "
+                f"architecture: {error}"
+            ) from None
+        if text not in merged:
+            merged[text] = len(source)
+            source.append([])
+        source[merged[text]].append(index)
+
+    def fold(values: np.ndarray) -> np.ndarray:
+        out = np.full(len(source), math.nan)
+        for row, indices in enumerate(source):
+            finite = [values[i] for i in indices if np.isfinite(values[i])]
+            if finite:
+                out[row] = finite[0]
+        return out
+
+    return GroundTruth(
+        list(merged),
+        {task: fold(values) for task, values in truth.accuracies.items()},
+        truth.path,
+        tuple(truth.lines[indices[0]] for indices in source) if truth.lines else (),
+        {
+            task: {name: fold(values) for name, values in columns.items()}
+            for task, columns in truth.competitors.items()
+        },
+    )
+
+
+def _task_row(truth: GroundTruth, index: int) -> int:
+    """The 1-based position of row ``index`` among its task's rows."""
+    task = truth.row_tasks[index]
+    return sum(1 for t in truth.row_tasks[: index + 1] if t == task)
+
+
 def _read_json_table(
-    path: Path, *, arch_col: str | None, acc_cols: Sequence[str] | None
+    path: Path, records: Any, *, arch_col: str | None, acc_cols: Sequence[str] | None
 ) -> GroundTruth:
     """A JSON list of records, each with an architecture and numbers (the targets).
 
@@ -195,10 +344,6 @@ def _read_json_table(
     have it (AutoFormer's ``c100_base_acc`` was trained on half the subnets); a ``scores``
     object must hold every target.
     """
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(f"cannot read JSON table {path}: {error}") from None
     if not isinstance(records, list) or not records:
         raise DataError(f"{path}: a JSON table is a non-empty list of records")
     arch_name = arch_col or "arch"
@@ -558,8 +703,11 @@ def correlation_report(
     sweep: bool = False,
     bootstrap: int = 1000,
     seed: int = 0,
+    competitors: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> CorrelationReport:
-    """Correlate every metric of ``results`` with every accuracy column.
+    """Correlate every metric of ``results`` with every accuracy column, and each target's
+    ``competitors`` (values of the same rows, e.g. NASLib's proxies) as ``naslib:NAME`` beside
+    them.
 
     With ``sweep``, μ = σ is swept over the size range per target; when the results carry no
     μ/σ of their own, the regularised row then uses the first target's best sweep value (and
@@ -585,5 +733,16 @@ def correlation_report(
                 continue
             correlations.append(
                 correlate(values, acc, metric=metric, target=target, bootstrap=bootstrap, seed=seed)
+            )
+        for name, values in (competitors or {}).get(target, {}).items():
+            correlations.append(
+                correlate(
+                    values,
+                    acc,
+                    metric=f"{COMPETITOR_PREFIX}{name}",
+                    target=target,
+                    bootstrap=bootstrap,
+                    seed=seed,
+                )
             )
     return CorrelationReport(results, accuracies, list(rows), correlations, sweeps, chosen)

@@ -493,14 +493,17 @@ class TableSpec:
     arch_col: str | None = None
     acc_cols: Sequence[str] | None = None
 
-    def read(self) -> GroundTruth:
-        from swapprobe.correlate import read_table
+    def read(self, space: SearchSpace | None = None) -> GroundTruth:
+        """The table; with ``space``, its keys read as that space's architectures (a NASLib
+        table's encodings, see :func:`swapprobe.correlate.for_space`)."""
+        from swapprobe.correlate import for_space, read_table
 
-        return read_table(
+        truth = read_table(
             self.path,
             arch_col=self.arch_col,
             acc_cols=list(self.acc_cols) if self.acc_cols else None,
         )
+        return truth if space is None else for_space(truth, space)
 
 
 @dataclass(frozen=True)
@@ -584,7 +587,7 @@ class SearchPlan:
             crossover_prob=self.crossover_prob,
             seed=seed,
         )
-        truth = self.table.read() if self.table is not None else None
+        truth = self.table.read(space) if self.table is not None else None
         data = self.inputs.load(seed, defaults, _space_models(space, seed))
         # the fitness decides the proxies: the policy fills them in
         settings = self.scoring.settings(
@@ -665,7 +668,7 @@ class CorrelatePlan:
         space = _space(self.space)
         defaults = space.defaults
         seed = self.scoring.seed
-        truth = self.table.read()
+        truth = self.table.read(space)
         data = self.inputs.load(seed, defaults, _space_models(space, seed))
         settings = self.scoring.settings(
             data, defaults, size_unit=space.size_unit, keep_patterns=self.keep_patterns

@@ -256,6 +256,33 @@ def correlation_table(rows: Sequence[Any], *, title: str | None = None) -> Table
     return table
 
 
+def study_table(study: Any) -> Table:
+    """The study's matrix (:meth:`swapprobe.benchmark.StudyRun.matrix`) as a table: one row
+    per metric, best mean Spearman ρ first, one column per table and task, and the mean."""
+    metrics, columns, grid = study.matrix()
+    table = Table(
+        title="Spearman ρ with accuracy (metrics by mean)",
+        title_justify="left",
+        header_style="bold",
+    )
+    table.add_column("metric")
+    for column in columns:
+        table.add_column(column, justify="right")
+    table.add_column("mean", justify="right", style="bold cyan")
+    for metric, row in zip(metrics, grid, strict=True):
+        finite = [float(v) for v in row if math.isfinite(v)]
+        cells = [f"{v:.3f}" if math.isfinite(v) else "" for v in row]
+        mean = f"{sum(finite) / len(finite):.3f}" if finite else ""
+        table.add_row(_study_label(metric), *cells, mean)
+    return table
+
+
+def _study_label(metric: str) -> str:
+    if metric.startswith("naslib:"):
+        return f"{metric[len('naslib:'):]} (NASLib)"
+    return _METRIC_LABELS.get(metric, metric)
+
+
 _METRIC_LABELS = {
     "aggregate": "aggregate (ranks)",
     "swap": "SWAP",

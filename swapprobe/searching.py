@@ -549,8 +549,18 @@ def correlate_table(
     )
     wall = time.perf_counter() - started
     set_aggregates(results, settings.proxies)  # ranks among the table's rows
+    competitors = {
+        target: {name: values[rows] for name, values in columns.items()}
+        for target, columns in truth.competitors.items()
+    }
     report = correlation_report(
-        results, accuracies, rows, sweep=sweep, bootstrap=bootstrap, seed=seed
+        results,
+        accuracies,
+        rows,
+        sweep=sweep,
+        bootstrap=bootstrap,
+        seed=seed,
+        competitors=competitors,
     )
     report.failed = list(results.failed)
     report.wall_seconds = wall
@@ -568,7 +578,7 @@ def table_rows(total: int, limit: int | None, seed: int) -> list[int]:
 
 def _parse_row(space: SearchSpace, truth: GroundTruth, index: int) -> Hashable:
     try:
-        return space.parse(truth.archs[index])
+        return space.parse_table_key(truth.archs[index])
     except UnknownArchitectureError as error:
         line = truth.lines[index] if truth.lines else index + 1
         raise UnknownArchitectureError(f"{truth.path or 'table'}:{line}: {error}") from None

@@ -129,7 +129,7 @@ def test_help_as_subprocess_lists_every_command() -> None:
         timeout=30,
     )
     assert done.returncode == 0, done.stderr
-    for command in ("score", "inspect", "rescore", "search", "correlate"):
+    for command in ("score", "inspect", "rescore", "search", "correlate", "benchmark"):
         assert command in done.stdout
     assert "Traceback" not in done.stderr
 

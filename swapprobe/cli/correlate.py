@@ -11,13 +11,15 @@ from typing import Any
 from swapprobe.cli import console, options
 
 EPILOG = """\
-The table is a CSV or a JSON list of records: an architecture column (or key) and one or more
-accuracy columns. A CSV without a header: column 1 is the architecture and column 2 the
-accuracy (the authors' DARTS table).
+The table is a CSV, a JSON list of records (an architecture and its accuracies), or a NASLib
+zero-cost table (NAS-Bench-Suite-Zero's JSON, {task: {key: columns}}): each task a target
+(--acc-col chooses tasks), its proxies ranked beside swapprobe's as naslib:NAME. A CSV without
+a header: column 1 is the architecture and column 2 the accuracy (the authors' DARTS table).
 
 examples:
   swapprobe correlate darts --table darts_cifar10_1000.csv --data cifar10 --limit 200
   swapprobe correlate nb201 --table nb201.csv --acc-col cifar10_test_acc_200ep --reg auto
+  swapprobe correlate nb201 --table nb201_dev.json --limit 100
 """
 
 
@@ -37,7 +39,8 @@ def add_parser(commands: Any) -> None:
         "--table",
         required=True,
         metavar="FILE",
-        help="trained accuracies per architecture: a CSV, or a .json list of records",
+        help="trained accuracies per architecture: a CSV, a .json list of records, or a "
+        "NASLib zero-cost .json table (see below)",
     )
     parser.add_argument("--arch-col", help="architecture column (default: the first)")
     parser.add_argument(

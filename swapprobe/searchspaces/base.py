@@ -107,6 +107,9 @@ class SearchSpace(ABC):
     defaults: ClassVar[SpaceDefaults] = SpaceDefaults()
     #: the ``dataset`` :meth:`build_evaluation_network` builds for unless told otherwise
     evaluation_default: ClassVar[str] = "cifar10"
+    #: other names of the space's benchmark tables (``nb301`` for the DARTS space as NAS-Bench-301
+    #: scores it): a table file ``NAME_dev.json`` is found by its space's name or one of these
+    table_names: ClassVar[tuple[str, ...]] = ()
 
     # --- values -----------------------------------------------------------------------
     @abstractmethod
@@ -130,6 +133,16 @@ class SearchSpace(ABC):
     @abstractmethod
     def format(self, arch: Hashable) -> str:
         """The canonical text form (``parse(format(a)) == a``)."""
+
+    def parse_table_key(self, key: str, task: str | None = None) -> Hashable:
+        """An architecture as a benchmark table writes it (NASLib's encodings in
+        NAS-Bench-Suite-Zero's tables), for the table's ``task``; default: :meth:`parse`.
+
+        A space whose tables use another encoding than its text form accepts both here, and a
+        space whose network depends on the task (a task-specific head) puts the task into the
+        architecture. Raise :class:`UnknownArchitectureError` with the reason.
+        """
+        return self.parse(key)
 
     def named_architectures(self) -> Mapping[str, Hashable]:
         """Architectures known by a name (``DARTS_V2``), accepted as ``SPACE:NAME`` and shown

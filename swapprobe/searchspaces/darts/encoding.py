@@ -7,6 +7,7 @@ Its own module so that :mod:`.space` (text form, sampling, variation, counts) an
 
 from __future__ import annotations
 
+import ast
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ __all__ = [
     "DEFAULT_CONCAT",
     "EDGES",
     "KERNEL_SIZE",
+    "NASLIB_OPS",
     "OP_CODE",
     "SCORING_CHANNELS",
     "SCORING_CLASSES",
@@ -30,6 +32,8 @@ __all__ = [
     "CellName",
     "Edge",
     "Genotype",
+    "genotype_from_naslib",
+    "genotype_to_naslib",
     "node_of",
     "normalise_cell",
     "reduction_positions",
@@ -48,6 +52,10 @@ DARTS_OPS: tuple[str, ...] = (
     "dil_conv_5x5",
 )
 OP_CODE: dict[str, int] = {op: code for code, op in enumerate(DARTS_OPS, start=1)}
+
+#: NASLib's NAS-Bench-301 op indices (``naslib/search_spaces/nasbench301/conversions.py``, the
+#: compact encoding): :data:`DARTS_OPS` without ``none``, so every code is one lower
+NASLIB_OPS: tuple[str, ...] = DARTS_OPS[1:]
 
 STEPS = 4  # intermediate nodes per cell
 EDGES = 2 * STEPS  # two incoming edges per node
@@ -183,3 +191,68 @@ class Genotype:
             return self.reduce_concat
         raise SettingsError(f"unknown cell {which!r}; choose 'normal' or 'reduce'")
 
+
+
+# --- NASLib's compact encoding (NAS-Bench-301) ----------------------------------------------
+_MAX_KEY = 400  # two cells of 8 small pairs: ~130 characters
+
+
+def genotype_from_naslib(key: str) -> Genotype:
+    """Read NASLib's NAS-Bench-301 key ``[[(input, op), ...8], [(input, op), ...8]]`` (the
+    normal then the reduction cell; ``op`` a :data:`NASLIB_OPS` index; concat 2..5), the keys
+    of NAS-Bench-Suite-Zero's tables. Lists or tuples, as NASLib writes either."""
+    text = key.strip() if isinstance(key, str) else ""
+    value: object = None
+    if text[:1] in "[(" and text and len(text) <= _MAX_KEY:
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            value = None
+    shown = text[:80] + ("…" if len(text) > 80 else "")
+    if not (isinstance(value, list | tuple) and len(value) == 2):
+        raise UnknownArchitectureError(
+            "not a NASLib NAS-Bench-301 key (a normal and a reduction cell of 8 (input, op) "
+            f"pairs, e.g. '[[(0, 3), (1, 3), ...], [...]]'): {shown!r}"
+        )
+    cells = []
+    for name, cell in zip(("normal", "reduce"), value, strict=True):
+        if not isinstance(cell, list | tuple) or len(cell) != EDGES:
+            raise UnknownArchitectureError(
+                f"NASLib NAS-Bench-301 key: the {name} cell needs {EDGES} (input, op) pairs: "
+                f"{shown!r}"
+            )
+        edges = []
+        for k, pair in enumerate(cell):
+            ok = isinstance(pair, list | tuple) and len(pair) == 2
+            op = pair[1] if ok else None
+            if not (type(op) is int and 0 <= op < len(NASLIB_OPS)):
+                raise UnknownArchitectureError(
+                    f"NASLib NAS-Bench-301 key: {name} cell pair {k} {pair!r} needs an op index "
+                    f"0..{len(NASLIB_OPS) - 1} ({', '.join(NASLIB_OPS)})"
+                )
+            edges.append((NASLIB_OPS[op], pair[0]))
+        cells.append(edges)
+    return Genotype(
+        normal=tuple(cells[0]),  # type: ignore[arg-type]
+        normal_concat=DEFAULT_CONCAT,
+        reduce=tuple(cells[1]),  # type: ignore[arg-type]
+        reduce_concat=DEFAULT_CONCAT,
+    )
+
+
+def genotype_to_naslib(genotype: Genotype) -> str:
+    """NASLib's NAS-Bench-301 key of ``genotype``, as the tables write it;
+    ``genotype_from_naslib(genotype_to_naslib(g)) == g``.
+
+    Raises:
+        UnknownArchitectureError: the genotype has a ``none`` edge or a concat other than 2..5,
+            which NAS-Bench-301 does not have.
+    """
+    if genotype.normal_concat != DEFAULT_CONCAT or genotype.reduce_concat != DEFAULT_CONCAT:
+        raise UnknownArchitectureError("NAS-Bench-301 cells concatenate nodes 2..5")
+    cells = []
+    for edges in (genotype.normal, genotype.reduce):
+        if any(op not in NASLIB_OPS for op, _ in edges):
+            raise UnknownArchitectureError("NAS-Bench-301 has no 'none' edge")
+        cells.append("[" + ", ".join(f"({i}, {NASLIB_OPS.index(op)})" for op, i in edges) + "]")
+    return "[" + ", ".join(cells) + "]"

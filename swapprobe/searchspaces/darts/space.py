@@ -22,7 +22,7 @@ import ast
 import csv
 from collections.abc import Hashable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -42,6 +42,7 @@ from swapprobe.searchspaces.darts.encoding import (
     CellName,
     Edge,
     Genotype,
+    genotype_from_naslib,
     node_of,
     normalise_cell,
     reduction_positions,
@@ -528,19 +529,21 @@ class DartsSpace(SearchSpace):
         batch_size=16, init="gaussian", repeats=32, population=50, cycles=100, mutation_times=5
     )
 
+    #: the operations sampling and mutation draw from
+    operations: ClassVar[tuple[str, ...]] = DARTS_OPS
+
     def __init__(self, tie_cells: bool = True) -> None:
         self.tie_cells = tie_cells
 
     def __repr__(self) -> str:
-        return f"DartsSpace(tie_cells={self.tie_cells})"
+        return f"{type(self).__name__}(tie_cells={self.tie_cells})"
 
     # --- values ---------------------------------------------------------------------------
-    @staticmethod
-    def _sample_cell(rng: np.random.Generator) -> CellEdges:
+    def _sample_cell(self, rng: np.random.Generator) -> CellEdges:
         edges: list[Edge] = []
         for k in range(EDGES):
             index = int(rng.integers(node_of(k)))
-            op = DARTS_OPS[int(rng.integers(len(DARTS_OPS)))]
+            op = self.operations[int(rng.integers(len(self.operations)))]
             edges.append((op, index))
         return tuple(edges)
 
@@ -583,7 +586,7 @@ class DartsSpace(SearchSpace):
         k = int(rng.integers(EDGES))
         op, index = edges[k]
         if rng.random() < 0.5:
-            others = [o for o in DARTS_OPS if o != op]
+            others = [o for o in self.operations if o != op]
             edges[k] = (others[int(rng.integers(len(others)))], index)
         else:
             inputs = [i for i in range(node_of(k)) if i != index]
@@ -615,6 +618,13 @@ class DartsSpace(SearchSpace):
     def parse(self, text: str) -> Genotype:
         """See :func:`parse_genotype`."""
         return parse_genotype(text)
+
+    def parse_table_key(self, key: str, task: str | None = None) -> Genotype:
+        """A genotype's text, or NASLib's NAS-Bench-301 key ``[[(input, op), ...], [...]]``
+        (:func:`~swapprobe.searchspaces.darts.encoding.genotype_from_naslib`)."""
+        if isinstance(key, str) and key.lstrip()[:1] in "[(":
+            return genotype_from_naslib(key)
+        return parse_genotype(key)
 
     def format(self, arch: Hashable) -> str:
         """See :func:`format_genotype`."""

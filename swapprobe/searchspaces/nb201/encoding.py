@@ -7,6 +7,7 @@ Its own module so that :mod:`.space` (sampling, variation, counts, tables) and
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,8 @@ import numpy as np
 from swapprobe.errors import UnknownArchitectureError
 
 __all__ = [
+    "NASLIB_EDGES",
+    "NASLIB_OPS",
     "NB201_DATASET_CLASSES",
     "NB201_EDGES",
     "NB201_NUM_ARCHS",
@@ -40,6 +43,20 @@ NB201_NUM_ARCHS: int = len(NB201_OPS) ** len(NB201_EDGES)
 NB201_DATASET_CLASSES: dict[str, int] = {"cifar10": 10, "cifar100": 100, "imagenet16-120": 120}
 
 OP_CODE: dict[str, int] = {op: code for code, op in enumerate(NB201_OPS)}
+
+#: NASLib's op indices (``naslib/search_spaces/nasbench201/conversions.py``, ``OP_NAMES_NB201``):
+#: another order than :data:`NB201_OPS`
+NASLIB_OPS: tuple[str, ...] = (
+    "skip_connect",
+    "none",
+    "nor_conv_3x3",
+    "nor_conv_1x1",
+    "avg_pool_3x3",
+)
+#: NASLib's edge order (its ``EDGE_LIST`` of 1-based ``(source, target)`` pairs, written here as
+#: ``(target, source)`` on nodes 0..3): ``3<-0`` comes before ``2<-1``, unlike :data:`NB201_EDGES`
+NASLIB_EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (3, 0), (2, 1), (3, 1), (3, 2))
+_MAX_KEY = 64  # six small integers; longer text is refused before parsing
 NUM_NODES = 4  # node 0 is the cell input, node 3 its output
 # edge positions (into NB201_EDGES) of the edges entering node 1, 2 and 3
 NODE_EDGES: dict[int, tuple[int, ...]] = {
@@ -139,6 +156,37 @@ class Nb201Arch:
 
     def __str__(self) -> str:
         return self.format()
+
+    # NASLib's encoding -------------------------------------------------------------------
+    @classmethod
+    def from_naslib(cls, key: str) -> Nb201Arch:
+        """Read NASLib's op indices ``(a, b, c, d, e, f)`` (the keys of NAS-Bench-Suite-Zero's
+        tables): the op of each edge in :data:`NASLIB_EDGES` order, as a :data:`NASLIB_OPS`
+        index. Checked against the tables' ``params`` column (tests/test_naslib_tables.py)."""
+        text = key.strip() if isinstance(key, str) else ""
+        value: object = None
+        if text.startswith("(") and len(text) <= _MAX_KEY:
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                value = None
+        valid = (
+            isinstance(value, tuple)
+            and len(value) == len(NASLIB_EDGES)
+            and all(type(v) is int and 0 <= v < len(NASLIB_OPS) for v in value)
+        )
+        if not valid:
+            raise UnknownArchitectureError(
+                f"not a NASLib NAS-Bench-201 key (six op indices 0..{len(NASLIB_OPS) - 1} in "
+                f"parentheses, e.g. '(0, 2, 3, 2, 3, 1)'): {text[:_MAX_KEY]!r}"
+            )
+        by_edge = dict(zip(NASLIB_EDGES, (NASLIB_OPS[v] for v in value), strict=True))  # type: ignore[arg-type]
+        return cls(tuple(by_edge[edge] for edge in NB201_EDGES))
+
+    def to_naslib(self) -> str:
+        """NASLib's key of this cell; ``Nb201Arch.from_naslib(a.to_naslib()) == a``."""
+        by_edge = dict(zip(NB201_EDGES, self.ops, strict=True))
+        return str(tuple(NASLIB_OPS.index(by_edge[edge]) for edge in NASLIB_EDGES))
 
     # canonical index ---------------------------------------------------------------------
     @property

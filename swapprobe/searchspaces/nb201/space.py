@@ -166,6 +166,13 @@ class Nb201Space(SearchSpace):
     def parse(self, text: str) -> Nb201Arch:
         return Nb201Arch.parse(text)
 
+    def parse_table_key(self, key: str, task: str | None = None) -> Nb201Arch:
+        """The benchmark's string, or NASLib's op indices ``(0, 2, 3, 2, 3, 1)``
+        (:meth:`Nb201Arch.from_naslib`); every task has the same cell."""
+        if isinstance(key, str) and key.lstrip().startswith("("):
+            return Nb201Arch.from_naslib(key)
+        return Nb201Arch.parse(key)
+
     def format(self, arch: Nb201Arch | str) -> str:
         return _coerce(arch).format()
 
