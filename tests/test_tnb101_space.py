@@ -375,3 +375,26 @@ def test_pipeline_scores_what_torch_hooks_see(
         assert (result.swap, result.units) == (expected, units), backend
         assert result.swap < 2**24
         assert result.param_count == space.scoring_param_count(ref.arch)
+
+
+def test_a_naslib_table_keeps_each_task_its_own_network(tmp_path: Path) -> None:
+    """The same NASLib key under two tasks is two networks (the head differs), so the rows do
+    not merge: each keeps its own task's accuracy and the other task's is missing."""
+    from swapprobe.correlate import for_space, read_table
+
+    key = "(1, 0, 0, 2, 1, 0)"
+    table = tmp_path / "tnb101_micro_dev.json"
+    table.write_text(
+        json.dumps(
+            {
+                "class_scene": {key: {"val_accuracy": 50.0, "nwot": 1.0}},
+                "autoencoder": {key: {"val_accuracy": 0.4, "nwot": 2.0}},
+            }
+        )
+    )
+    truth = for_space(read_table(table), get_space("tnb101-micro"))
+    assert sorted(truth.archs) == sorted(
+        [f"autoencoder:{key}", f"class_scene:{key}"]
+    )
+    scene = truth.accuracies["class_scene"]
+    assert sorted(np.nan_to_num(scene, nan=-1.0).tolist()) == [-1.0, 50.0]

@@ -169,10 +169,8 @@ class _Tnb101Space(SearchSpace):
     """What both spaces share: the task, the networks, the sizes, the defaults."""
 
     size_unit: ClassVar[SizeUnit] = "M"
-    #: Taskonomy's 256×256 RGB images, as the benchmark trains on them. The protocol has no way
-    #: yet to make this the default input size (``SpaceDefaults`` has no size and
-    #: ``models.arch_ref`` sets no ``input_size``): give ``--input-size 256 256`` /
-    #: ``input_size=(256, 256)``; the networks also run on smaller images (the pixel heads
+    #: Taskonomy's 256×256 RGB images, as the benchmark trains on them (the default input size,
+    #: ``SpaceDefaults.input_size``); the networks also run on smaller images (the pixel heads
     #: then put out the input's size)
     input_shape: ClassVar[tuple[int, int, int]] = (3, *TNB101_IMAGE_SIZE)
     #: fixed before any correlation was looked at: the paper's N(0, 1) weights on synthetic
@@ -195,6 +193,13 @@ class _Tnb101Space(SearchSpace):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(task={self.task!r})"
+
+    def parse_table_key(self, key: str, task: str | None = None) -> Hashable:
+        """A NASLib key of one task's table (``(1, 0, 0, 2, 1, 0)``) is that task's network:
+        the task goes into the architecture, so the seven tasks' rows stay seven networks."""
+        if task is None or ":" in key:
+            return self.parse(key)
+        return self.parse(f"{task}:{key}")
 
     def _coerce(self, arch: object) -> Any:
         raise NotImplementedError
