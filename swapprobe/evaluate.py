@@ -25,6 +25,7 @@ from swapprobe.proxies.gradients import psi_by_bin
 from swapprobe.results import Result, ScoreSettings
 
 if TYPE_CHECKING:
+    from swapprobe.capture.gradients import GradientPass
     from swapprobe.capture.runner import PatternRunner
     from swapprobe.searchspaces.base import SearchSpace
 
@@ -251,18 +252,29 @@ class Evaluator:
         targets = torch.from_numpy(np.asarray(labels, dtype=np.int64))
         return [(inputs[index], targets[index]) for index in order]
 
+    def gradient_stats(
+        self, ref: ModelRef, network: Any = None, *, fisher: bool = False
+    ) -> GradientPass:
+        """The labelled gradient pass of one model (:mod:`swapprobe.capture.gradients`) on
+        :meth:`gradient_batches`, its weights AZ-NAS's seeded Kaiming draw: what the gradient
+        proxies and ``swapprobe calibrate`` both read. ``network``: a torch module to copy
+        (None for a search-space architecture)."""
+        from swapprobe.capture.gradients import gradient_pass
+
+        names = self.settings.gradient_proxies or ("lswag",)
+        module = self._gradient_module(ref, network, names)
+        seed = torch_seed(self.settings.seed, ref.key) % 2**31
+        batches = self.gradient_batches(module, seed)
+        return gradient_pass(module, batches, seed=seed, fisher=fisher)
+
     def _gradient_proxies(
         self, ref: ModelRef, network: Any, result: Result, names: tuple[str, ...]
     ) -> None:
         """ZiCo, L-SWAG (Λ, Ψ) and VKDNW of one model, stored on ``result`` with the per-layer
-        statistics they come from (see :mod:`swapprobe.capture.gradients`)."""
-        from swapprobe.capture.gradients import gradient_pass
+        statistics they come from."""
         from swapprobe.proxies.gradients import gradient_proxy_values
 
-        module = self._gradient_module(ref, network, names)
-        seed = torch_seed(self.settings.seed, ref.key) % 2**31
-        batches = self.gradient_batches(module, seed)
-        found = gradient_pass(module, batches, seed=seed, fisher="vkdnw" in names)
+        found = self.gradient_stats(ref, network, fisher="vkdnw" in names)
         result.gradient_layers = found.layers
         result.fisher_eigenvalues = found.fisher_eigenvalues
         result.proxies.update(

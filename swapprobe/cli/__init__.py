@@ -24,13 +24,22 @@ from collections.abc import Sequence
 from typing import Any
 
 from swapprobe import __version__
-from swapprobe.cli import console, correlate, inspect, options, rescore, score, search
+from swapprobe.cli import (
+    calibrate,
+    console,
+    correlate,
+    inspect,
+    options,
+    rescore,
+    score,
+    search,
+)
 from swapprobe.errors import SwapprobeError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: the command modules, in the order ``--help`` lists them
-COMMANDS = (score, inspect, rescore, search, correlate)
+COMMANDS = (score, inspect, rescore, search, correlate, calibrate)
 
 
 def build_parser() -> argparse.ArgumentParser:
