@@ -232,14 +232,14 @@ def rescore(
     (:func:`~swapprobe.proxies.gradients.gradient_proxy_values`).
     """
     from swapprobe import metrics
-    from swapprobe.proxies.gradients import gradient_proxy_values
+    from swapprobe.proxies.gradients import check_interval, gradient_proxy_values
     from swapprobe.results import GRADIENT_PROXIES
     from swapprobe.store import PatternStore
 
     if (mu is None) != (sigma is None):
         raise SettingsError("give {mu} and {sigma} together (or neither, to keep them unset)")
     if interval is not None:
-        ScoreSettings(interval=tuple(interval))  # type: ignore[arg-type]  # validates it
+        interval = check_interval(interval)
 
     results: list[Result] = []
     with PatternStore.open(Path(store)) as handle:
@@ -268,7 +268,7 @@ def rescore(
                         result.gradient_layers,
                         psi=result.psi_by_bin,
                         eigenvalues=result.fisher_eigenvalues,
-                        interval=(int(interval[0]), int(interval[1])),
+                        interval=interval,
                     )
                 )
                 result.metadata["interval"] = [int(interval[0]), int(interval[1])]

@@ -21,7 +21,7 @@ from swapprobe.data import Batch
 from swapprobe.errors import SettingsError
 from swapprobe.models import ModelRef, arch_ref, is_torch_module, resolve_one
 from swapprobe.patterns import PatternMatrix
-from swapprobe.proxies.gradients import psi_by_bin
+from swapprobe.proxies.gradients import check_interval, psi_by_bin
 from swapprobe.results import Result, ScoreSettings
 
 if TYPE_CHECKING:
@@ -78,6 +78,8 @@ class Evaluator:
                 "images (AZ-NAS's protocol), which token inputs cannot stand in for; score "
                 "token models with SWAP alone (proxies none, or nwot, params)"
             )
+        if self.settings.interval is not None:
+            check_interval(self.settings.interval)
         if data.is_tokens and self.settings.gradient_proxies:
             raise SettingsError(
                 f"the proxies {', '.join(self.settings.gradient_proxies)} take a classifier's "

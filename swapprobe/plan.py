@@ -539,6 +539,8 @@ class CorrelatePlan:
     store: str | os.PathLike[str] | None = None
     resume: bool = False
     keep_patterns: str = "none"
+    #: a proxy selection rule judged on seeded halves: ``"libra"`` or None
+    select: str | None = None
 
     def run(self, progress: Progress | None = None) -> CorrelateRun:
         from swapprobe.search import correlate_table
@@ -575,6 +577,7 @@ class CorrelatePlan:
                 reg=self.reg,
                 sweep=self.sweep,
                 bootstrap=self.bootstrap,
+                select=self.select,
             )
         return CorrelateRun(report, truth, space, data, settings)
 

@@ -14,10 +14,10 @@ import numpy as np
 from swapprobe import metrics
 from swapprobe.errors import SettingsError
 from swapprobe.patterns import LayerInfo, PatternMatrix
-from swapprobe.proxies.gradients import LayerGradientStats
 
 if TYPE_CHECKING:
     from swapprobe.data import Batch
+    from swapprobe.proxies.gradients import LayerGradientStats
 
 __all__ = [
     "BACKENDS",
@@ -153,14 +153,9 @@ class ScoreSettings:
                 f"{self.gradient_batches}"
             )
         if self.interval is not None:
-            from swapprobe.proxies.interval import DEPTH_BINS
-
             first, last = self.interval
-            if not 0 <= first <= last < DEPTH_BINS:
-                raise SettingsError(
-                    f"interval {first}:{last} must be depth bins with 0 ≤ first ≤ last < "
-                    f"{DEPTH_BINS}"
-                )
+            if not 0 <= first <= last:  # the bins' range: the Evaluator's check_interval
+                raise SettingsError(f"interval {first}:{last} must have 0 ≤ first ≤ last")
         if "nwot" in self.proxies and not self.baselines:
             raise SettingsError("the nwot proxy needs the baselines (drop {baselines=False})")
 
@@ -227,7 +222,7 @@ class Result:
     #: the rank aggregate among the candidates it was compared with (None: not aggregated)
     aggregate: float | None = None
     #: per weight layer, the gradient pass's statistics (empty: no gradient pass ran)
-    gradient_layers: tuple[LayerGradientStats, ...] = ()
+    gradient_layers: tuple[LayerGradientStats, ...] = ()  # (results sits below proxies)
     #: Ψ (SWAP of the first repeat over the activation layers up to depth bin b) for every
     #: last bin b, so that L-SWAG can be recomputed for any interval (None: not computed)
     psi_by_bin: np.ndarray | None = None

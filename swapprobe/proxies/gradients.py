@@ -51,6 +51,7 @@ from swapprobe.patterns import PatternMatrix, count_distinct_rows
 
 __all__ = [
     "LayerGradientStats",
+    "check_interval",
     "gradient_proxy_values",
     "interval_swap",
     "layer_gradient_stats",
@@ -180,6 +181,18 @@ def psi_by_bin(patterns: PatternMatrix, bins: int | None = None) -> np.ndarray:
     )
 
 
+def check_interval(interval: tuple[int, int]) -> tuple[int, int]:
+    """Refuse an interval that is not depth bins ``0 ≤ first ≤ last < DEPTH_BINS``."""
+    from swapprobe.proxies.interval import DEPTH_BINS
+
+    first, last = (int(v) for v in interval)
+    if not 0 <= first <= last < DEPTH_BINS:
+        raise SettingsError(
+            f"interval {first}:{last} must be depth bins with 0 ≤ first ≤ last < {DEPTH_BINS}"
+        )
+    return first, last
+
+
 def gradient_proxy_values(
     names: Sequence[str],
     layers: Sequence[LayerGradientStats],
@@ -196,7 +209,7 @@ def gradient_proxy_values(
     from swapprobe.proxies.interval import DEPTH_BINS, LayerInterval
     from swapprobe.proxies.vkdnw import vkdnw
 
-    first, last = interval if interval is not None else (0, DEPTH_BINS - 1)
+    first, last = check_interval(interval) if interval is not None else (0, DEPTH_BINS - 1)
     chosen = LayerInterval(first, last)
     start, stop = chosen.layer_slice(len(layers))
     values: dict[str, float] = {}
