@@ -227,19 +227,25 @@ class Evaluator:
         return module
 
     def gradient_batches(self, module: Any, seed: int) -> list[tuple[Any, Any]]:
-        """The labelled mini-batches of the gradient pass: ``gradient_batches`` batches of
-        ``proxy_batch`` of the run's own images (taken in order, cycled when S is smaller),
-        with their labels where the batch has them (CIFAR), else seeded random labels over the
-        network's outputs: ZiCo and Λ only need a task loss at initialisation."""
+        """The labelled mini-batches of the gradient pass: ``gradient_batches`` disjoint
+        batches of consecutive images of the run's own data, each ``proxy_batch`` large or
+        ``S // gradient_batches`` where S is smaller (repeated images would have no variance
+        across batches), with their labels where the batch has them (CIFAR), else seeded
+        random labels over the network's outputs: ZiCo and Λ only need a task loss at
+        initialisation."""
         import torch
 
         settings = self.settings
         inputs = torch.from_numpy(np.ascontiguousarray(self.data.inputs))
         count = len(inputs)
-        size = settings.proxy_batch
+        size = min(settings.proxy_batch, count // settings.gradient_batches)
+        if size < 2:
+            raise SettingsError(
+                f"the gradient pass needs {settings.gradient_batches} mini-batches of at least "
+                f"2 images; S = {count} is too small (raise the batch size)"
+            )
         order = [
-            torch.tensor([(i * size + j) % count for j in range(size)])
-            for i in range(settings.gradient_batches)
+            torch.arange(i * size, (i + 1) * size) for i in range(settings.gradient_batches)
         ]
         labels = self.data.labels
         if labels is None:

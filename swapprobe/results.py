@@ -115,8 +115,9 @@ class ScoreSettings:
     #: larger one's": 16 ranked as 64 did (0.932 vs 0.931 on 354 dev rows), and 8 as 16 did
     #: (default aggregate, 1000 dev rows: 2-fold mean 0.928 vs 0.925) at 0.13 s a pass
     proxy_batch: int = 8
-    #: labelled mini-batches of the gradient pass (ZiCo, L-SWAG, VKDNW), each of
-    #: ``proxy_batch`` of the run's own images (cycled when S is smaller); moments need ≥ 2
+    #: labelled mini-batches of the gradient pass (ZiCo, L-SWAG, VKDNW): disjoint runs of
+    #: ``proxy_batch`` of the run's own images (``S // gradient_batches`` where S is smaller);
+    #: moments across batches need ≥ 2
     gradient_batches: int = 2
     #: L-SWAG's layer interval as depth bins ``(first, last)`` inclusive
     #: (:class:`~swapprobe.proxies.interval.LayerInterval`); None: the whole depth
