@@ -181,6 +181,7 @@ class ScoreSettings:
         if not self.gradient_proxies:
             return {}
         return {
+            "gradient_proxies": list(self.gradient_proxies),
             "gradient_batches": self.gradient_batches,
             "gradient_proxy_batch": self.proxy_batch,
             "interval": None if self.interval is None else list(self.interval),
