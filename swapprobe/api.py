@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from swapprobe.data import Batch, load_batch
+from swapprobe.errors import SettingsError
 from swapprobe.evaluate import Evaluator
 from swapprobe.models import (
     ModelRef,
@@ -243,6 +244,7 @@ def rescore(
     sigma: float | None = None,
     size_unit: str | None = None,
     baselines: bool = True,
+    interval: tuple[int, int] | None = None,
 ) -> list[Result]:
     """Recompute regularised SWAP without running a model (and the baselines a store lacks,
     from its kept patterns); where the store holds proxies, their aggregate among the stored
@@ -253,9 +255,21 @@ def rescore(
     would silently give a different mean. Only a record without stored baselines has them
     recomputed from its kept pattern blocks when ``baselines``; ``metadata
     ["baselines_recomputed_from"]`` then lists the repeats they come from.
+
+    With ``interval`` (depth bins ``(first, last)``), the stored gradient-pass proxies (ZiCo,
+    L-SWAG and its factors, VKDNW) are recomputed from the per-layer statistics the store keeps,
+    L-SWAG over that interval: the same function a run uses
+    (:func:`~swapprobe.proxies.gradients.gradient_proxy_values`).
     """
     from swapprobe import metrics
+    from swapprobe.proxies.gradients import check_interval, gradient_proxy_values
+    from swapprobe.results import GRADIENT_PROXIES
     from swapprobe.store import PatternStore
+
+    if (mu is None) != (sigma is None):
+        raise SettingsError("give {mu} and {sigma} together (or neither, to keep them unset)")
+    if interval is not None:
+        interval = check_interval(interval)
 
     results: list[Result] = []
     with PatternStore.open(Path(store)) as handle:
@@ -276,6 +290,18 @@ def rescore(
                         [metrics.nwot(result.patterns[r]) for r in kept]
                     )
                 result.metadata["baselines_recomputed_from"] = kept
+            gradient = [name for name in result.proxies if name in GRADIENT_PROXIES]
+            if interval is not None and gradient and result.gradient_layers:
+                result.proxies.update(
+                    gradient_proxy_values(
+                        gradient,
+                        result.gradient_layers,
+                        psi=result.psi_by_bin,
+                        eigenvalues=result.fisher_eigenvalues,
+                        interval=interval,
+                    )
+                )
+                result.metadata["interval"] = [int(interval[0]), int(interval[1])]
             result.patterns = {}
             results.append(result)
     # the stored proxies' aggregate among the store's models, with the new μ, σ inside it

@@ -55,7 +55,18 @@ METRICS = (
     "progressivity",
     "trainability",
     "flops",
+    "zico",
+    "lswag",
+    "lswag-lambda",
+    "lswag-psi",
+    "vkdnw",
 )
+#: the top of the ranking the table reports beside ρ and τ: nDCG@TOP_K and the mean accuracy
+#: of the metric's TOP_K best (a search keeps only the top)
+TOP_K = 10
+#: metrics LIBRA does not choose among: the aggregate is itself a combination, standard AP
+#: saturates at S
+_NOT_LIBRA = ("aggregate", "standard_ap")
 
 
 #: how a competitor's metric is named in a report (``naslib:nwot``)
@@ -476,6 +487,10 @@ class Correlation:
     kendall: float
     kendall_ci: tuple[float, float]
     extra: dict[str, Any] = field(default_factory=dict)
+    #: nDCG@TOP_K (accuracies in percent; :func:`swapprobe.proxies.ranking.ndcg`)
+    ndcg: float = math.nan
+    #: mean accuracy of the TOP_K rows the metric ranks highest
+    top_mean: float = math.nan
 
 
 def correlate(
@@ -487,8 +502,11 @@ def correlate(
     bootstrap: int = 1000,
     seed: int = 0,
 ) -> Correlation:
-    """Spearman ρ and Kendall τ (τ-b) with percentile bootstrap 95 % intervals."""
+    """Spearman ρ and Kendall τ (τ-b) with percentile bootstrap 95 % intervals, and the top
+    of the ranking: nDCG@k and the top-k mean accuracy, k = min(:data:`TOP_K`, n)."""
     from scipy import stats
+
+    from swapprobe.proxies.ranking import ndcg, top_k_mean
 
     scores = np.asarray(scores, dtype=float)
     truth = np.asarray(truth, dtype=float)
@@ -511,7 +529,18 @@ def correlate(
         pick = rng.integers(0, n, n)
         rhos.append(stats.spearmanr(scores[pick], truth[pick]).statistic)
         taus.append(stats.kendalltau(scores[pick], truth[pick]).statistic)
-    return Correlation(metric, target, n, rho, _interval(rhos), tau, _interval(taus))
+    k = min(TOP_K, n)
+    return Correlation(
+        metric,
+        target,
+        n,
+        rho,
+        _interval(rhos),
+        tau,
+        _interval(taus),
+        ndcg=ndcg(scores, truth, k),
+        top_mean=top_k_mean(scores, truth, k),
+    )
 
 
 def _interval(values: list[float]) -> tuple[float, float]:
@@ -649,6 +678,8 @@ class CorrelationReport:
     chosen_mu: float | None = None
     #: architectures that failed (executor outcomes), left out of everything above
     failed: list[Any] = field(default_factory=list)
+    #: LIBRA per target (``select="libra"``): the two seeded halves' folds
+    libra: dict[str, Any] = field(default_factory=dict)
     #: wall time of the scoring, and the ``--reg auto`` calibration when there was one
     wall_seconds: float = 0.0
     calibration: Any = None
@@ -664,6 +695,17 @@ class CorrelationReport:
             "chosen_mu": self.chosen_mu,
             "calibration": None if self.calibration is None else self.calibration.describe(),
             "failed": [{"name": f.name, "error": f.error} for f in self.failed],
+            "libra": {
+                target: [
+                    {
+                        "proxies": list(fold.choice.proxies),
+                        "rho_inside": fold.rho_inside,
+                        "rho_outside": fold.rho_outside,
+                    }
+                    for fold in folds
+                ]
+                for target, folds in self.libra.items()
+            },
         }
 
     def table_rows(self, truth: GroundTruth) -> list[dict[str, Any]]:
@@ -681,6 +723,7 @@ class CorrelationReport:
                     "nwot": result.nwot,
                     "params": result.param_count,
                     "units": result.units,
+                    **result.proxies,
                     "seconds": round(result.seconds, 4),
                 }
             )
@@ -746,3 +789,39 @@ def correlation_report(
                 )
             )
     return CorrelationReport(results, accuracies, list(rows), correlations, sweeps, chosen)
+
+
+def libra_candidates(results: Sequence[Result]) -> dict[str, np.ndarray]:
+    """The metrics LIBRA chooses among: every :data:`METRICS` column with a finite value for
+    every result, less the aggregate and standard AP."""
+    columns = {}
+    for metric in METRICS:
+        if metric in _NOT_LIBRA:
+            continue
+        values = metric_values(results, metric)
+        if len(values) and np.isfinite(values).all() and np.ptp(values) > 0:
+            columns[metric] = values
+    return columns
+
+
+def libra_report(
+    results: Sequence[Result], accuracies: dict[str, np.ndarray], *, seed: int = 0
+) -> dict[str, Any]:
+    """LIBRA per target (:func:`swapprobe.proxies.libra.libra_halves`): on each seeded half
+    the three proxies it chooses among :func:`libra_candidates` and their combination's ρ
+    there and on the other half."""
+    from swapprobe.errors import SettingsError
+    from swapprobe.proxies.libra import libra_halves
+
+    columns = libra_candidates(results)
+    if len(columns) < 2:
+        raise SettingsError(
+            "LIBRA needs at least two scored proxies to choose among; add {proxies}"
+        )
+    if len(results) < 8:
+        raise SettingsError(f"LIBRA's two halves need at least 8 architectures, got {len(results)}")
+    params = np.array([float(r.param_count) for r in results])
+    return {
+        target: libra_halves(columns, acc, params, seed=seed)
+        for target, acc in accuracies.items()
+    }

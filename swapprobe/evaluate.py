@@ -21,9 +21,11 @@ from swapprobe.data import Batch
 from swapprobe.errors import SettingsError
 from swapprobe.models import ModelRef, arch_ref, is_torch_module, resolve_one
 from swapprobe.patterns import PatternMatrix
+from swapprobe.proxies.gradients import check_interval, psi_by_bin
 from swapprobe.results import Result, ScoreSettings
 
 if TYPE_CHECKING:
+    from swapprobe.capture.gradients import GradientPass
     from swapprobe.capture.runner import PatternRunner
     from swapprobe.searchspaces.base import SearchSpace
 
@@ -76,6 +78,14 @@ class Evaluator:
                 "images (AZ-NAS's protocol), which token inputs cannot stand in for; score "
                 "token models with SWAP alone (proxies none, or nwot, params)"
             )
+        if self.settings.interval is not None:
+            check_interval(self.settings.interval)
+        if data.is_tokens and self.settings.gradient_proxies:
+            raise SettingsError(
+                f"the proxies {', '.join(self.settings.gradient_proxies)} take a classifier's "
+                "cross-entropy; token models have no task loss here yet: score them with SWAP "
+                "alone (proxies none, or nwot, params)"
+            )
         self.on_repeat = on_repeat
         from swapprobe.capture.grouped import DrawCache
 
@@ -118,6 +128,10 @@ class Evaluator:
             t0 = time.perf_counter()
             result.proxies = self._pass_proxies(ref, network)
             result.timings["proxies"] = time.perf_counter() - t0
+        if settings_gradient := self.settings.gradient_proxies:
+            t0 = time.perf_counter()
+            self._gradient_proxies(ref, network, result, settings_gradient)
+            result.timings["gradients"] = time.perf_counter() - t0
         result.seconds = time.perf_counter() - start
         result.metadata["model_sha256"] = origin.digest
         if ref.space is not None:
@@ -186,6 +200,108 @@ class Evaluator:
         values = proxy_pass.proxy_values(stats)
         return {name: float(values[name]) for name in settings.pass_proxies}
 
+    def _gradient_module(self, ref: ModelRef, network: Any, names: tuple[str, ...]) -> Any:
+        """The network the gradient pass runs on: a search-space architecture's proxy network
+        (built under :func:`torch_seed`), a copy of a torch module; both then get AZ-NAS's
+        seeded Kaiming-normal weights, the initialisation the other torch-pass proxies use."""
+        import copy
+
+        import torch
+
+        from swapprobe.capture import proxy_pass
+
+        seed = torch_seed(self.settings.seed, ref.key)
+        with torch.random.fork_rng(devices=[]):
+            if ref.space is not None:
+                torch.manual_seed(seed)
+                module = ref.space.proxy_network(ref.arch)
+            elif is_torch_module(network):
+                module = copy.deepcopy(network)
+            else:
+                raise SettingsError(
+                    f"{ref.name}: the proxies {', '.join(names)} need a backward pass, which "
+                    "swapprobe runs on torch modules and search-space architectures; score the "
+                    "ONNX file with SWAP alone (proxies none) or pass the torch module"
+                )
+            torch.manual_seed(seed % 2**31)
+            proxy_pass.init_kaiming_normal(module)
+        return module
+
+    def gradient_batches(self, module: Any, seed: int) -> list[tuple[Any, Any]]:
+        """The labelled mini-batches of the gradient pass: ``gradient_batches`` disjoint
+        batches of consecutive images of the run's own data, each ``proxy_batch`` large or
+        ``S // gradient_batches`` where S is smaller (repeated images would have no variance
+        across batches), with their labels where the batch has them (CIFAR), else seeded
+        random labels over the network's outputs: ZiCo and Λ only need a task loss at
+        initialisation."""
+        import torch
+
+        settings = self.settings
+        inputs = torch.from_numpy(np.ascontiguousarray(self.data.inputs))
+        count = len(inputs)
+        size = min(settings.proxy_batch, count // settings.gradient_batches)
+        if size < 2:
+            raise SettingsError(
+                f"the gradient pass needs {settings.gradient_batches} mini-batches of at least "
+                f"2 images; S = {count} is too small (raise the batch size)"
+            )
+        order = [
+            torch.arange(i * size, (i + 1) * size) for i in range(settings.gradient_batches)
+        ]
+        labels = self.data.labels
+        if labels is None:
+            training = [(m, m.training) for m in module.modules()]
+            module.eval()
+            with torch.no_grad():
+                classes = int(module(inputs[:1]).shape[-1])
+            for m, mode in training:
+                m.training = mode
+            gen = torch.Generator().manual_seed(seed + 3)
+            labels = torch.randint(0, classes, (count,), generator=gen).numpy()
+        targets = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        return [(inputs[index], targets[index]) for index in order]
+
+    def gradient_stats(
+        self, ref: ModelRef, network: Any = None, *, fisher: bool = False
+    ) -> GradientPass:
+        """The labelled gradient pass of one model (:mod:`swapprobe.capture.gradients`) on
+        :meth:`gradient_batches`, its weights AZ-NAS's seeded Kaiming draw: what the gradient
+        proxies and ``swapprobe calibrate`` both read. ``network``: a torch module to copy
+        (None for a search-space architecture)."""
+        from swapprobe.capture.gradients import gradient_pass
+
+        names = self.settings.gradient_proxies or ("lswag",)
+        module = self._gradient_module(ref, network, names)
+        seed = torch_seed(self.settings.seed, ref.key) % 2**31
+        batches = self.gradient_batches(module, seed)
+        return gradient_pass(module, batches, seed=seed, fisher=fisher)
+
+    def _gradient_proxies(
+        self, ref: ModelRef, network: Any, result: Result, names: tuple[str, ...]
+    ) -> None:
+        """ZiCo, L-SWAG (Λ, Ψ) and VKDNW of one model, stored on ``result`` with the per-layer
+        statistics they come from."""
+        from swapprobe.proxies.gradients import gradient_proxy_values
+
+        found = self.gradient_stats(ref, network, fisher="vkdnw" in names)
+        result.gradient_layers = found.layers
+        result.fisher_eigenvalues = found.fisher_eigenvalues
+        result.proxies.update(
+            gradient_proxy_values(
+                names,
+                found.layers,
+                psi=result.psi_by_bin,
+                eigenvalues=found.fisher_eigenvalues,
+                interval=self.settings.interval,
+            )
+        )
+        result.metadata["interval"] = (
+            None if self.settings.interval is None else list(self.settings.interval)
+        )
+        result.metadata["gradient_labels"] = (
+            "data" if self.data.labels is not None else "random (seeded)"
+        )
+
     # --- internals ----------------------------------------------------------------------
     def _run(
         self,
@@ -207,6 +323,8 @@ class Evaluator:
         per_layer: dict[str, list[int]] = {}
         count_time = 0.0
         matrix: PatternMatrix | None = None
+        psi: np.ndarray | None = None
+        want_psi = any(name in ("lswag", "lswag-psi") for name in settings.gradient_proxies)
         done = 0
         for batch in runner.repeat_batches(settings.repeats):
             matrices = runner.run_all(self.data.inputs, seed=settings.seed, repeats=batch)
@@ -224,6 +342,8 @@ class Evaluator:
                         per_layer.setdefault(info.name, []).append(
                             metrics.swap(matrix.layer(info.name))
                         )
+                if want_psi and repeat == 0:
+                    psi = psi_by_bin(matrix)
                 count_time += time.perf_counter() - t0
                 if settings.keep_patterns == "all" or (
                     settings.keep_patterns == "first" and repeat == 0
@@ -255,6 +375,7 @@ class Evaluator:
             per_layer_swap={k: float(np.mean(v)) for k, v in per_layer.items()}
             if per_layer
             else None,
+            psi_by_bin=psi,
             metadata={
                 "backend": settings.backend,
                 "provider": runner.provider,

@@ -248,11 +248,25 @@ class Scoring:
             check_reg(reg, self.mu)
 
     def settings(
-        self, batch: Batch, defaults: Any, *, size_unit: str, **extra: Any
+        self,
+        batch: Batch,
+        defaults: Any,
+        *,
+        size_unit: str,
+        space: str | None = None,
+        **extra: Any,
     ) -> ScoreSettings:
         """The :class:`ScoreSettings` of these options on ``batch``, ``defaults`` (a space's or
-        the paper's) where none was given; ``extra``: the command's own settings."""
+        the paper's) where none was given; ``extra``: the command's own settings. With a
+        ``space``, L-SWAG's interval is the one ``swapprobe calibrate`` cached for it (none
+        cached: the whole depth)."""
         extra.setdefault("proxies", defaults.proxies if self.proxies is None else self.proxies)
+        if space is not None and "interval" not in extra:
+            from swapprobe.calibrate import cached_interval
+
+            found = cached_interval(space)
+            if found is not None:
+                extra["interval"] = (found.first_bin, found.last_bin)
         return ScoreSettings(
             batch_size=len(batch.inputs),
             repeats=self.repeats or defaults.repeats,
@@ -444,10 +458,12 @@ class ScorePlan:
             resumed=self.store if self.resume else None,
         )
         notes += chosen
+        spaces = {ref.space.name for ref in refs if ref.space is not None}
         settings = self.scoring.settings(
             data,
             defaults,
             size_unit="M",
+            space=spaces.pop() if len(spaces) == 1 and all(r.space for r in refs) else None,
             baselines=self.baselines,
             per_layer=self.per_layer,
             keep_patterns=self.keep_patterns if self.store else "none",
@@ -591,7 +607,12 @@ class SearchPlan:
         data = self.inputs.load(seed, defaults, _space_models(space, seed))
         # the fitness decides the proxies: the policy fills them in
         settings = self.scoring.settings(
-            data, defaults, size_unit=space.size_unit, keep_patterns="none", proxies=()
+            data,
+            defaults,
+            size_unit=space.size_unit,
+            space=space.name,
+            keep_patterns="none",
+            proxies=(),
         )
         policy = search_policy(
             space,
@@ -657,6 +678,8 @@ class CorrelatePlan:
     store: str | os.PathLike[str] | None = None
     resume: bool = False
     keep_patterns: str = "none"
+    #: a proxy selection rule judged on seeded halves: ``"libra"`` or None
+    select: str | None = None
 
     def run(self, progress: Progress | None = None) -> CorrelateRun:
         from swapprobe.searching import correlate_table
@@ -671,7 +694,11 @@ class CorrelatePlan:
         truth = self.table.read(space)
         data = self.inputs.load(seed, defaults, _space_models(space, seed))
         settings = self.scoring.settings(
-            data, defaults, size_unit=space.size_unit, keep_patterns=self.keep_patterns
+            data,
+            defaults,
+            size_unit=space.size_unit,
+            space=space.name,
+            keep_patterns=self.keep_patterns,
         )
         with self.execution.open() as executor:
             progress.begin("architectures", self.limit or len(truth.archs))
@@ -689,6 +716,7 @@ class CorrelatePlan:
                 reg=self.reg,
                 sweep=self.sweep,
                 bootstrap=self.bootstrap,
+                select=self.select,
             )
         return CorrelateRun(report, truth, space, data, settings)
 

@@ -238,11 +238,13 @@ def correlation_table(rows: Sequence[Any], *, title: str | None = None) -> Table
     table.add_column("95 % CI", justify="right", style="dim")
     table.add_column("Kendall τ", justify="right", style="bold cyan")
     table.add_column("95 % CI", justify="right", style="dim")
+    table.add_column("nDCG@10", justify="right")
+    table.add_column("top-10 acc", justify="right")
     for row in rows:
         if "constant" in row.extra:
             label = _METRIC_LABELS.get(row.metric, row.metric)
             constant = f"constant ({row.extra['constant']:g})"
-            table.add_row(row.target, label, str(row.n), constant, "", "", "")
+            table.add_row(row.target, label, str(row.n), constant, "", "", "", "", "")
             continue
         table.add_row(
             row.target,
@@ -252,6 +254,8 @@ def correlation_table(rows: Sequence[Any], *, title: str | None = None) -> Table
             f"[{row.spearman_ci[0]:.3f}, {row.spearman_ci[1]:.3f}]",
             f"{row.kendall:.3f}",
             f"[{row.kendall_ci[0]:.3f}, {row.kendall_ci[1]:.3f}]",
+            f"{row.ndcg:.3f}",
+            f"{row.top_mean:.2f}",
         )
     return table
 
@@ -283,6 +287,31 @@ def _study_label(metric: str) -> str:
     return _METRIC_LABELS.get(metric, metric)
 
 
+def libra_lines(libra: dict[str, Any]) -> list[str]:
+    """LIBRA per target: each half's three proxies, their combined ρ on that half and on the
+    other (the held-out figure)."""
+    lines = []
+    for target, folds in libra.items():
+        for half, fold in zip("AB", folds, strict=True):
+            other = "B" if half == "A" else "A"
+            chosen = " + ".join(fold.choice.proxies)
+            lines.append(
+                f"LIBRA {target}: chosen on half {half}: {chosen}; combined ρ "
+                f"{fold.rho_inside:.3f} on {half}, {fold.rho_outside:.3f} on {other} (held out)"
+            )
+    return lines
+
+
+def interval_note(settings: Any, space: str | None) -> str | None:
+    """The one-line note of an L-SWAG run without a calibrated interval, else None."""
+    if settings.interval is not None:
+        return None
+    if not any(name in ("lswag", "lswag-lambda", "lswag-psi") for name in settings.proxies):
+        return None
+    where = f"`swapprobe calibrate {space}`" if space else "`swapprobe calibrate SPACE`"
+    return f"L-SWAG over the whole depth: no calibrated interval (run {where} to cache one)"
+
+
 _METRIC_LABELS = {
     "aggregate": "aggregate (ranks)",
     "swap": "SWAP",
@@ -294,6 +323,11 @@ _METRIC_LABELS = {
     "progressivity": "progressivity",
     "trainability": "trainability",
     "flops": "FLOPs (MACs)",
+    "zico": "ZiCo",
+    "lswag": "L-SWAG (Λ×Ψ)",
+    "lswag-lambda": "L-SWAG Λ",
+    "lswag-psi": "L-SWAG Ψ",
+    "vkdnw": "VKDNW",
 }
 
 

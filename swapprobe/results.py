@@ -17,10 +17,12 @@ from swapprobe.patterns import LayerInfo, PatternMatrix
 
 if TYPE_CHECKING:
     from swapprobe.data import Batch
+    from swapprobe.proxies.gradients import LayerGradientStats
 
 __all__ = [
     "BACKENDS",
     "DEFAULT_ACTIVATIONS",
+    "GRADIENT_PROXIES",
     "INIT_SCHEMES",
     "KEEP_PATTERNS",
     "PASS_PROXIES",
@@ -40,7 +42,12 @@ DEFAULT_ACTIVATIONS = "gates"
 #: progressivity and trainability and the FLOPs (multiply-accumulates) of a torch pass on
 #: Gaussian-noise inputs (:mod:`swapprobe.capture.proxy_pass`); NWOT and Θ come with SWAP
 PASS_PROXIES: tuple[str, ...] = ("expressivity", "progressivity", "trainability", "flops")
-PROXIES: tuple[str, ...] = (*PASS_PROXIES, "nwot", "params")
+#: proxies of the labelled gradient pass (:mod:`swapprobe.capture.gradients`; all
+#: bigger-is-better): ZiCo, L-SWAG = Λ × Ψ and its two factors over the space's layer interval,
+#: and VKDNW (Fisher spectrum). They need only a task loss at initialisation, so images without
+#: labels get seeded random ones; see :meth:`ScoreSettings.gradient_batches`
+GRADIENT_PROXIES: tuple[str, ...] = ("zico", "lswag", "lswag-lambda", "lswag-psi", "vkdnw")
+PROXIES: tuple[str, ...] = (*PASS_PROXIES, *GRADIENT_PROXIES, "nwot", "params")
 
 
 def check_scheme(scheme: str) -> None:
@@ -108,6 +115,13 @@ class ScoreSettings:
     #: larger one's": 16 ranked as 64 did (0.932 vs 0.931 on 354 dev rows), and 8 as 16 did
     #: (default aggregate, 1000 dev rows: 2-fold mean 0.928 vs 0.925) at 0.13 s a pass
     proxy_batch: int = 8
+    #: labelled mini-batches of the gradient pass (ZiCo, L-SWAG, VKDNW): disjoint runs of
+    #: ``proxy_batch`` of the run's own images (``S // gradient_batches`` where S is smaller);
+    #: moments across batches need ≥ 2
+    gradient_batches: int = 2
+    #: L-SWAG's layer interval as depth bins ``(first, last)`` inclusive
+    #: (:class:`~swapprobe.proxies.interval.LayerInterval`); None: the whole depth
+    interval: tuple[int, int] | None = None
     #: threads, grouping and baking (see :class:`RuntimeOptions`): the same numbers either way,
     #: up to the baked grouped pass's rounding
     runtime: RuntimeOptions = RuntimeOptions()
@@ -134,6 +148,15 @@ class ScoreSettings:
             )
         if self.proxy_batch < 2:
             raise SettingsError(f"proxy_batch must be at least 2, got {self.proxy_batch}")
+        if self.gradient_batches < 2:
+            raise SettingsError(
+                f"gradient_batches must be at least 2 (a variance across mini-batches), got "
+                f"{self.gradient_batches}"
+            )
+        if self.interval is not None:
+            first, last = self.interval
+            if not 0 <= first <= last:  # the bins' range: the Evaluator's check_interval
+                raise SettingsError(f"interval {first}:{last} must have 0 ≤ first ≤ last")
         if "nwot" in self.proxies and not self.baselines:
             raise SettingsError("the nwot proxy needs the baselines (drop {baselines=False})")
 
@@ -150,12 +173,29 @@ class ScoreSettings:
             "activations": self.activations,
             "proxies": list(self.pass_proxies),
             "proxy_batch": self.proxy_batch if self.pass_proxies else None,
+            **self._gradient_settings(),
+        }
+
+    def _gradient_settings(self) -> dict[str, Any]:
+        """The gradient pass's settings, only where it runs (older stores stay resumable)."""
+        if not self.gradient_proxies:
+            return {}
+        return {
+            "gradient_proxies": list(self.gradient_proxies),
+            "gradient_batches": self.gradient_batches,
+            "gradient_proxy_batch": self.proxy_batch,
+            "interval": None if self.interval is None else list(self.interval),
         }
 
     @property
     def pass_proxies(self) -> tuple[str, ...]:
         """The requested proxies that need the torch pass (not NWOT or Θ)."""
         return tuple(name for name in self.proxies if name in PASS_PROXIES)
+
+    @property
+    def gradient_proxies(self) -> tuple[str, ...]:
+        """The requested proxies of the labelled gradient pass (:data:`GRADIENT_PROXIES`)."""
+        return tuple(name for name in self.proxies if name in GRADIENT_PROXIES)
 
 
 @dataclass
@@ -183,6 +223,13 @@ class Result:
     proxies: dict[str, float] = field(default_factory=dict)
     #: the rank aggregate among the candidates it was compared with (None: not aggregated)
     aggregate: float | None = None
+    #: per weight layer, the gradient pass's statistics (empty: no gradient pass ran)
+    gradient_layers: tuple[LayerGradientStats, ...] = ()  # (results sits below proxies)
+    #: Ψ (SWAP of the first repeat over the activation layers up to depth bin b) for every
+    #: last bin b, so that L-SWAG can be recomputed for any interval (None: not computed)
+    psi_by_bin: np.ndarray | None = None
+    #: VKDNW's Fisher eigenvalues (None: not computed)
+    fisher_eigenvalues: np.ndarray | None = None
 
     def proxy(self, name: str) -> float | None:
         """One proxy's value: SWAP, NWOT, Θ (``params``) or a torch-pass proxy."""

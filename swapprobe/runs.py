@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from swapprobe.patterns import PatternMatrix
+from swapprobe.proxies.gradients import LayerGradientStats
 from swapprobe.results import Result, ScoreSettings
 
 if TYPE_CHECKING:
@@ -33,6 +34,44 @@ __all__ = ["PROXY_PREFIX", "record_to_result", "result_to_record", "run_refs", "
 
 #: a torch-pass proxy's value is stored as the score ``proxy:NAME`` (one value per model)
 PROXY_PREFIX = "proxy:"
+#: the record arrays of the gradient pass (:class:`~swapprobe.store.ModelRecord.arrays`)
+GRADIENT_ARRAY, PSI_ARRAY, FISHER_ARRAY = "gradient_layers", "psi_by_bin", "fisher_eigenvalues"
+#: the columns of the per-layer gradient statistics array, in order (names go to metadata)
+_GRADIENT_COLUMNS = (
+    "weights",
+    "batches",
+    "zico_sum",
+    "zico_weights",
+    "inv_std_sum",
+    "inv_std_weights",
+    "std_mean",
+    "abs_mean",
+)
+
+
+def _gradient_array(layers: Sequence[LayerGradientStats]) -> np.ndarray:
+    """(L, 8) float64: one row per weight layer, :data:`_GRADIENT_COLUMNS` (counts are exact
+    in float64 below 2**53)."""
+    return np.array(
+        [[float(getattr(layer, column)) for column in _GRADIENT_COLUMNS] for layer in layers],
+        dtype=np.float64,
+    ).reshape(len(layers), len(_GRADIENT_COLUMNS))
+
+
+def _gradient_layers(names: Sequence[str], array: np.ndarray) -> tuple[LayerGradientStats, ...]:
+    """The inverse of :func:`_gradient_array` (with the layer names kept in metadata)."""
+    integer = {"weights", "batches", "zico_weights", "inv_std_weights"}
+    return tuple(
+        LayerGradientStats(
+            name=str(name),
+            **{
+                column: int(value) if column in integer else float(value)
+                for column, value in zip(_GRADIENT_COLUMNS, row, strict=True)
+            },  # type: ignore[arg-type]
+        )
+        for name, row in zip(names, np.asarray(array).reshape(-1, len(_GRADIENT_COLUMNS)),
+                             strict=True)
+    )
 
 
 @contextmanager
@@ -138,6 +177,14 @@ def result_to_record(result: Result) -> ModelRecord:
         "per_layer_swap": result.per_layer_swap,
         "versions": _versions(),
     }
+    arrays: dict[str, np.ndarray] = {}
+    if result.gradient_layers:
+        arrays[GRADIENT_ARRAY] = _gradient_array(result.gradient_layers)
+        metadata["gradient_layer_names"] = [layer.name for layer in result.gradient_layers]
+    if result.psi_by_bin is not None:
+        arrays[PSI_ARRAY] = np.asarray(result.psi_by_bin, dtype=np.float64)
+    if result.fisher_eigenvalues is not None:
+        arrays[FISHER_ARRAY] = np.asarray(result.fisher_eigenvalues, dtype=np.float64)
     return ModelRecord(
         key=result.key,
         name=result.name,
@@ -145,6 +192,7 @@ def result_to_record(result: Result) -> ModelRecord:
         scores=scores,
         layers=tuple(result.layers),
         patterns={repeat: matrix.words for repeat, matrix in result.patterns.items()},
+        arrays=arrays,
     )
 
 
@@ -195,6 +243,13 @@ def record_to_result(
             for name, values in record.scores.items()
             if name.startswith(PROXY_PREFIX)
         },
+        gradient_layers=_gradient_layers(
+            meta.get("gradient_layer_names") or (), record.arrays[GRADIENT_ARRAY]
+        )
+        if GRADIENT_ARRAY in record.arrays
+        else (),
+        psi_by_bin=record.arrays.get(PSI_ARRAY),
+        fisher_eigenvalues=record.arrays.get(FISHER_ARRAY),
     )
 
 

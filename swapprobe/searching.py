@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 
 from swapprobe.budget import BudgetCheck, SizeBudget
-from swapprobe.correlate import CorrelationReport, GroundTruth, correlation_report
+from swapprobe.correlate import (
+    CorrelationReport,
+    GroundTruth,
+    correlation_report,
+    libra_report,
+)
 from swapprobe.data import Batch
 from swapprobe.errors import (
     InfeasibleError,
@@ -523,10 +528,15 @@ def correlate_table(
     reg: str | None = None,
     sweep: bool = False,
     bootstrap: int = 1000,
+    select: str | None = None,
 ) -> CorrelationReport:
     """Score a table's architectures and correlate every metric with every accuracy column
     (``swapprobe correlate``); ``reg="auto"`` calibrates μ, σ first, ``sweep`` sweeps
-    μ = σ (see :func:`swapprobe.correlate.correlation_report`)."""
+    μ = σ (see :func:`swapprobe.correlate.correlation_report`); ``select="libra"`` adds
+    LIBRA's choice of three proxies, chosen on one seeded half and judged on the other
+    (:func:`swapprobe.correlate.libra_report`)."""
+    if select not in (None, "libra"):
+        raise SettingsError(f"unknown selection rule {select!r}: use libra")
     if limit is not None and limit < 1:
         raise SettingsError(f"{{limit}} must be at least 1, got {limit}")
     check_reg(reg, settings.mu)
@@ -563,6 +573,8 @@ def correlate_table(
         competitors=competitors,
     )
     report.failed = list(results.failed)
+    if select == "libra":
+        report.libra = libra_report(report.results, accuracies, seed=seed)
     report.wall_seconds = wall
     report.calibration = calibration
     return report

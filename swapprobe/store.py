@@ -139,6 +139,9 @@ class ModelRecord:
         scores: metric name -> per-repeat float64 array.
         layers: where each activation layer sits in the pattern rows.
         patterns: repeat index -> packed ``(V, W)`` uint64 patterns (only kept repeats).
+        arrays: small named float64 arrays a scorer keeps to recompute scores later (the
+            gradient pass's per-layer statistics, Ψ per depth bin, Fisher eigenvalues); a
+            record without any has no ``arrays`` group.
     """
 
     key: str
@@ -147,6 +150,7 @@ class ModelRecord:
     scores: dict[str, np.ndarray]
     layers: tuple[LayerInfo, ...] = ()
     patterns: dict[int, np.ndarray] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -702,8 +706,12 @@ class PatternStore:
             for r, a in record.patterns.items()
         }
         layers = _layer_table(record.layers)
+        arrays = {
+            str(name): np.asarray(values, dtype=np.float64)
+            for name, values in record.arrays.items()
+        }
         with self._guarded(f"model {record.key[:80]!r}"):
-            self._write_group(handle, record, metadata_text, scores, patterns, layers)
+            self._write_group(handle, record, metadata_text, scores, patterns, layers, arrays)
 
     def _write_group(
         self,
@@ -713,6 +721,7 @@ class PatternStore:
         scores: dict[str, np.ndarray],
         patterns: dict[int, np.ndarray],
         layers: np.ndarray,
+        arrays: dict[str, np.ndarray],
     ) -> None:
         """Build the record under /partial, link it into /models, flush (the commit)."""
         name = group_name(record.key)
@@ -729,6 +738,11 @@ class PatternStore:
                 dataset = score_group.create_dataset(group_name(metric), data=values)
                 dataset.attrs["metric"] = metric
             group.create_dataset("layers", data=layers)
+            if arrays:
+                array_group = group.create_group("arrays", track_order=True)
+                for array_name, values in arrays.items():
+                    dataset = array_group.create_dataset(group_name(array_name), data=values)
+                    dataset.attrs["name"] = array_name
             pattern_group = group.create_group("patterns", track_order=True)
             for repeat in sorted(patterns):
                 self._write_patterns(pattern_group, str(repeat), patterns[repeat])
@@ -867,6 +881,10 @@ class PatternStore:
         if patterns:
             for name in sorted(group["patterns"], key=int):
                 kept[int(name)] = group["patterns"][name][()]
+        arrays = {
+            _as_text(dataset.attrs["name"]): np.asarray(dataset[()], dtype=np.float64)
+            for dataset in (group["arrays"].values() if "arrays" in group else ())
+        }
         return ModelRecord(
             key=_as_text(group.attrs["key"]),
             name=_as_text(group.attrs["name"]),
@@ -874,6 +892,7 @@ class PatternStore:
             scores=scores,
             layers=layers,
             patterns=kept,
+            arrays=arrays,
         )
 
     def kept_repeats(self, key: str) -> list[int]:

@@ -26,6 +26,7 @@ from typing import Any
 from swapprobe import __version__
 from swapprobe.cli import (
     benchmark,
+    calibrate,
     console,
     correlate,
     inspect,
@@ -39,7 +40,7 @@ from swapprobe.errors import SwapprobeError
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: the command modules, in the order ``--help`` lists them
-COMMANDS = (score, inspect, rescore, search, correlate, benchmark)
+COMMANDS = (score, inspect, rescore, search, correlate, benchmark, calibrate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,6 +57,13 @@ def add_parser(commands: Any) -> None:
     options.add_reg_option(parser)
     options.add_proxy_option(parser, default_word="the space's, listed below")
     parser.add_argument(
+        "--select",
+        choices=("libra",),
+        default=None,
+        help="libra: choose three complementary proxies (L-SWAG paper's LIBRA) among the "
+        "scored ones on one seeded half, report their combined ρ on the other",
+    )
+    parser.add_argument(
         "--sweep", action="store_true", help="sweep μ=σ over the size range and report the best"
     )
     parser.add_argument(
@@ -107,10 +114,14 @@ def run(args: argparse.Namespace) -> int:
         store=args.store,
         resume=args.resume,
         keep_patterns=args.keep_patterns,
+        select=args.select,
     )
     with console.ProgressBar(err) as bar:
         correlated = plan.run(bar)
     found, settings, space = correlated.report, correlated.settings, correlated.space
+    note = report.interval_note(settings, space.name)
+    if note:
+        err.print(f"[dim]{note}[/]")
     if found.calibration is not None:
         err.print(f"[dim]--reg auto:[/] {found.calibration.describe()}")
     results = found.results
@@ -124,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
                 title=f"{space.name}: {len(results)} architectures of {correlated.truth.path}",
             )
         )
+        for line in report.libra_lines(found.libra):
+            out.print(line)
         for target, (value, rho) in found.best_of_sweeps().items():
             out.print(
                 f"best μ=σ for {target}: {value:g} ({settings.size_unit})  Spearman {rho:.3f}"

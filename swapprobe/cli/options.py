@@ -108,6 +108,17 @@ def proxy_list(text: str) -> tuple[str, ...]:
     return names
 
 
+def depth_interval(text: str) -> tuple[int, int]:
+    """``--interval FIRST:LAST``: L-SWAG's depth bins, 0-9, inclusive at both ends."""
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"must be FIRST:LAST depth bins (0-9), got {text!r}")
+    first, last = (_number(part, int, "whole number") for part in parts)
+    if not 0 <= first <= last <= 9:
+        raise argparse.ArgumentTypeError(f"must be bins 0 ≤ FIRST ≤ LAST ≤ 9, got {text!r}")
+    return int(first), int(last)
+
+
 def add_proxy_option(parser: argparse.ArgumentParser, *, default_word: str) -> None:
     parser.add_argument(
         "--proxies",
@@ -116,7 +127,11 @@ def add_proxy_option(parser: argparse.ArgumentParser, *, default_word: str) -> N
         metavar="LIST|none",
         help="proxies aggregated with SWAP by ranks, Σ log(rank/N) over the candidates compared "
         "(AZ-NAS's sum): expressivity, progressivity, trainability, flops (a torch pass on "
-        f"Gaussian noise), nwot, params; none = SWAP alone (default: {default_word})",
+        "Gaussian noise); zico, lswag, lswag-lambda, lswag-psi, vkdnw (a labelled backward pass "
+        "at initialisation on 2 mini-batches of the run's images with their labels, seeded "
+        "random labels where the data has none: these proxies only need a task loss at "
+        "initialisation; L-SWAG over the interval `swapprobe calibrate SPACE` cached, else the "
+        f"whole depth); nwot, params; none = SWAP alone (default: {default_word})",
     )
 
 

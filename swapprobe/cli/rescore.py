@@ -12,7 +12,7 @@ from swapprobe.cli import console, options
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "rescore",
-        help="recompute regularised SWAP and baselines from a store",
+        help="recompute regularised SWAP, baselines and L-SWAG from a store",
         description="Recompute regularised SWAP (new μ, σ) and the baselines from stored "
         "patterns, without running any model.",
         epilog="examples:\n"
@@ -25,15 +25,23 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--mu",
         type=options.positive_float,
-        required=True,
+        default=None,
         help="μ of regularised SWAP: the size Θ (in --size-unit) it favours, "
-        "SWAP × exp(−(Θ − μ)² / σ)",
+        "SWAP × exp(−(Θ − μ)² / σ); give it with --sigma",
     )
     parser.add_argument(
         "--sigma",
         type=options.positive_float,
-        required=True,
+        default=None,
         help="σ of regularised SWAP: the width of its size factor exp(−(Θ − μ)² / σ)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=options.depth_interval,
+        default=None,
+        metavar="FIRST:LAST",
+        help="recompute ZiCo, L-SWAG (over depth bins FIRST..LAST of 0-9, inclusive) and VKDNW "
+        "from the per-layer gradient statistics the store keeps",
     )
     parser.add_argument(
         "--size-unit",
@@ -52,9 +60,18 @@ def run(args: argparse.Namespace) -> int:
 
     out, _ = console.consoles()
     console.check_outputs([args.json, args.csv])
-    results = rescore(args.store, mu=args.mu, sigma=args.sigma, size_unit=args.size_unit)
+    results = rescore(
+        args.store,
+        mu=args.mu,
+        sigma=args.sigma,
+        size_unit=args.size_unit,
+        interval=args.interval,
+    )
     if not (args.json == "-" or args.csv == "-"):
-        out.print(f"[dim]rescored from[/] {args.store}  μ={args.mu:g} σ={args.sigma:g}")
+        reg = "" if args.mu is None else f"  μ={args.mu:g} σ={args.sigma:g}"
+        bins = args.interval
+        where = "" if bins is None else f"  interval bins {bins[0]}-{bins[1]}"
+        out.print(f"[dim]rescored from[/] {args.store}{reg}{where}")
         out.print(report.ranking_table(results, title="rescored"))
     console.write_rows(results, args.json, args.csv)
     return 0

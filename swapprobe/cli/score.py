@@ -132,6 +132,10 @@ def run(args: argparse.Namespace) -> int:
     with console.ProgressBar(err) as bar:
         scored = plan.run(bar)
     results = scored.results
+    spaces = {ref.space.name for ref in scored.models if ref.space is not None}
+    note = report.interval_note(scored.settings, spaces.pop() if len(spaces) == 1 else None)
+    if note:
+        err.print(f"[dim]{note}[/]")
     if not results:  # every model failed: nothing to rank
         return console.report_failed(err, results.failed, len(scored.models))
     if not (args.json == "-" or args.csv == "-"):

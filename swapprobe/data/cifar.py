@@ -20,7 +20,7 @@ import tarfile
 import tempfile
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -97,7 +97,7 @@ def load_cifar(name: str, request: LoadRequest) -> Batch:
         if not request.download:
             raise DataError(_not_found_message(spec, request.data_dir))
         root = download_cifar(name, _download_destination(spec, request.data_dir), request.progress)
-    return from_cifar(
+    batch = from_cifar(
         name,
         root,
         request.batch_size,
@@ -107,6 +107,16 @@ def load_cifar(name: str, request: LoadRequest) -> Batch:
         request.split,
         request.normalize,
     )
+    # the labels of the same images, for the labelled gradient pass (ZiCo, L-SWAG, VKDNW)
+    labels = cifar_labels(
+        name,
+        request.batch_size,
+        data_dir=root,
+        seed=request.seed,
+        pick=request.pick,
+        split=request.split,
+    )
+    return replace(batch, labels=labels)
 
 
 def cifar_root(name: str, data_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -59,12 +59,16 @@ class Batch:
             model's ``attention_mask`` and ``token_type_ids`` (int64 (S, T)); a model is fed
             those of them it declares (an ONNX graph input, a ``forward`` argument of that
             name) and not the others. Empty for images.
+        labels: the class label of each sample where the source has them (CIFAR), for the
+            labelled gradient pass; None otherwise. Not in the fingerprint: the images decide
+            them.
     """
 
     inputs: np.ndarray
     source: str
     fingerprint: str
     extra: Mapping[str, np.ndarray] = field(default_factory=dict)
+    labels: np.ndarray | None = None
 
     @property
     def is_tokens(self) -> bool:

@@ -51,10 +51,13 @@ from swapprobe.patterns import PatternMatrix, count_distinct_rows
 
 __all__ = [
     "LayerGradientStats",
+    "check_interval",
+    "gradient_proxy_values",
     "interval_swap",
     "layer_gradient_stats",
     "lswag",
     "lswag_lambda",
+    "psi_by_bin",
     "zico",
 ]
 
@@ -159,3 +162,72 @@ def interval_swap(patterns: PatternMatrix, start: int = 0, stop: int | None = No
 def lswag(lambda_value: float, psi_value: float) -> float:
     """L-SWAG = Λ × Ψ, the product as written (a negative Λ is not clipped; see the module)."""
     return float(lambda_value) * float(psi_value)
+
+
+def psi_by_bin(patterns: PatternMatrix, bins: int | None = None) -> np.ndarray:
+    """Ψ for every last depth bin b = 0..bins−1: SWAP over the activation layers whose bin is at
+    most b (:meth:`~swapprobe.proxies.interval.LayerInterval.psi_stop`). Ten counts of one
+    pattern matrix, kept so that L-SWAG is recomputed for any interval without the patterns."""
+    from swapprobe.proxies.interval import DEPTH_BINS, LayerInterval
+
+    bins = DEPTH_BINS if bins is None else bins
+    count = len(patterns.layers)
+    return np.array(
+        [
+            interval_swap(patterns, 0, LayerInterval(0, b, bins).psi_stop(count))
+            for b in range(bins)
+        ],
+        dtype=np.float64,
+    )
+
+
+def check_interval(interval: tuple[int, int]) -> tuple[int, int]:
+    """Refuse an interval that is not depth bins ``0 ≤ first ≤ last < DEPTH_BINS``."""
+    from swapprobe.proxies.interval import DEPTH_BINS
+
+    first, last = (int(v) for v in interval)
+    if not 0 <= first <= last < DEPTH_BINS:
+        raise SettingsError(
+            f"interval {first}:{last} must be depth bins with 0 ≤ first ≤ last < {DEPTH_BINS}"
+        )
+    return first, last
+
+
+def gradient_proxy_values(
+    names: Sequence[str],
+    layers: Sequence[LayerGradientStats],
+    *,
+    psi: np.ndarray | None = None,
+    eigenvalues: np.ndarray | None = None,
+    interval: tuple[int, int] | None = None,
+) -> dict[str, float]:
+    """The gradient-pass proxies ``names`` (of ``zico``, ``lswag``, ``lswag-lambda``,
+    ``lswag-psi``, ``vkdnw``) from what a store keeps: the per-layer statistics, Ψ per last
+    depth bin (:func:`psi_by_bin`), the Fisher eigenvalues, and the depth-bin interval
+    ``(first, last)`` (None: the whole depth). The one place these values are computed, for a
+    run and for a rescore alike."""
+    from swapprobe.proxies.interval import DEPTH_BINS, LayerInterval
+    from swapprobe.proxies.vkdnw import vkdnw
+
+    first, last = check_interval(interval) if interval is not None else (0, DEPTH_BINS - 1)
+    chosen = LayerInterval(first, last)
+    start, stop = chosen.layer_slice(len(layers))
+    values: dict[str, float] = {}
+    lam = lswag_lambda(layers, start, stop)
+    for name in names:
+        if name == "zico":
+            values[name] = zico(layers)
+        elif name == "lswag-lambda":
+            values[name] = lam
+        elif name in ("lswag", "lswag-psi"):
+            if psi is None:
+                raise SettingsError(f"{name} needs Ψ from the first repeat's patterns")
+            psi_value = float(psi[last])
+            values[name] = psi_value if name == "lswag-psi" else lswag(lam, psi_value)
+        elif name == "vkdnw":
+            if eigenvalues is None:
+                raise SettingsError("vkdnw needs the Fisher eigenvalues of the gradient pass")
+            values[name] = vkdnw(eigenvalues)
+        else:
+            raise SettingsError(f"{name!r} is not a gradient-pass proxy")
+    return values
