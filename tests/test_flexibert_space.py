@@ -393,7 +393,7 @@ def test_json_table_errors_name_the_record(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="record 2 has no 'scores'"):
         read_table(path)
     path.write_text(json.dumps([{"arch": "x", "scores": {"glue": "high"}}]))
-    with pytest.raises(DataError, match="record 1: score 'glue'"):
+    with pytest.raises(DataError, match="record 1: 'glue' is missing or not a number"):
         read_table(path)
     path.write_text(json.dumps([{"scores": {"glue": 1.0}}]))
     with pytest.raises(DataError, match="neither an 'arch' text"):

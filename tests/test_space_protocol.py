@@ -141,6 +141,7 @@ def test_the_evaluation_size_a_budget_counts(space: SearchSpace) -> None:
     input size, its parameters as built and its multiply-adds as torch's dispatch-level
     counter sees them (2 FLOPs per multiply-add of every conv and matmul; attention's
     functional matmuls are beyond the module hooks, so a token space counts at most that)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     arch = _sampled(space, seed=2)[0]
@@ -155,7 +156,8 @@ def test_the_evaluation_size_a_budget_counts(space: SearchSpace) -> None:
         inputs = torch.randint(0, space.vocab_size, (1, *size))
     else:
         inputs = torch.randn((1, *space.input_shape))
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
+    # attention on its math kernel: the counter has no rule for CPU's fused one
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, torch.no_grad():
         network(inputs)
     counted = counter.get_total_flops() // 2
     flops = space.evaluation_flops(arch)

@@ -13,7 +13,7 @@ text form is compact JSON (see :mod:`swapprobe.searchspaces.autoformer.encoding`
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -90,6 +90,8 @@ class AutoFormerSpace(SearchSpace):
     choices: ClassVar[AutoFormerChoices]
     size_unit: ClassVar[SizeUnit] = "M"
     input_shape: ClassVar[tuple[int, ...]] = (3, IMAGE_SIZE, IMAGE_SIZE)
+    #: the subnets' own task: ImageNet-1k (the table's other heads are fine-tuned ones)
+    evaluation_default: ClassVar[str] = "imagenet"
     #: Chosen before looking at any accuracy, as the issue's own measurement scored: S=32
     #: (units per sample are 197 tokens × every MLP width, 1.3-2.4 M, so a smaller S would
     #: saturate at 2^S), one draw of PyTorch's default initialisation built under the
@@ -224,6 +226,20 @@ class AutoFormerSpace(SearchSpace):
 
         return AutoFormerNetwork(
             self._coerce(arch), patch_size=PATCH_SIZE, image_size=IMAGE_SIZE
+        )
+
+    def evaluation_flops(
+        self,
+        arch: Hashable,
+        input_size: tuple[int, ...] | None = None,
+        dataset: str | None = None,
+    ) -> int:
+        """Multiply-adds of the evaluation network (built for 224×224 whatever the batch):
+        the closed form, which counts attention's two products (module hooks cannot see
+        them) and the head of ``dataset``."""
+        classes = _classes(dataset or self.evaluation_default)
+        return multiply_adds(
+            self._coerce(arch), patch_size=PATCH_SIZE, image_size=IMAGE_SIZE, num_classes=classes
         )
 
     def build_evaluation_network(
