@@ -53,7 +53,7 @@ from onnx import helper, numpy_helper, shape_inference
 from swapprobe.capture import graph
 from swapprobe.capture.fixed_batch import free_batch
 from swapprobe.capture.prepare import bake_constants
-from swapprobe.capture.runner import ModelOrigin, RunnerTimings
+from swapprobe.capture.runner import ModelOrigin, OriginMixin, RunnerTimings
 from swapprobe.capture.runtime import (
     PROCESS_CPU_ARENA,
     SharedCpuArena,
@@ -461,7 +461,7 @@ def prepare_grouped(
 
 
 # --- the session ---------------------------------------------------------------------------
-class GroupedPatternSession:
+class GroupedPatternSession(OriginMixin):
     """Every repeat's patterns from one onnxruntime call per chunk of repeats.
 
     Same arguments as :class:`~swapprobe.capture.session.PatternSession` (the model as loaded,
@@ -511,7 +511,7 @@ class GroupedPatternSession:
         self.init = init
         self.batch_size = batch_size
         self.parameters = graph.parameters(model)
-        self._origin = (origin or ModelOrigin()).completed(
+        self.origin = (origin or ModelOrigin()).completed(
             sum(int(np.prod(p.shape)) for p in self.parameters), lambda: graph.model_digest(model)
         )
         self.input_name = graph.model_input(model, input_name).name
@@ -558,7 +558,7 @@ class GroupedPatternSession:
         self._channel_step = prepared.channel_step if self.bake else 1
         self._graphs: dict[int, tuple[bytes, list[str]]] = {}
         self._sessions: dict[object, tuple[object, list[str]]] = {}
-        self.timings = RunnerTimings(export=self._origin.export_seconds)
+        self.timings = RunnerTimings(export=self.origin.export_seconds)
         self.timings.add_step("group_rewrite", time.perf_counter() - t0)
         self.passes = 1
         # Prove the rewrite now (it raises GroupingError before any repeat is run), and with
@@ -571,17 +571,6 @@ class GroupedPatternSession:
             for size in sorted({len(chunk) for chunk in self.chunks(list(range(repeats)))}):
                 self._graph(size) if self.bake else self._session(size)
         self.timings.session += time.perf_counter() - t0
-
-    @property
-    def origin(self) -> ModelOrigin:
-        """The model's parameter count and digest (see :class:`ModelOrigin`)."""
-        return self._origin
-
-    @property
-    def param_count(self) -> int:
-        """Θ of the model this session stands for (:attr:`origin`)."""
-        assert self._origin.param_count is not None
-        return self._origin.param_count
 
     def _graph(self, repeats: int) -> tuple[bytes, list[str]]:
         """The serialised graph that runs ``repeats`` repeats at once and its pattern outputs

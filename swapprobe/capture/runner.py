@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from swapprobe.data import Batch
     from swapprobe.results import ScoreSettings
 
-__all__ = ["ModelOrigin", "PatternRunner", "RunnerTimings", "open_runner"]
+__all__ = ["ModelOrigin", "OriginMixin", "PatternRunner", "RunnerTimings", "open_runner"]
 
 
 @dataclass
@@ -92,6 +92,19 @@ class ModelOrigin:
             self.digest if self.digest is not None else digest(),
             self.export_seconds,
         )
+
+
+class OriginMixin:
+    """What every runner reports of its model: :attr:`origin`, and Θ read from it (one
+    definition for the three runners)."""
+
+    origin: ModelOrigin
+
+    @property
+    def param_count(self) -> int:
+        """Θ of the model this runner stands for (:attr:`origin`)."""
+        assert self.origin.param_count is not None
+        return self.origin.param_count
 
 
 class PatternRunner(Protocol):

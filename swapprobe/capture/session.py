@@ -21,7 +21,7 @@ from swapprobe.capture.feeds import as_declared
 from swapprobe.capture.fixed_batch import fixed_batch_advice
 from swapprobe.capture.folding import warn_if_folded
 from swapprobe.capture.prepare import prepare, units_by_kind
-from swapprobe.capture.runner import ModelOrigin, RunnerTimings
+from swapprobe.capture.runner import ModelOrigin, OriginMixin, RunnerTimings
 from swapprobe.capture.runtime import first_line, open_session, providers_for
 from swapprobe.capture.weights import check_scheme, draw
 from swapprobe.errors import SettingsError, ShapeMismatchError
@@ -33,7 +33,7 @@ __all__ = ["DEFAULT_MAX_PATTERN_BYTES", "PatternSession"]
 DEFAULT_MAX_PATTERN_BYTES = 1 << 30
 
 
-class PatternSession:
+class PatternSession(OriginMixin):
     """A rewritten model in an onnxruntime session (a
     :class:`~swapprobe.capture.runner.PatternRunner`, one forward pass per repeat).
 
@@ -114,7 +114,7 @@ class PatternSession:
         )
         self.prepared = prepared
         self.parameters = prepared.parameters
-        self._origin = (origin or ModelOrigin()).completed(
+        self.origin = (origin or ModelOrigin()).completed(
             prepared.param_count, lambda: graph.model_digest(model)
         )
         self.input_name = prepared.input_name
@@ -162,19 +162,8 @@ class PatternSession:
         self.layers: tuple[LayerInfo, ...] = ()
         self._bound_input: tuple[np.ndarray, object] | None = None
         self.timings = RunnerTimings(
-            export=self._origin.export_seconds, session=time.perf_counter() - start
+            export=self.origin.export_seconds, session=time.perf_counter() - start
         )
-
-    @property
-    def origin(self) -> ModelOrigin:
-        """The model's parameter count and digest (see :class:`ModelOrigin`)."""
-        return self._origin
-
-    @property
-    def param_count(self) -> int:
-        """Θ of the model this session stands for (:attr:`origin`)."""
-        assert self._origin.param_count is not None
-        return self._origin.param_count
 
     def _serialised(self, model: onnx.ModelProto) -> bytes | str:
         """The model as onnxruntime takes it: bytes, or over protobuf's 2 GiB limit a file

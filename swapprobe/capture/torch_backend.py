@@ -34,7 +34,7 @@ from swapprobe.capture.digest import module_digest
 from swapprobe.capture.feeds import module_keywords
 from swapprobe.capture.gate_rules import READ_OUTPUT, select_kinds, summary_line
 from swapprobe.capture.graph import ParameterInfo
-from swapprobe.capture.runner import ModelOrigin, RunnerTimings
+from swapprobe.capture.runner import ModelOrigin, OriginMixin, RunnerTimings
 from swapprobe.capture.shapes import UNKNOWN_AXIS, batch_axes
 from swapprobe.capture.torch_gates import ExpressionTracker, expression_ops
 from swapprobe.capture.weights import check_scheme, constant_value, draw, is_random
@@ -106,7 +106,7 @@ def plain_attention() -> Iterator[None]:
         backend.set_fastpath_enabled(before)
 
 
-class TorchPatternRunner:
+class TorchPatternRunner(OriginMixin):
     """Scores a torch module directly, without ONNX (a
     :class:`~swapprobe.capture.runner.PatternRunner`, one forward per repeat).
 
@@ -229,12 +229,6 @@ class TorchPatternRunner:
     def repeat_batches(self, repeats: int) -> list[list[int]]:
         """One repeat at a time (each is its own forward pass)."""
         return [[repeat] for repeat in range(repeats)]
-
-    @property
-    def param_count(self) -> int:
-        """Θ of the module (:attr:`origin`)."""
-        assert self.origin.param_count is not None
-        return self.origin.param_count
 
     def _forward(self, batch: Any, keywords: Mapping[str, Any]) -> list[tuple[str, Any]]:
         import torch
