@@ -39,6 +39,7 @@ __all__ = [
     "lookup",
     "metric_values",
     "read_table",
+    "rule_report",
     "scatter_plot",
     "sweep_grid",
     "sweep_regularisation",
@@ -680,6 +681,9 @@ class CorrelationReport:
     failed: list[Any] = field(default_factory=list)
     #: LIBRA per target (``select="libra"``): the two seeded halves' folds
     libra: dict[str, Any] = field(default_factory=dict)
+    #: the default rule over every target (``select="rule"``), a
+    #: :class:`swapprobe.proxies.default_rule.RuleChoice`
+    rule: Any = None
     #: wall time of the scoring, and the ``--reg auto`` calibration when there was one
     wall_seconds: float = 0.0
     calibration: Any = None
@@ -706,6 +710,7 @@ class CorrelationReport:
                 ]
                 for target, folds in self.libra.items()
             },
+            "rule": None if self.rule is None else rule_dict(self.rule),
         }
 
     def table_rows(self, truth: GroundTruth) -> list[dict[str, Any]]:
@@ -802,6 +807,42 @@ def libra_candidates(results: Sequence[Result]) -> dict[str, np.ndarray]:
         if len(values) and np.isfinite(values).all() and np.ptp(values) > 0:
             columns[metric] = values
     return columns
+
+
+def rule_report(results: Sequence[Result], accuracies: dict[str, np.ndarray]) -> Any:
+    """The default rule (:mod:`swapprobe.proxies.default_rule`) over every target: SWAP plus
+    every subset of the rule's views the results carry, judged on the seeded halves."""
+    from swapprobe.errors import SettingsError
+    from swapprobe.proxies.default_rule import MIN_ROWS, RULE_VIEWS, choose_default
+
+    if len(results) < 2 * MIN_ROWS:
+        raise SettingsError(
+            f"the rule's two halves need at least {2 * MIN_ROWS} architectures, got {len(results)}"
+        )
+    table = {name: metric_values(results, name) for name in ("swap", *RULE_VIEWS)}
+    return choose_default(table, accuracies)
+
+
+def rule_dict(choice: Any) -> dict[str, Any]:
+    """A :class:`~swapprobe.proxies.default_rule.RuleChoice` as JSON: every set's figures,
+    each half's choice and the default."""
+    return {
+        "criterion": "mean over targets of (Spearman rho + weighted Kendall tau) / 2",
+        "chosen": list(choice.chosen),
+        "folds": [
+            {"proxies": list(p), "inside": inside, "outside": outside}
+            for p, inside, outside in choice.folds
+        ],
+        "alone": {name: list(v) for name, v in choice.alone.items()},
+        "sets": [
+            {
+                "proxies": list(s.proxies),
+                "halves": list(s.halves),
+                "per_target": {t: list(v) for t, v in s.per_target.items()},
+            }
+            for s in choice.ranked()
+        ],
+    }
 
 
 def libra_report(

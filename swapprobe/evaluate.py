@@ -227,14 +227,19 @@ class Evaluator:
             proxy_pass.init_kaiming_normal(module)
         return module
 
-    def gradient_batches(self, module: Any, seed: int) -> list[tuple[Any, Any]]:
+    def gradient_batches(
+        self, module: Any, seed: int, kind: str = "classification"
+    ) -> list[tuple[Any, Any]]:
         """The labelled mini-batches of the gradient pass: ``gradient_batches`` disjoint
         batches of consecutive images of the run's own data, each ``proxy_batch`` large or
         ``S // gradient_batches`` where S is smaller (repeated images would have no variance
         across batches), with their labels where the batch has them (CIFAR), else seeded
         random labels over the network's outputs: ZiCo and Λ only need a task loss at
-        initialisation."""
+        initialisation. A head of another ``kind`` (dense prediction, regression) gets the
+        targets :func:`swapprobe.capture.task_targets.task_targets` makes for it."""
         import torch
+
+        from swapprobe.capture.task_targets import task_targets
 
         settings = self.settings
         inputs = torch.from_numpy(np.ascontiguousarray(self.data.inputs))
@@ -249,16 +254,17 @@ class Evaluator:
             torch.arange(i * size, (i + 1) * size) for i in range(settings.gradient_batches)
         ]
         labels = self.data.labels
-        if labels is None:
+        if labels is not None and kind == "classification":
+            targets = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        else:
             training = [(m, m.training) for m in module.modules()]
             module.eval()
             with torch.no_grad():
-                classes = int(module(inputs[:1]).shape[-1])
+                shape = tuple(module(inputs[:1]).shape)
             for m, mode in training:
                 m.training = mode
             gen = torch.Generator().manual_seed(seed + 3)
-            labels = torch.randint(0, classes, (count,), generator=gen).numpy()
-        targets = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+            targets = task_targets(kind, inputs, (count, *shape[1:]), gen)
         return [(inputs[index], targets[index]) for index in order]
 
     def gradient_stats(
@@ -269,12 +275,18 @@ class Evaluator:
         proxies and ``swapprobe calibrate`` both read. ``network``: a torch module to copy
         (None for a search-space architecture)."""
         from swapprobe.capture.gradients import gradient_pass
+        from swapprobe.capture.task_targets import check_fisher, task_loss_fn
 
         names = self.settings.gradient_proxies or ("lswag",)
+        kind = "classification" if ref.space is None else ref.space.task_loss(ref.arch)
+        if fisher:
+            check_fisher(kind)
         module = self._gradient_module(ref, network, names)
         seed = torch_seed(self.settings.seed, ref.key) % 2**31
-        batches = self.gradient_batches(module, seed)
-        return gradient_pass(module, batches, seed=seed, fisher=fisher)
+        batches = self.gradient_batches(module, seed, kind)
+        # a regression target has its output's shape
+        loss_fn = task_loss_fn(kind, batches[0][1].ndim)
+        return gradient_pass(module, batches, seed=seed, fisher=fisher, loss_fn=loss_fn)
 
     def _gradient_proxies(
         self, ref: ModelRef, network: Any, result: Result, names: tuple[str, ...]

@@ -678,7 +678,7 @@ class CorrelatePlan:
     store: str | os.PathLike[str] | None = None
     resume: bool = False
     keep_patterns: str = "none"
-    #: a proxy selection rule judged on seeded halves: ``"libra"`` or None
+    #: a proxy selection rule judged on seeded halves: ``"libra"``, ``"rule"`` or None
     select: str | None = None
 
     def run(self, progress: Progress | None = None) -> CorrelateRun:

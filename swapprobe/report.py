@@ -302,6 +302,30 @@ def libra_lines(libra: dict[str, Any]) -> list[str]:
     return lines
 
 
+def rule_lines(choice: Any, *, shown: int = 8) -> list[str]:
+    """The default rule's verdict: the best sets by mean criterion, each proxy alone, each
+    half's own choice with its held-out figure, and the default (nothing when not asked)."""
+    if choice is None:
+        return []
+    lines = ["default rule: J = ½(ρ + weighted τ), mean over targets; halves A / B"]
+    for figures in choice.ranked()[:shown]:
+        mark = "  ← default" if figures.proxies == choice.chosen else ""
+        lines.append(
+            f"  {' + '.join(figures.proxies):<58} {figures.halves[0]:6.3f} / "
+            f"{figures.halves[1]:6.3f}  mean {figures.mean:6.3f}{mark}"
+        )
+    alone = ", ".join(f"{name} {(v[0] + v[1]) / 2:.3f}" for name, v in choice.alone.items())
+    lines.append(f"  alone (mean J): {alone}")
+    for half, (proxies, inside, outside) in zip("AB", choice.folds, strict=True):
+        other = "B" if half == "A" else "A"
+        lines.append(
+            f"  chosen on {half}: {' + '.join(proxies)}  J {inside:.3f} on {half}, "
+            f"{outside:.3f} on {other} (held out)"
+        )
+    lines.append(f"  default: {' + '.join(choice.chosen)}")
+    return lines
+
+
 def interval_note(settings: Any, space: str | None) -> str | None:
     """The one-line note of an L-SWAG run without a calibrated interval, else None."""
     if settings.interval is not None:

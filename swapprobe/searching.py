@@ -22,6 +22,7 @@ from swapprobe.correlate import (
     GroundTruth,
     correlation_report,
     libra_report,
+    rule_report,
 )
 from swapprobe.data import Batch
 from swapprobe.errors import (
@@ -72,6 +73,8 @@ __all__ = [
 STATE_NAME = "search"
 #: what a search can rank by: the rank aggregate of SWAP and proxies, regularised SWAP, SWAP
 FITNESSES = ("aggregate", "reg-swap", "swap")
+#: ``correlate``'s selection rules: none, LIBRA's three, or the rule choosing a default set
+SELECTIONS = (None, "libra", "rule")
 
 
 def fitness_of(result: Result) -> float:
@@ -534,9 +537,10 @@ def correlate_table(
     (``swapprobe correlate``); ``reg="auto"`` calibrates μ, σ first, ``sweep`` sweeps
     μ = σ (see :func:`swapprobe.correlate.correlation_report`); ``select="libra"`` adds
     LIBRA's choice of three proxies, chosen on one seeded half and judged on the other
-    (:func:`swapprobe.correlate.libra_report`)."""
-    if select not in (None, "libra"):
-        raise SettingsError(f"unknown selection rule {select!r}: use libra")
+    (:func:`swapprobe.correlate.libra_report`); ``select="rule"`` applies the rule that
+    chooses a space's default set (:func:`swapprobe.correlate.rule_report`)."""
+    if select not in SELECTIONS:
+        raise SettingsError(f"unknown selection rule {select!r}: use libra or rule")
     if limit is not None and limit < 1:
         raise SettingsError(f"{{limit}} must be at least 1, got {limit}")
     check_reg(reg, settings.mu)
@@ -575,6 +579,8 @@ def correlate_table(
     report.failed = list(results.failed)
     if select == "libra":
         report.libra = libra_report(report.results, accuracies, seed=seed)
+    if select == "rule":
+        report.rule = rule_report(report.results, accuracies)
     report.wall_seconds = wall
     report.calibration = calibration
     return report

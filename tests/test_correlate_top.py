@@ -117,3 +117,57 @@ def test_cli_correlate_select_libra_prints_the_three_and_the_held_out_rho(
     assert "nDCG@10" in out and "top-10 acc" in out
     lines = [line for line in out.splitlines() if line.startswith("LIBRA acc")]
     assert len(lines) == 2 and "held out" in lines[0] and "chosen on half A" in lines[0]
+
+
+def test_cli_correlate_select_rule_reports_the_default_the_library_chooses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from swapprobe.proxies.default_rule import choose_default
+    from swapprobe.searchspaces import get_space
+
+    monkeypatch.setenv("SWAPPROBE_CACHE", str(tmp_path / "cache"))
+    space = get_space("nb201")
+    rng = np.random.default_rng(5)
+    archs = list(dict.fromkeys(space.format(space.sample(rng)) for _ in range(12)))
+    table = tmp_path / "table.csv"
+    with open(table, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["arch", "acc"])
+        for i, arch in enumerate(archs):
+            writer.writerow([arch, 80 + (7 * i) % 10])
+    common = ["--proxies", "flops", "--repeats", "1", "-S", "8", "--bootstrap", "0"]
+    code = main(
+        [
+            "correlate",
+            "nb201",
+            "--table",
+            str(table),
+            "--select",
+            "rule",
+            *common,
+            "--executor",
+            "local",
+            "--json",
+            str(tmp_path / "r.json"),
+            "--csv",
+            str(tmp_path / "r.csv"),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    rule = json.loads((tmp_path / "r.json").read_text())["rule"]
+    with open(tmp_path / "r.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    values = {name: np.array([float(r[name]) for r in rows]) for name in ("swap", "flops", "nwot")}
+    expected = choose_default(values, {"acc": np.array([float(r["acc"]) for r in rows])})
+    assert rule["chosen"] == list(expected.chosen)
+    # NWOT comes with every scoring; FLOPs was asked for
+    assert {tuple(s["proxies"]) for s in rule["sets"]} == {
+        ("swap",),
+        ("swap", "flops"),
+        ("swap", "nwot"),
+        ("swap", "flops", "nwot"),
+    }
+    assert f"default: {' + '.join(expected.chosen)}" in out

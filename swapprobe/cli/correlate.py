@@ -58,10 +58,13 @@ def add_parser(commands: Any) -> None:
     options.add_proxy_option(parser, default_word="the space's, listed below")
     parser.add_argument(
         "--select",
-        choices=("libra",),
+        choices=("libra", "rule"),
         default=None,
         help="libra: choose three complementary proxies (L-SWAG paper's LIBRA) among the "
-        "scored ones on one seeded half, report their combined ρ on the other",
+        "scored ones on one seeded half, report their combined ρ on the other; rule: the "
+        "rule that chose each space's default set (SWAP plus every subset of the scored "
+        "views, judged by ½(ρ + weighted τ) over every target on two seeded halves; "
+        "swapprobe/proxies/default_rule.py): the default, each half's choice held out",
     )
     parser.add_argument(
         "--sweep", action="store_true", help="sweep μ=σ over the size range and report the best"
@@ -136,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         for line in report.libra_lines(found.libra):
+            out.print(line)
+        for line in report.rule_lines(found.rule):
             out.print(line)
         for target, (value, rho) in found.best_of_sweeps().items():
             out.print(

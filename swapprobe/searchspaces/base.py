@@ -163,6 +163,12 @@ class SearchSpace(ABC):
         on; default: the scoring network."""
         return self.build_scoring_network(arch)
 
+    def task_loss(self, arch: Hashable) -> str:
+        """The kind of the network's head, which decides the gradient pass's loss and targets
+        (:mod:`swapprobe.capture.task_targets`): ``classification`` (default),
+        ``segmentation``, ``reconstruction`` or ``regression``."""
+        return "classification"
+
     def proxy_blocks(self, network: nn.Module) -> list[nn.Module]:
         """The block boundaries of :meth:`proxy_network`: submodules whose outputs are the
         features F_0, F_1, … in forward order; default: its top-level modules."""

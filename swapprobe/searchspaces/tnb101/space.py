@@ -165,6 +165,18 @@ def _split_text(text: object, default_task: str, space: str) -> tuple[str, tuple
 
 
 # --- the spaces ------------------------------------------------------------------------------
+#: each task's head kind (:mod:`swapprobe.capture.task_targets`)
+TASK_LOSSES: dict[str, str] = {
+    "class_scene": "classification",
+    "class_object": "classification",
+    "jigsaw": "classification",
+    "segmentsemantic": "segmentation",
+    "autoencoder": "reconstruction",
+    "normal": "regression",
+    "room_layout": "regression",
+}
+
+
 class _Tnb101Space(SearchSpace):
     """What both spaces share: the task, the networks, the sizes, the defaults."""
 
@@ -224,6 +236,13 @@ class _Tnb101Space(SearchSpace):
         task and must be the architecture's."""
         self._check_dataset(arch, dataset)
         return self.build_scoring_network(arch)
+
+    def task_loss(self, arch: Hashable) -> str:
+        """The head's kind for the gradient pass (:data:`TASK_LOSSES`): NASLib trains
+        segmentsemantic with per-pixel cross-entropy, autoencoder and normal with L1 on an
+        image, room_layout with mean squared error, the three classifiers with
+        cross-entropy."""
+        return TASK_LOSSES[self._parts(arch)[0]]
 
     def proxy_blocks(self, network: nn.Module) -> list[nn.Module]:
         """AZ-NAS's blocks: the stem, then each stage of the encoder (two cells or blocks)."""
