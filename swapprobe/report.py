@@ -445,6 +445,8 @@ def search_panel(space: Any, outcome: Any) -> Panel:
             f"{best.reg_swap:,.1f}  (μ={best.mu:g}, σ={best.sigma:g}, Θ in {best.size_unit})",
         )
     grid.add_row("scoring params", f"{best.param_count:,}")
+    if outcome.data:
+        grid.add_row("scored on", outcome.data)
     network = f" ({outcome.evaluation_dataset} network)"
     grid.add_row(
         "evaluation params",

@@ -161,6 +161,8 @@ class SearchOutcome:
     input_size: tuple[int, ...] = ()
     #: the hard size limits every scored architecture met
     budget: SizeBudget = field(default_factory=SizeBudget)
+    #: what every architecture was scored on: the batch's source (which images, from where)
+    data: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The found architecture and what it cost, as JSON-able values."""
@@ -181,6 +183,7 @@ class SearchOutcome:
             "evaluation_params": self.evaluation_params,
             "evaluation_flops": self.evaluation_flops,
             "evaluation_dataset": self.evaluation_dataset,
+            "data": self.data,
             "max_params": self.budget.max_params,
             "max_flops": self.budget.max_flops,
             "evaluations": self.search.evaluations,
@@ -253,19 +256,21 @@ def export_network(
     path: str | Path,
     *,
     sample_shape: Sequence[int] | None = None,
+    source: str | None = None,
 ) -> Path:
     """Write the evaluation network of ``arch`` (the one to train) as an ONNX file, for
     samples of ``sample_shape`` (``None``: the space's :attr:`~SearchSpace.input_shape`; a
-    search passes its data's, which a define-by-run space cannot know before): the network
-    the space means for that size (:meth:`SearchSpace.evaluation_dataset`: DARTS' ImageNet
-    network for images of 128 px and more)."""
+    search passes its data's, which a define-by-run space cannot know before) from the named
+    dataset ``source``: the network the space means for them
+    (:meth:`SearchSpace.evaluation_dataset`: DARTS' ImageNet network for images of 128 px and
+    more, NAS-Bench-201's CIFAR-100 network for CIFAR-100)."""
     import onnx
 
     from swapprobe.capture.export import export_module
 
     shape = tuple(space.input_shape if sample_shape is None else sample_shape)
     size = shape if space.input_kind == "tokens" else shape[1:]
-    network = space.build_evaluation_network(arch, space.evaluation_dataset(size))
+    network = space.build_evaluation_network(arch, space.evaluation_dataset(size, source))
     dtype = np.int64 if space.input_kind == "tokens" else np.float32  # token ids, or images
     sample = np.zeros((2, *shape), dtype)
     onnx.save(export_module(network, sample), str(path))
@@ -325,7 +330,7 @@ def run_search(
     """
     budget = SizeBudget.read(max_params, max_flops)
     size = evaluation_input_size(space, data)
-    check = BudgetCheck(space, budget, size) if budget.active else None
+    check = BudgetCheck(space, budget, size, data.dataset) if budget.active else None
     try:
         return _run_search(
             space,
@@ -453,7 +458,7 @@ def _run_search(
             # reads it back from the store
             (best,) = run_refs([arch_ref(space, best_arch)], evaluator, store=handle)
     size = evaluation_input_size(space, data)
-    dataset = check.dataset if check is not None else space.evaluation_dataset(size)
+    dataset = check.dataset if check is not None else space.evaluation_dataset(size, data.dataset)
     return SearchOutcome(
         space=space.name,
         best_arch=best_arch,
@@ -471,6 +476,7 @@ def _run_search(
         evaluation_flops=space.evaluation_flops(best_arch, size, dataset),
         input_size=size,
         budget=budget,
+        data=data.source,
     )
 
 

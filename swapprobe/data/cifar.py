@@ -116,7 +116,7 @@ def load_cifar(name: str, request: LoadRequest) -> Batch:
         pick=request.pick,
         split=request.split,
     )
-    return replace(batch, labels=labels)
+    return replace(batch, labels=labels, dataset=name)
 
 
 def cifar_root(name: str, data_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -62,6 +62,10 @@ class Batch:
         labels: the class label of each sample where the source has them (CIFAR), for the
             labelled gradient pass; None otherwise. Not in the fingerprint: the images decide
             them.
+        dataset: the named dataset the samples are from (``"cifar10"``, ``"cifar100"``), so
+            a space can give its networks that dataset's classifier (the labels need its
+            classes) and a search count the network one trains on it; None for synthetic
+            images, folders, files and arrays. Not in the fingerprint, as ``labels``.
     """
 
     inputs: np.ndarray
@@ -69,6 +73,7 @@ class Batch:
     fingerprint: str
     extra: Mapping[str, np.ndarray] = field(default_factory=dict)
     labels: np.ndarray | None = None
+    dataset: str | None = None
 
     @property
     def is_tokens(self) -> bool:
