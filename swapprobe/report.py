@@ -14,6 +14,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -285,6 +286,31 @@ def _study_label(metric: str) -> str:
     if metric.startswith("naslib:"):
         return f"{metric[len('naslib:'):]} (NASLib)"
     return _METRIC_LABELS.get(metric, metric)
+
+
+def agreement_table(rows: Sequence[Mapping[str, Any]]) -> Group:
+    """swapprobe's NWOT, FLOPs and parameters against the table's own columns of them
+    (Spearman ρ per task; a ``table`` column when the rows have one): different draws, so
+    not equal, but they should rank alike. A heading line, then the table (a title would
+    wrap to the narrow table's width)."""
+    heading = Text(
+        "swapprobe's values against the table's own columns of them (Spearman ρ; different "
+        "draws, so not equal)"
+    )
+    table = Table(header_style="bold")
+    tables = any("table" in row for row in rows)
+    if tables:
+        table.add_column("table")
+    table.add_column("task")
+    table.add_column("quantity")
+    table.add_column("n", justify="right", style="dim")
+    table.add_column("ρ", justify="right", style="bold cyan")
+    for row in rows:
+        rho = row["spearman"]
+        cells = [row["task"], row["quantity"], str(row["n"])]
+        cells.append(f"{rho:.3f}" if math.isfinite(rho) else "—")
+        table.add_row(*([str(row.get("table", ""))] if tables else []), *cells)
+    return Group(heading, table)
 
 
 def libra_lines(libra: dict[str, Any]) -> list[str]:
