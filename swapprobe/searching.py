@@ -595,11 +595,18 @@ def table_rows(total: int, limit: int | None, seed: int) -> list[int]:
 
 
 def _parse_row(space: SearchSpace, truth: GroundTruth, index: int) -> Hashable:
+    """Row ``index``'s architecture; a key the space refuses is one line naming the row: a
+    CSV's line (``table.csv:7:``), a JSON list's record (``table.json record 2:``)."""
     try:
         return space.parse_table_key(truth.archs[index])
     except UnknownArchitectureError as error:
         line = truth.lines[index] if truth.lines else index + 1
-        raise UnknownArchitectureError(f"{truth.path or 'table'}:{line}: {error}") from None
+        where = (
+            f"{truth.path} record {line}:"
+            if truth.path.lower().endswith(".json")
+            else f"{truth.path or 'table'}:{line}:"
+        )
+        raise UnknownArchitectureError(f"{where} {error}") from None
 
 
 def search_plot(outcome: SearchOutcome, path: str | Path) -> Path:
