@@ -175,3 +175,79 @@ def test_offline_without_cifar100_is_one_line_and_nothing_is_scored(
     line = errors[0]
     assert URL in line and "--data-dir" in line and str(isolated) in line
     assert "'cifar-100-python'" in line
+
+
+# --- ImageNet16-120: read where it is, one line where it is not ---------------------------
+
+
+@pytest.fixture
+def imagenet16(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """NAS-Bench-201's ``ImageNet16`` folder (Python 3 pickles, str keys, labels 1 … 1000):
+    its parent, and the train files' images and labels in file order."""
+    folder = tmp_path / "in16" / "ImageNet16"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    images, labels = [], []
+    for name in [f"train_data_batch_{i}" for i in range(1, 11)] + ["val_data"]:
+        data = rng.integers(0, 256, (12, 3 * 16 * 16), dtype=np.uint8)
+        marks = rng.integers(1, 241, 12)  # about half past class 120
+        (folder / name).write_bytes(pickle.dumps({"data": data, "labels": marks.tolist()}))
+        if name != "val_data":
+            images.append(data)
+            labels.append(marks)
+    return folder.parent, np.concatenate(images), np.concatenate(labels)
+
+
+def test_imagenet16_120_keeps_the_first_120_classes_with_nb201s_constants(
+    imagenet16: tuple[Path, np.ndarray, np.ndarray], isolated: Path
+) -> None:
+    root, images, labels = imagenet16
+    batch = load_batch("imagenet16-120", batch_size=10, data_dir=root, download=False)
+    kept = np.flatnonzero(labels <= 120)[:10]
+    np.testing.assert_array_equal(batch.labels, labels[kept] - 1)
+    mean = np.array([122.68, 116.66, 104.01]) / 255
+    std = np.array([63.22, 61.26, 65.09]) / 255
+    raw = images[kept].reshape(10, 3, 16, 16) / 255
+    np.testing.assert_allclose(
+        batch.inputs, (raw - mean[:, None, None]) / std[:, None, None], atol=1e-6
+    )
+    assert batch.dataset == "imagenet16-120" and "imagenet16-120 train" in batch.source
+    assert batch.inputs.shape == (10, 3, 16, 16)
+
+
+def test_imagenet16_120_offline_is_one_line_saying_it_cannot_be_downloaded(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("nothing may be scored, nothing downloaded")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(Evaluator, "evaluate", refuse)
+    code = main(["search", "nb201", "--data", "imagenet16-120", "--executor", "local"])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("swapprobe: error:")]
+    assert code != 0 and len(errors) == 1 and "Traceback" not in err
+    line = errors[0]
+    assert "ImageNet16-120 not found" in line and "cannot be downloaded" in line
+    assert str(isolated) in line and "--data-dir" in line and "'ImageNet16' folder" in line
+
+
+def test_a_search_on_imagenet16_120_counts_its_network(
+    imagenet16: tuple[Path, np.ndarray, np.ndarray], isolated: Path
+) -> None:
+    root, _, _ = imagenet16
+    plan = SearchPlan(
+        "nb201",
+        Inputs("imagenet16-120", batch_size=8, data_dir=root),
+        Scoring(proxies=("zico",)),
+        Execution("local"),
+        population=2,
+        cycles=0,
+    )
+    outcome = plan.run().outcome
+    assert not outcome.failed and "imagenet16-120 train images 0-7" in outcome.data
+    assert outcome.evaluation_dataset == "imagenet16-120" and outcome.input_size == (16, 16)
+    space = get_space("nb201")
+    assert outcome.evaluation_params == space.evaluation_param_count(
+        outcome.best_arch, "imagenet16-120"
+    )

@@ -39,6 +39,11 @@ _MEAN_STD: dict[str, tuple[tuple[float, float, float], tuple[float, float, float
         (68.2 / 255, 65.4 / 255, 70.4 / 255),
     ),
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    # NAS-Bench-201's ImageNet16 constants (its loader's, for ImageNet16-120's "auto")
+    "imagenet16-120": (
+        (122.68 / 255, 116.66 / 255, 104.01 / 255),
+        (63.22 / 255, 61.26 / 255, 65.09 / 255),
+    ),
 }
 
 
