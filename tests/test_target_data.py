@@ -158,7 +158,10 @@ def test_score_on_cifar100_runs_the_labelled_pass(
 
 
 def test_offline_without_cifar100_is_one_line_and_nothing_is_scored(
-    isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    isolated: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     def offline(url: str, timeout: float | None = None) -> None:
         raise urllib.error.URLError(OSError("Temporary failure in name resolution"))
@@ -168,13 +171,16 @@ def test_offline_without_cifar100_is_one_line_and_nothing_is_scored(
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     monkeypatch.setattr(Evaluator, "evaluate", refuse)
-    code = main(["search", "nb201", "--data", "cifar100", "--executor", "local"])
+    given = tmp_path / "not-here"
+    argv = ["search", "nb201", "--data", "cifar100", "--data-dir", str(given)]
+    code = main([*argv, "--executor", "local"])
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("swapprobe: error:")]
     assert code != 0 and len(errors) == 1 and "Traceback" not in err
     line = errors[0]
-    assert URL in line and "--data-dir" in line and str(isolated) in line
-    assert "'cifar-100-python'" in line
+    # where it looked (the given folder, then the cache), the URL, and where to put it
+    assert f"CIFAR-100 is not in {given}, {isolated};" in line
+    assert URL in line and "'cifar-100-python' folder in --data-dir" in line
 
 
 # --- ImageNet16-120: read where it is, one line where it is not ---------------------------

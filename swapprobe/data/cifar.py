@@ -96,7 +96,13 @@ def load_cifar(name: str, request: LoadRequest) -> Batch:
     if root is None:
         if not request.download:
             raise DataError(_not_found_message(spec, request.data_dir))
-        root = download_cifar(name, _download_destination(spec, request.data_dir), request.progress)
+        try:
+            root = download_cifar(
+                name, _download_destination(spec, request.data_dir), request.progress
+            )
+        except DownloadError as error:  # say where it was looked for, then why no download
+            looked = ", ".join(str(p) for p in data_places(request.data_dir))
+            raise DownloadError(f"{spec.title} is not in {looked}; {error.message}") from None
     batch = from_cifar(
         name,
         root,
