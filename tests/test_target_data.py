@@ -25,7 +25,7 @@ from swapprobe.errors import DataError
 from swapprobe.evaluate import Evaluator
 from swapprobe.plan import Execution, Inputs, Scoring, SearchPlan
 from swapprobe.results import ScoreSettings
-from swapprobe.searchspaces import get_space
+from swapprobe.searchspaces import get_space, list_spaces
 
 TRAIN = 40
 CELL = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
@@ -257,3 +257,17 @@ def test_a_search_on_imagenet16_120_counts_its_network(
     assert outcome.evaluation_params == space.evaluation_param_count(
         outcome.best_arch, "imagenet16-120"
     )
+
+
+@pytest.mark.parametrize("name", list_spaces())
+def test_for_dataset_keeps_the_space_its_names_and_its_cells(name: str) -> None:
+    """A space given a dataset's classifier is the same space to everything else: its name
+    (store keys), text forms and sizes of the scoring network's cells other than a head."""
+    space = get_space(name)
+    for dataset in ("cifar10", "cifar100", "imagenet16-120", "synthetic"):
+        other = space.for_dataset(dataset)
+        assert isinstance(other, type(space)) and other.name == space.name
+        arch = space.sample(np.random.default_rng(0))
+        assert other.format(arch) == space.format(arch)
+        assert other.parse(space.format(arch)) == arch
+        assert other.evaluation_dataset((32, 32), None) == space.evaluation_dataset((32, 32))
