@@ -142,9 +142,27 @@ class StudyRun:
         ]
 
     def rows(self) -> list[dict[str, Any]]:
-        """One record per table, task and metric (the CSV and JSON), then one per table,
-        task and quantity of :meth:`agreement` (metric ``agreement:nwot``, ρ against the
-        table's column instead of the accuracy; no τ or interval)."""
+        """The CSV: :meth:`correlations`, then one record per table, task and quantity of
+        :meth:`agreement` (metric ``agreement:nwot``, ρ against the table's column instead of
+        the accuracy; no τ or interval)."""
+        blank = dict.fromkeys(
+            ("spearman_low", "spearman_high", "kendall", "kendall_low", "kendall_high")
+        )
+        return self.correlations() + [
+            {
+                "table": found["table"],
+                "space": found["space"],
+                "task": found["task"],
+                "metric": f"agreement:{found['quantity']}",
+                "n": found["n"],
+                "spearman": found["spearman"],
+                **blank,
+            }
+            for found in self.agreement()
+        ]
+
+    def correlations(self) -> list[dict[str, Any]]:
+        """One record per table, task and metric: ρ and τ with accuracy (the JSON's)."""
         out = []
         for table in self.scored:
             report = table.run.report  # type: ignore[union-attr]
@@ -164,20 +182,6 @@ class StudyRun:
                         "kendall_high": row.kendall_ci[1],
                     }
                 )
-        for found in self.agreement():
-            out.append(
-                {
-                    "table": found["table"],
-                    "space": found["space"],
-                    "task": found["task"],
-                    "metric": f"agreement:{found['quantity']}",
-                    "n": found["n"],
-                    "spearman": found["spearman"],
-                    **dict.fromkeys(
-                        ("spearman_low", "spearman_high", "kendall", "kendall_low", "kendall_high")
-                    ),
-                }
-            )
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -200,7 +204,7 @@ class StudyRun:
                 "columns": columns,
                 "spearman": [[None if math.isnan(v) else v for v in row] for row in grid],
             },
-            "correlations": [r for r in self.rows() if not r["metric"].startswith("agreement:")],
+            "correlations": self.correlations(),
             "agreement": self.agreement(),
         }
 
