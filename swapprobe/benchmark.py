@@ -124,8 +124,45 @@ class StudyRun:
         order = sorted(range(len(metrics)), key=lambda i: -means[i])
         return [metrics[i] for i in order], columns, grid[order]
 
+    def agreement(self) -> list[dict[str, Any]]:
+        """Per table and task, Spearman ρ between swapprobe's NWOT, FLOPs and parameters and
+        the table's own columns of them (:func:`swapprobe.correlate.agreement`): different
+        draws, so not equal."""
+        return [
+            {
+                "table": table.label,
+                "space": table.space,
+                "task": found.target,
+                "quantity": found.quantity,
+                "n": found.n,
+                "spearman": found.spearman,
+            }
+            for table in self.scored
+            for found in table.run.report.agreement  # type: ignore[union-attr]
+        ]
+
     def rows(self) -> list[dict[str, Any]]:
-        """One record per table, task and metric (the CSV and JSON)."""
+        """The CSV: :meth:`correlations`, then one record per table, task and quantity of
+        :meth:`agreement` (metric ``agreement:nwot``, ρ against the table's column instead of
+        the accuracy; no τ or interval)."""
+        blank = dict.fromkeys(
+            ("spearman_low", "spearman_high", "kendall", "kendall_low", "kendall_high")
+        )
+        return self.correlations() + [
+            {
+                "table": found["table"],
+                "space": found["space"],
+                "task": found["task"],
+                "metric": f"agreement:{found['quantity']}",
+                "n": found["n"],
+                "spearman": found["spearman"],
+                **blank,
+            }
+            for found in self.agreement()
+        ]
+
+    def correlations(self) -> list[dict[str, Any]]:
+        """One record per table, task and metric: ρ and τ with accuracy (the JSON's)."""
         out = []
         for table in self.scored:
             report = table.run.report  # type: ignore[union-attr]
@@ -167,7 +204,8 @@ class StudyRun:
                 "columns": columns,
                 "spearman": [[None if math.isnan(v) else v for v in row] for row in grid],
             },
-            "correlations": self.rows(),
+            "correlations": self.correlations(),
+            "agreement": self.agreement(),
         }
 
 

@@ -130,13 +130,18 @@ class BudgetCheck:
     """
 
     def __init__(
-        self, space: SearchSpace, budget: SizeBudget, input_size: tuple[int, ...]
+        self,
+        space: SearchSpace,
+        budget: SizeBudget,
+        input_size: tuple[int, ...],
+        source: str | None = None,
     ) -> None:
         self.space = space
         self.budget = budget
         self.input_size = tuple(input_size)
-        #: the evaluation network counted, by the space's rule for this input size
-        self.dataset = space.evaluation_dataset(self.input_size)
+        #: the evaluation network counted, by the space's rule for this input size and the
+        #: batch's named dataset ``source`` (NAS-Bench-201's CIFAR-100 network on CIFAR-100)
+        self.dataset = space.evaluation_dataset(self.input_size, source)
         self._sizes: dict[str, NetworkSize] = {}
         self._smallest: dict[str, int] = {}
 

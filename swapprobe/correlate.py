@@ -27,7 +27,9 @@ from swapprobe.errors import DataError
 from swapprobe.results import Result
 
 __all__ = [
+    "AGREEMENT_QUANTITIES",
     "COMPETITOR_PREFIX",
+    "Agreement",
     "Correlation",
     "CorrelationReport",
     "DuplicateArchitectureWarning",
@@ -72,6 +74,8 @@ _NOT_LIBRA = ("aggregate", "standard_ap")
 
 #: how a competitor's metric is named in a report (``naslib:nwot``)
 COMPETITOR_PREFIX = "naslib:"
+#: the quantities swapprobe computes that NASLib's tables also hold, named alike in both
+AGREEMENT_QUANTITIES = ("nwot", "flops", "params")
 
 
 @dataclass(frozen=True)
@@ -544,6 +548,47 @@ def correlate(
     )
 
 
+@dataclass(frozen=True)
+class Agreement:
+    """Spearman ρ between swapprobe's value of a quantity and the table's own column of it
+    (NASLib's ``nwot``, ``flops``, ``params``) on the same rows of one task.
+
+    Different draws (weights, images, batch size), and for ``flops`` and ``params`` another
+    network where the table counts a task's head or swapprobe its proxy network, so the two
+    are not equal: ρ says whether they rank the architectures alike, which is what a ranking
+    needs (and a check that the table's rows were read as the networks NASLib built)."""
+
+    target: str
+    quantity: str
+    n: int
+    spearman: float
+
+
+def agreement(
+    results: Sequence[Result], competitors: dict[str, dict[str, np.ndarray]]
+) -> list[Agreement]:
+    """One :class:`Agreement` per target and per quantity of :data:`AGREEMENT_QUANTITIES`
+    that both have: swapprobe's values of ``results`` (NWOT needs the baselines, FLOPs the
+    ``flops`` proxy, parameters always) and the target's competitor column of that name,
+    aligned with ``results``; ρ over the rows where both are finite (NaN below 3 rows or
+    where either side is constant)."""
+    from scipy import stats
+
+    found = []
+    for target, columns in competitors.items():
+        for quantity in AGREEMENT_QUANTITIES:
+            theirs = columns.get(quantity)
+            ours = metric_values(results, quantity)
+            if theirs is None or not np.isfinite(ours).any():
+                continue
+            keep = np.isfinite(ours) & np.isfinite(np.asarray(theirs, dtype=float))
+            a, b = ours[keep], np.asarray(theirs, dtype=float)[keep]
+            defined = len(a) >= 3 and np.ptp(a) > 0 and np.ptp(b) > 0
+            rho = float(stats.spearmanr(a, b).statistic) if defined else math.nan
+            found.append(Agreement(target, quantity, int(keep.sum()), rho))
+    return found
+
+
 def _interval(values: list[float]) -> tuple[float, float]:
     arr = np.asarray(values, dtype=float)
     arr = arr[np.isfinite(arr)]
@@ -687,6 +732,8 @@ class CorrelationReport:
     #: wall time of the scoring, and the ``--reg auto`` calibration when there was one
     wall_seconds: float = 0.0
     calibration: Any = None
+    #: swapprobe's NWOT, FLOPs and parameters against the table's own columns of them
+    agreement: list[Agreement] = field(default_factory=list)
 
     def best_of_sweeps(self) -> dict[str, tuple[float, float]]:
         """Per target: the μ = σ with the highest Spearman ρ, and that ρ."""
@@ -697,6 +744,7 @@ class CorrelationReport:
             "correlations": [vars(c) for c in self.correlations],
             "sweeps": self.sweeps,
             "chosen_mu": self.chosen_mu,
+            "agreement": [vars(a) for a in self.agreement],
             "calibration": None if self.calibration is None else self.calibration.describe(),
             "failed": [{"name": f.name, "error": f.error} for f in self.failed],
             "libra": {
@@ -793,7 +841,9 @@ def correlation_report(
                     seed=seed,
                 )
             )
-    return CorrelationReport(results, accuracies, list(rows), correlations, sweeps, chosen)
+    report = CorrelationReport(results, accuracies, list(rows), correlations, sweeps, chosen)
+    report.agreement = agreement(results, competitors or {})
+    return report
 
 
 def libra_candidates(results: Sequence[Result]) -> dict[str, np.ndarray]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from swapprobe import metrics
 from swapprobe.data import Batch
-from swapprobe.errors import SettingsError
+from swapprobe.errors import DataError, SettingsError
 from swapprobe.models import ModelRef, arch_ref, is_torch_module, resolve_one
 from swapprobe.patterns import PatternMatrix
 from swapprobe.proxies.gradients import check_interval, psi_by_bin
@@ -214,7 +214,10 @@ class Evaluator:
         with torch.random.fork_rng(devices=[]):
             if ref.space is not None:
                 torch.manual_seed(seed)
-                module = ref.space.proxy_network(ref.arch)
+                # the classifier of the data's dataset: its labels need a logit per class
+                dataset = self.data.dataset
+                space = ref.space if dataset is None else ref.space.for_dataset(dataset)
+                module = space.proxy_network(ref.arch)
             elif is_torch_module(network):
                 module = copy.deepcopy(network)
             else:
@@ -254,15 +257,23 @@ class Evaluator:
             torch.arange(i * size, (i + 1) * size) for i in range(settings.gradient_batches)
         ]
         labels = self.data.labels
+        training = [(m, m.training) for m in module.modules()]
+        module.eval()
+        with torch.no_grad():
+            shape = tuple(module(inputs[:1]).shape)
+        for m, mode in training:
+            m.training = mode
         if labels is not None and kind == "classification":
+            classes = int(shape[-1])
+            if int(np.max(labels)) >= classes:
+                raise DataError(
+                    f"the labels of {self.data.dataset or 'the data'} reach "
+                    f"{int(np.max(labels))} but the network has {classes} outputs; the "
+                    "labelled gradient pass (zico, lswag, vkdnw) needs a logit per class: "
+                    "score on the space's own data or leave those proxies out"
+                )
             targets = torch.from_numpy(np.asarray(labels, dtype=np.int64))
         else:
-            training = [(m, m.training) for m in module.modules()]
-            module.eval()
-            with torch.no_grad():
-                shape = tuple(module(inputs[:1]).shape)
-            for m, mode in training:
-                m.training = mode
             gen = torch.Generator().manual_seed(seed + 3)
             targets = task_targets(kind, inputs, (count, *shape[1:]), gen)
         return [(inputs[index], targets[index]) for index in order]
@@ -310,9 +321,15 @@ class Evaluator:
         result.metadata["interval"] = (
             None if self.settings.interval is None else list(self.settings.interval)
         )
-        result.metadata["gradient_labels"] = (
-            "data" if self.data.labels is not None else "random (seeded)"
-        )
+        kind = "classification" if ref.space is None else ref.space.task_loss(ref.arch)
+        if kind == "reconstruction":
+            result.metadata["gradient_labels"] = "the input images (reconstruction)"
+        elif kind != "classification":
+            result.metadata["gradient_labels"] = f"random (seeded), {kind}"
+        else:
+            result.metadata["gradient_labels"] = (
+                "data" if self.data.labels is not None else "random (seeded)"
+            )
 
     # --- internals ----------------------------------------------------------------------
     def _run(

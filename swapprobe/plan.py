@@ -644,7 +644,11 @@ class SearchPlan:
         exported = None
         if self.export is not None:
             exported = export_network(
-                space, outcome.best_arch, self.export, sample_shape=data.inputs.shape[1:]
+                space,
+                outcome.best_arch,
+                self.export,
+                sample_shape=data.inputs.shape[1:],
+                source=data.dataset,
             )
         return SearchRun(outcome, setup, found, exported)
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -287,6 +288,31 @@ def _study_label(metric: str) -> str:
     return _METRIC_LABELS.get(metric, metric)
 
 
+def agreement_table(rows: Sequence[Mapping[str, Any]]) -> Group:
+    """swapprobe's NWOT, FLOPs and parameters against the table's own columns of them
+    (Spearman ρ per task; a ``table`` column when the rows have one): different draws, so
+    not equal, but they should rank alike. A heading line, then the table (a title would
+    wrap to the narrow table's width)."""
+    heading = Text(
+        "swapprobe's values against the table's own columns of them (Spearman ρ; different "
+        "draws, so not equal)"
+    )
+    table = Table(header_style="bold")
+    tables = any("table" in row for row in rows)
+    if tables:
+        table.add_column("table")
+    table.add_column("task")
+    table.add_column("quantity")
+    table.add_column("n", justify="right", style="dim")
+    table.add_column("ρ", justify="right", style="bold cyan")
+    for row in rows:
+        rho = row["spearman"]
+        cells = [row["task"], row["quantity"], str(row["n"])]
+        cells.append(f"{rho:.3f}" if math.isfinite(rho) else "—")
+        table.add_row(*([str(row.get("table", ""))] if tables else []), *cells)
+    return Group(heading, table)
+
+
 def libra_lines(libra: dict[str, Any]) -> list[str]:
     """LIBRA per target: each half's three proxies, their combined ρ on that half and on the
     other (the held-out figure)."""
@@ -469,6 +495,8 @@ def search_panel(space: Any, outcome: Any) -> Panel:
             f"{best.reg_swap:,.1f}  (μ={best.mu:g}, σ={best.sigma:g}, Θ in {best.size_unit})",
         )
     grid.add_row("scoring params", f"{best.param_count:,}")
+    if outcome.data:
+        grid.add_row("scored on", outcome.data)
     network = f" ({outcome.evaluation_dataset} network)"
     grid.add_row(
         "evaluation params",

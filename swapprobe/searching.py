@@ -164,6 +164,8 @@ class SearchOutcome:
     input_size: tuple[int, ...] = ()
     #: the hard size limits every scored architecture met
     budget: SizeBudget = field(default_factory=SizeBudget)
+    #: what every architecture was scored on: the batch's source (which images, from where)
+    data: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The found architecture and what it cost, as JSON-able values."""
@@ -184,6 +186,7 @@ class SearchOutcome:
             "evaluation_params": self.evaluation_params,
             "evaluation_flops": self.evaluation_flops,
             "evaluation_dataset": self.evaluation_dataset,
+            "data": self.data,
             "max_params": self.budget.max_params,
             "max_flops": self.budget.max_flops,
             "evaluations": self.search.evaluations,
@@ -256,19 +259,21 @@ def export_network(
     path: str | Path,
     *,
     sample_shape: Sequence[int] | None = None,
+    source: str | None = None,
 ) -> Path:
     """Write the evaluation network of ``arch`` (the one to train) as an ONNX file, for
     samples of ``sample_shape`` (``None``: the space's :attr:`~SearchSpace.input_shape`; a
-    search passes its data's, which a define-by-run space cannot know before): the network
-    the space means for that size (:meth:`SearchSpace.evaluation_dataset`: DARTS' ImageNet
-    network for images of 128 px and more)."""
+    search passes its data's, which a define-by-run space cannot know before) from the named
+    dataset ``source``: the network the space means for them
+    (:meth:`SearchSpace.evaluation_dataset`: DARTS' ImageNet network for images of 128 px and
+    more, NAS-Bench-201's CIFAR-100 network for CIFAR-100)."""
     import onnx
 
     from swapprobe.capture.export import export_module
 
     shape = tuple(space.input_shape if sample_shape is None else sample_shape)
     size = shape if space.input_kind == "tokens" else shape[1:]
-    network = space.build_evaluation_network(arch, space.evaluation_dataset(size))
+    network = space.build_evaluation_network(arch, space.evaluation_dataset(size, source))
     dtype = np.int64 if space.input_kind == "tokens" else np.float32  # token ids, or images
     sample = np.zeros((2, *shape), dtype)
     onnx.save(export_module(network, sample), str(path))
@@ -328,7 +333,7 @@ def run_search(
     """
     budget = SizeBudget.read(max_params, max_flops)
     size = evaluation_input_size(space, data)
-    check = BudgetCheck(space, budget, size) if budget.active else None
+    check = BudgetCheck(space, budget, size, data.dataset) if budget.active else None
     try:
         return _run_search(
             space,
@@ -456,7 +461,7 @@ def _run_search(
             # reads it back from the store
             (best,) = run_refs([arch_ref(space, best_arch)], evaluator, store=handle)
     size = evaluation_input_size(space, data)
-    dataset = check.dataset if check is not None else space.evaluation_dataset(size)
+    dataset = check.dataset if check is not None else space.evaluation_dataset(size, data.dataset)
     return SearchOutcome(
         space=space.name,
         best_arch=best_arch,
@@ -474,6 +479,7 @@ def _run_search(
         evaluation_flops=space.evaluation_flops(best_arch, size, dataset),
         input_size=size,
         budget=budget,
+        data=data.source,
     )
 
 
@@ -595,11 +601,18 @@ def table_rows(total: int, limit: int | None, seed: int) -> list[int]:
 
 
 def _parse_row(space: SearchSpace, truth: GroundTruth, index: int) -> Hashable:
+    """Row ``index``'s architecture; a key the space refuses is one line naming the row: a
+    CSV's line (``table.csv:7:``), a JSON list's record (``table.json record 2:``)."""
     try:
         return space.parse_table_key(truth.archs[index])
     except UnknownArchitectureError as error:
         line = truth.lines[index] if truth.lines else index + 1
-        raise UnknownArchitectureError(f"{truth.path or 'table'}:{line}: {error}") from None
+        where = (
+            f"{truth.path} record {line}:"
+            if truth.path.lower().endswith(".json")
+            else f"{truth.path or 'table'}:{line}:"
+        )
+        raise UnknownArchitectureError(f"{where} {error}") from None
 
 
 def search_plot(outcome: SearchOutcome, path: str | Path) -> Path:

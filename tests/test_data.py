@@ -378,8 +378,8 @@ def test_unknown_names_bad_paths_and_settings(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         load_batch("foo")
     assert str(info.value) == (
-        "unknown dataset 'foo': use cifar10, cifar100, synthetic, tokens:..., or a path to an "
-        "image folder or .npy/.npz file"
+        "unknown dataset 'foo': use cifar10, cifar100, imagenet16-120, synthetic, tokens:..., "
+        "or a path to an image folder or .npy/.npz file"
     )
     with pytest.raises(DataError, match="does not exist"):
         load_batch(str(tmp_path / "missing.npy"))
@@ -391,7 +391,7 @@ def test_unknown_names_bad_paths_and_settings(tmp_path: Path) -> None:
         load_batch("synthetic", input_size=(0, 32))
     with pytest.raises(DataError, match="at least 2"):
         load_batch(np.zeros((1, 3)))
-    assert DATASETS == ("cifar10", "cifar100", "synthetic", "tokens:")
+    assert DATASETS == ("cifar10", "cifar100", "imagenet16-120", "synthetic", "tokens:")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -435,11 +435,12 @@ def test_offline_download_is_one_line_with_url_and_hint(
         load_batch("cifar10")
     message = str(info.value)
     assert "\n" not in message
-    assert message.startswith(
+    assert message.startswith(f"CIFAR-10 is not in {isolated}; ")  # where it looked
+    assert (
         "could not download CIFAR-10 from https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz "
         "(Temporary failure in name resolution); put the official 'cifar-10-batches-py' folder in "
         "data_dir, $SWAPPROBE_DATA or "
-    )
+    ) in message
     assert message.endswith(str(isolated))
     assert info.value.option == "data_dir"  # the CLI writes it as --data-dir
     assert not isolated.exists() or not any(isolated.iterdir())  # nothing left behind
@@ -527,7 +528,8 @@ def own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_builtin_names_are_registered_in_order() -> None:
-    assert source_names() == DATASETS == ("cifar10", "cifar100", "synthetic", "tokens:")
+    builtin = ("cifar10", "cifar100", "imagenet16-120", "synthetic", "tokens:")
+    assert source_names() == DATASETS == builtin
     assert find_source("CIFAR10") is find_source("cifar100") is cifar.load_cifar
     assert find_source("imagenet") is None
 
@@ -573,12 +575,13 @@ def test_a_registered_source_gets_the_name_and_every_setting(own_registry: None)
             ),
         )
     ]
-    assert source_names() == ("cifar10", "cifar100", "synthetic", "tokens:", "ramp")
+    assert source_names() == (*DATASETS, "ramp")
+    assert DATASETS == ("cifar10", "cifar100", "imagenet16-120", "synthetic", "tokens:")
     with pytest.raises(DataError) as info:
         load_batch("foo")
     assert str(info.value) == (
-        "unknown dataset 'foo': use cifar10, cifar100, synthetic, tokens:..., ramp, or a path to "
-        "an image folder or .npy/.npz file"
+        "unknown dataset 'foo': use cifar10, cifar100, imagenet16-120, synthetic, tokens:..., "
+        "ramp, or a path to an image folder or .npy/.npz file"
     )
     # settings are checked before any loader runs
     with pytest.raises(SettingsError, match="batch size"):

@@ -90,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
             err.print(f"swapprobe: {table.problem}", markup=False, highlight=False)
     if args.json != "-" and args.csv != "-":
         out.print(report.study_table(study))
+        agreement = study.agreement()
+        if agreement:
+            out.print(report.agreement_table(agreement))
         scored = sum(len(t.run.report.results) for t in study.scored)  # type: ignore[union-attr]
         out.print(
             f"[dim]study: {len(study.scored)} of {len(study.tables)} tables, {scored} "

@@ -138,6 +138,12 @@ def run(args: argparse.Namespace) -> int:
                 title=f"{space.name}: {len(results)} architectures of {correlated.truth.path}",
             )
         )
+        if found.agreement:
+            rows = [
+                {"task": a.target, "quantity": a.quantity, "n": a.n, "spearman": a.spearman}
+                for a in found.agreement
+            ]
+            out.print(report.agreement_table(rows))
         for line in report.libra_lines(found.libra):
             out.print(line)
         for line in report.rule_lines(found.rule):

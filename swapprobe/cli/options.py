@@ -144,7 +144,9 @@ def add_data_options(parser: argparse.ArgumentParser, *, batch_default: str) -> 
         "--data",
         default=None,
         metavar="NAME|PATH",
-        help="cifar10, cifar100, synthetic (embedded dead-leaves images, works offline), a "
+        help="cifar10, cifar100, imagenet16-120 (NAS-Bench-201's ImageNet16 folder: no "
+        "download, put it in --data-dir), synthetic (embedded dead-leaves images, works "
+        "offline), a "
         "folder of images, or a .npy/.npz array (default: the space's source where it names "
         f"one, else {DEFAULT_DATA}); token models: tokens:zipf (seeded Zipf s=1.1 stream, "
         "offline), tokens:uniform, tokens:english (English shipped with Python), "

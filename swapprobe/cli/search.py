@@ -25,6 +25,8 @@ examples:
   swapprobe search darts --store run.h5 --resume          # continue a killed search
   swapprobe search my_space.py:space --json best.json     # your own define-by-run space
   swapprobe search nb201 --max-params 0.5M                # never score a larger network
+  swapprobe search nb201 --data cifar100                  # CIFAR-100's images and labels,
+                            # its network counted and exported (imagenet16-120: its folder)
   swapprobe search darts --data IMAGE_FOLDER --max-flops 600M --export best.onnx
                             # ImageNet-sized pictures: DARTS' ImageNet (mobile) setting
 

@@ -6,6 +6,9 @@ loader here is deterministic and every :class:`Batch` carries a fingerprint of i
 and a readable description of where it came from.
 
 Sources
+    * ``"imagenet16-120"``: NAS-Bench-201's ImageNet16 folder, where you have it (it has no
+      public download; see :mod:`swapprobe.data.imagenet16`), 16×16 images of 120 classes
+      with their labels;
     * ``"cifar10"`` / ``"cifar100"``: the official python format (pickled dicts, ``data`` uint8
       (N, 3072) in CHW order). The folder (``cifar-10-batches-py`` / ``cifar-100-python``) is
       looked for in ``data_dir``, then ``$SWAPPROBE_DATA``, then the cache dir
@@ -50,6 +53,7 @@ from swapprobe.data.common import (
     fingerprint,
 )
 from swapprobe.data.files import from_path, from_user_array
+from swapprobe.data.imagenet16 import load_imagenet16
 from swapprobe.data.registry import (
     Loader,
     find_source,
@@ -82,6 +86,7 @@ __all__ = [
 
 register_source("cifar10", load_cifar)
 register_source("cifar100", load_cifar)
+register_source("imagenet16-120", load_imagenet16)
 register_source("synthetic", load_synthetic)
 register_source(PREFIX, load_tokens)
 

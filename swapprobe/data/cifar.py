@@ -96,7 +96,13 @@ def load_cifar(name: str, request: LoadRequest) -> Batch:
     if root is None:
         if not request.download:
             raise DataError(_not_found_message(spec, request.data_dir))
-        root = download_cifar(name, _download_destination(spec, request.data_dir), request.progress)
+        try:
+            root = download_cifar(
+                name, _download_destination(spec, request.data_dir), request.progress
+            )
+        except DownloadError as error:  # say where it was looked for, then why no download
+            looked = ", ".join(str(p) for p in data_places(request.data_dir))
+            raise DownloadError(f"{spec.title} is not in {looked}; {error.message}") from None
     batch = from_cifar(
         name,
         root,
@@ -116,7 +122,7 @@ def load_cifar(name: str, request: LoadRequest) -> Batch:
         pick=request.pick,
         split=request.split,
     )
-    return replace(batch, labels=labels)
+    return replace(batch, labels=labels, dataset=name)
 
 
 def cifar_root(name: str, data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -189,7 +195,7 @@ def download_cifar(
             raise DownloadError(
                 f"checksum mismatch for {spec.url} (md5 {digest}, expected {spec.md5}); the "
                 f"download was removed: try again, or put the official '{spec.folder}' folder "
-                f"in {_places_hint()}"
+                f"in {places_hint()}"
             )
         try:
             staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{spec.folder}.extract."))
@@ -259,8 +265,9 @@ def _cache_dir() -> Path:
     return base / "swapprobe"
 
 
-def _locations(data_dir: str | os.PathLike[str] | None) -> list[Path]:
-    """The places CIFAR is looked for, in order: data_dir, $SWAPPROBE_DATA, cache dir."""
+def data_places(data_dir: str | os.PathLike[str] | None) -> list[Path]:
+    """The places a dataset folder is looked for, in order: ``data_dir``,
+    ``$SWAPPROBE_DATA``, the cache dir (CIFAR's and every other named dataset's)."""
     places = []
     if data_dir is not None and os.fspath(data_dir) != "":
         places.append(Path(data_dir).expanduser())
@@ -272,7 +279,7 @@ def _locations(data_dir: str | os.PathLike[str] | None) -> list[Path]:
 
 
 def _find_cifar(spec: _CifarSpec, data_dir: str | os.PathLike[str] | None) -> Path | None:
-    for place in _locations(data_dir):
+    for place in data_places(data_dir):
         if (place / spec.folder).is_dir():
             return place / spec.folder
         if is_cifar_folder(place, spec):
@@ -290,7 +297,7 @@ def is_cifar_folder(path: Path, spec: _CifarSpec) -> bool:
 
 
 def _download_destination(spec: _CifarSpec, data_dir: str | os.PathLike[str] | None) -> Path:
-    places = _locations(data_dir)
+    places = data_places(data_dir)
     chosen = next((p for p in places if _writable(p)), places[-1])
     return chosen if chosen.name == spec.folder else chosen / spec.folder
 
@@ -305,22 +312,23 @@ def _writable(path: Path) -> bool:
     return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
 
 
-def _places_hint() -> str:
+def places_hint() -> str:
+    """Where to put a dataset folder, in an error's words (``{data_dir}`` is the flag)."""
     return f"{{data_dir}}, $SWAPPROBE_DATA or {_cache_dir()}"
 
 
 def _download_error(spec: _CifarSpec, reason: str) -> DownloadError:
     return DownloadError(
         f"could not download {spec.title} from {spec.url} ({reason}); put the official "
-        f"'{spec.folder}' folder in {_places_hint()}"
+        f"'{spec.folder}' folder in {places_hint()}"
     )
 
 
 def _not_found_message(spec: _CifarSpec, data_dir: str | os.PathLike[str] | None) -> str:
-    looked = ", ".join(str(p) for p in _locations(data_dir))
+    looked = ", ".join(str(p) for p in data_places(data_dir))
     return (
         f"{spec.title} not found (looked in {looked}) and download is off; put the official "
-        f"'{spec.folder}' folder in {_places_hint()}"
+        f"'{spec.folder}' folder in {places_hint()}"
     )
 
 
@@ -403,12 +411,18 @@ def _read_cifar_labels(path: Path, spec: _CifarSpec) -> np.ndarray:
 
 
 def _unpickle(path: Path, spec: _CifarSpec) -> Any:
+    return unpickle_arrays(path, spec.title)
+
+
+def unpickle_arrays(path: Path, title: str) -> Any:
+    """A pickled dataset file of arrays, lists and dicts (never code: see
+    :class:`_ArrayUnpickler`); ``title`` names the dataset in the error of a bad file."""
     try:
         with path.open("rb") as f:
             return _ArrayUnpickler(f, encoding="bytes").load()
     except Exception as exc:  # any unpickling failure means the same thing: a bad file
         raise DataError(
-            f"cannot read {spec.title} file {path} ({reason_of(exc)}); replace it with the "
+            f"cannot read {title} file {path} ({reason_of(exc)}); replace it with the "
             f"official file"
         ) from exc
 

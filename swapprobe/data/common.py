@@ -39,6 +39,11 @@ _MEAN_STD: dict[str, tuple[tuple[float, float, float], tuple[float, float, float
         (68.2 / 255, 65.4 / 255, 70.4 / 255),
     ),
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    # NAS-Bench-201's ImageNet16 constants (its loader's, for ImageNet16-120's "auto")
+    "imagenet16-120": (
+        (122.68 / 255, 116.66 / 255, 104.01 / 255),
+        (63.22 / 255, 61.26 / 255, 65.09 / 255),
+    ),
 }
 
 
@@ -62,6 +67,10 @@ class Batch:
         labels: the class label of each sample where the source has them (CIFAR), for the
             labelled gradient pass; None otherwise. Not in the fingerprint: the images decide
             them.
+        dataset: the named dataset the samples are from (``"cifar10"``, ``"cifar100"``), so
+            a space can give its networks that dataset's classifier (the labels need its
+            classes) and a search count the network one trains on it; None for synthetic
+            images, folders, files and arrays. Not in the fingerprint, as ``labels``.
     """
 
     inputs: np.ndarray
@@ -69,6 +78,7 @@ class Batch:
     fingerprint: str
     extra: Mapping[str, np.ndarray] = field(default_factory=dict)
     labels: np.ndarray | None = None
+    dataset: str | None = None
 
     @property
     def is_tokens(self) -> bool:

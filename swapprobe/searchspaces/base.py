@@ -182,11 +182,21 @@ class SearchSpace(ABC):
         """Parameters of the evaluation network."""
         return _count_parameters(self.build_evaluation_network(arch, dataset))
 
-    def evaluation_dataset(self, input_size: tuple[int, ...]) -> str:
-        """Which evaluation network inputs of ``input_size`` ((H, W), or (T,) for tokens) are
-        for: the one a size budget counts and ``--export`` writes. Default: the space's
-        :attr:`evaluation_default`, whatever the size."""
+    def evaluation_dataset(self, input_size: tuple[int, ...], source: str | None = None) -> str:
+        """Which evaluation network inputs of ``input_size`` ((H, W), or (T,) for tokens) from
+        the named dataset ``source`` (``"cifar100"``; ``None``: no named dataset) are for: the
+        one a size budget counts and ``--export`` writes. Default: the space's
+        :attr:`evaluation_default`, whatever the size and source; a space with a network per
+        dataset (NAS-Bench-201's CIFAR-100 head) names the source's."""
         return self.evaluation_default
+
+    def for_dataset(self, dataset: str) -> SearchSpace:
+        """This space with its networks' classifier for the named ``dataset`` (``"cifar100"``,
+        a :attr:`~swapprobe.data.Batch.dataset`), so a labelled pass on that dataset's images
+        has a logit for each of its classes. Default: the space itself (its networks have no
+        per-dataset head, or it does not know the dataset); the cells and so the scores of
+        the unlabelled passes are the same either way."""
+        return self
 
     def evaluation_flops(
         self,

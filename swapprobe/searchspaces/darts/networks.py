@@ -309,7 +309,7 @@ PROXY_LAYERS = 8
 PROXY_CHANNELS = 8
 
 
-def proxy_network(genotype: Genotype) -> EvaluationNetworkCIFAR:
+def proxy_network(genotype: Genotype, *, num_classes: int = 10) -> EvaluationNetworkCIFAR:
     """The network the block-wise proxies run on: the genotype's CIFAR network shrunk to 8
     cells of 8 base channels (reductions at layers/3 and 2·layers/3).
 
@@ -318,7 +318,9 @@ def proxy_network(genotype: Genotype) -> EvaluationNetworkCIFAR:
     0.37 s per genotype at B = 32 on one core, against 4.7 s for 8 cells of 16 channels at
     B = 64.
     """
-    return EvaluationNetworkCIFAR(genotype, layers=PROXY_LAYERS, channels=PROXY_CHANNELS)
+    return EvaluationNetworkCIFAR(
+        genotype, num_classes=num_classes, layers=PROXY_LAYERS, channels=PROXY_CHANNELS
+    )
 
 
 def proxy_blocks(network: nn.Module) -> list[nn.Module]:

@@ -19,6 +19,7 @@ sums them; the cell output concatenates the nodes listed in ``*_concat``.
 from __future__ import annotations
 
 import ast
+import copy
 import csv
 from collections.abc import Hashable, Iterable
 from pathlib import Path
@@ -331,6 +332,8 @@ _DATASETS: dict[str, dict[str, int]] = {
     "cifar100": {"num_classes": 100, "layers": 20, "channels": 36},
     "imagenet": {"num_classes": 1000, "layers": 14, "channels": 48},
 }
+#: the datasets of DARTS' CIFAR network (20 cells, C=36), one classifier each
+_CIFAR_DATASETS = ("cifar10", "cifar100")
 
 
 def _bn(c: int) -> int:
@@ -534,6 +537,8 @@ class DartsSpace(SearchSpace):
 
     def __init__(self, tie_cells: bool = True) -> None:
         self.tie_cells = tie_cells
+        #: logits of :meth:`proxy_network` (another dataset's: :meth:`for_dataset`)
+        self.proxy_classes = 10
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(tie_cells={self.tie_cells})"
@@ -643,10 +648,22 @@ class DartsSpace(SearchSpace):
 
     def proxy_network(self, arch: Hashable) -> nn.Module:
         """See :func:`swapprobe.searchspaces.darts.networks.proxy_network` (8 cells of 8
-        channels: the scoring network's one cell is too shallow for block entropies)."""
+        channels: the scoring network's one cell is too shallow for block entropies), with
+        :attr:`proxy_classes` logits."""
         from swapprobe.searchspaces.darts import networks
 
-        return networks.proxy_network(_as_genotype(arch))
+        return networks.proxy_network(_as_genotype(arch), num_classes=self.proxy_classes)
+
+    def for_dataset(self, dataset: str) -> DartsSpace:
+        """This space with a proxy network of ``dataset``'s classes (``cifar100``: 100), for
+        the labelled pass on its images; itself for other names. The scoring network has no
+        classifier, so SWAP is the same."""
+        classes = _DATASETS[dataset]["num_classes"] if dataset in _CIFAR_DATASETS else None
+        if classes is None or classes == self.proxy_classes:
+            return self
+        other = copy.copy(self)
+        other.proxy_classes = classes
+        return other
 
     def proxy_blocks(self, network: nn.Module) -> list[nn.Module]:
         """See :func:`swapprobe.searchspaces.darts.networks.proxy_blocks`."""
@@ -705,12 +722,15 @@ class DartsSpace(SearchSpace):
         dataset = dataset if dataset is not None else self.evaluation_dataset(size)
         return evaluation_macs(_as_genotype(arch), dataset, size)  # type: ignore[arg-type]
 
-    def evaluation_dataset(self, input_size: tuple[int, ...]) -> str:
+    def evaluation_dataset(self, input_size: tuple[int, ...], source: str | None = None) -> str:
         """``imagenet`` (the 14-cell C=48 mobile network) for inputs of at least
-        :data:`IMAGENET_MIN_SIZE` pixels on their shorter side, else ``cifar10`` (20 cells,
-        C=36): DARTS trains its CIFAR network on 32×32 images and its ImageNet network on
-        224×224 crops; 128 px, between the two, is where a batch stops looking like CIFAR."""
-        return "imagenet" if min(input_size) >= IMAGENET_MIN_SIZE else "cifar10"
+        :data:`IMAGENET_MIN_SIZE` pixels on their shorter side, else the CIFAR network (20
+        cells, C=36) of ``source`` (``cifar100``: its 100 classes; CIFAR-10's otherwise):
+        DARTS trains its CIFAR network on 32×32 images and its ImageNet network on 224×224
+        crops; 128 px, between the two, is where a batch stops looking like CIFAR."""
+        if min(input_size) >= IMAGENET_MIN_SIZE:
+            return "imagenet"
+        return source if source is not None and source in _CIFAR_DATASETS else "cifar10"
 
     def draw_cell(self, arch: Hashable, which: CellName = "reduce") -> str:
         """See :func:`draw_cell`."""

@@ -213,6 +213,22 @@ class Nb201Space(SearchSpace):
             _coerce(arch), _dataset_classes(dataset), self.channels, self.cells_per_stage
         )
 
+    def evaluation_dataset(self, input_size: tuple[int, ...], source: str | None = None) -> str:
+        """The benchmark's network for ``source`` where it has one (``cifar100``,
+        ``imagenet16-120``: NAS-Bench-201 trains one cell per dataset with that dataset's
+        classifier), else CIFAR-10's."""
+        if source is not None and source in NB201_DATASET_CLASSES:
+            return source
+        return self.evaluation_default
+
+    def for_dataset(self, dataset: str) -> Nb201Space:
+        """This space with the classifier of ``dataset`` (100 classes for ``cifar100``, 120
+        for ``imagenet16-120``), the benchmark's network for it; itself for other names."""
+        classes = NB201_DATASET_CLASSES.get(dataset)
+        if classes is None or classes == self.num_classes:
+            return self
+        return Nb201Space(classes, self.channels, self.cells_per_stage)
+
     def scoring_param_count(self, arch: Nb201Arch | str) -> int:
         """Θ in parameters, in closed form (no module is built)."""
         return _network_params(_coerce(arch), self.num_classes, self.channels, self.cells_per_stage)
