@@ -267,14 +267,19 @@ class Evaluator:
         """The labelled gradient pass of one model (:mod:`swapprobe.capture.gradients`) on
         :meth:`gradient_batches`, its weights AZ-NAS's seeded Kaiming draw: what the gradient
         proxies and ``swapprobe calibrate`` both read. ``network``: a torch module to copy
-        (None for a search-space architecture)."""
+        (None for a search-space architecture). VKDNW's Fisher matrix (``fisher``) is a mean
+        over the run's whole batch of S images, as the authors' over their loader's batch: a
+        mini-batch of ``proxy_batch`` images would cap its rank at ``proxy_batch``·(C − 1)."""
+        import torch
+
         from swapprobe.capture.gradients import gradient_pass
 
         names = self.settings.gradient_proxies or ("lswag",)
         module = self._gradient_module(ref, network, names)
         seed = torch_seed(self.settings.seed, ref.key) % 2**31
         batches = self.gradient_batches(module, seed)
-        return gradient_pass(module, batches, seed=seed, fisher=fisher)
+        images = torch.from_numpy(np.ascontiguousarray(self.data.inputs)) if fisher else None
+        return gradient_pass(module, batches, seed=seed, fisher=fisher, fisher_inputs=images)
 
     def _gradient_proxies(
         self, ref: ModelRef, network: Any, result: Result, names: tuple[str, ...]

@@ -18,7 +18,15 @@ a few floats per layer, so a store can keep them and every score can be recomput
   Jacobian of the logits of each sample with respect to one entry (the first) of each of the
   first ``max_tensors`` = 128 parameter tensors in registration order (``torch.func``:
   ``vmap`` over samples of ``jacrev``), then F and its eigenvalues
-  (:func:`swapprobe.proxies.vkdnw.fisher_matrix`).
+  (:func:`swapprobe.proxies.vkdnw.fisher_matrix`). F is a mean over the samples of one batch
+  (the authors' whole loader batch, 64 images on NAS-Bench-201; the Evaluator passes the run's
+  S images): each sample adds at most C − 1 to its rank, so N samples give at most N(C − 1)
+  non-zero eigenvalues out of P. Fewer samples than P/(C − 1) would put zeros into the
+  spectrum that belong to the estimate, not to the network, and VKDNW reads the spectrum's
+  lower deciles: such a batch is refused. Zeros that belong to the network stay: a sampled
+  weight that cannot move the logits (an op whose input is identically zero, or whose output
+  reaches no later node) has a zero row in F, as in the authors' code, which samples every
+  parameter tensor of the module as built.
 
 Every pass leaves the module as it found it: parameters and buffers (BN running statistics,
 which a train-mode forward moves), each submodule's train/eval flag and every parameter's
@@ -163,10 +171,22 @@ def _logit_jacobians(
 def fisher_eigenvalues(
     module: nn.Module, inputs: torch.Tensor, *, max_tensors: int = VKDNW_TENSORS
 ) -> np.ndarray:
-    """Eigenvalues (ascending) of VKDNW's Fisher matrix on one batch of ``inputs``."""
+    """Eigenvalues (ascending) of VKDNW's Fisher matrix on one batch of ``inputs``.
+
+    Refused when the batch is too small for the matrix: N samples of C logits give F a rank of
+    at most N(C − 1), and P sampled weights need N(C − 1) ≥ P for every zero eigenvalue to be
+    the network's (module docstring)."""
     with _preserved(module):
         module.eval()
         jacobians, logits = _logit_jacobians(module, inputs, max_tensors)
+    samples, classes, weights = jacobians.shape
+    if samples * (classes - 1) < weights:
+        need = -(-weights // max(classes - 1, 1))
+        raise SettingsError(
+            f"VKDNW's Fisher matrix over {weights} weights needs at least {need} images of "
+            f"{classes} classes (each adds at most {classes - 1} to its rank), got {samples}: "
+            "raise the batch size"
+        )
     return np.linalg.eigvalsh(fisher_matrix(jacobians, logits))
 
 
@@ -187,10 +207,15 @@ def gradient_pass(
     layers: Sequence[tuple[str, nn.Module]] | None = None,
     seed: int = 0,
     fisher: bool = True,
+    fisher_inputs: torch.Tensor | None = None,
     max_tensors: int = VKDNW_TENSORS,
 ) -> GradientPass:
     """:func:`gradient_statistics` on ``batches`` and, with ``fisher``,
-    :func:`fisher_eigenvalues` on the first batch's inputs."""
+    :func:`fisher_eigenvalues` on ``fisher_inputs`` (default: every mini-batch's inputs
+    together; one mini-batch alone would cap the Fisher matrix's rank, module docstring)."""
     stats = gradient_statistics(module, batches, loss_fn=loss_fn, layers=layers, seed=seed)
-    eig = fisher_eigenvalues(module, batches[0][0], max_tensors=max_tensors) if fisher else None
+    eig = None
+    if fisher:
+        images = torch.cat([x for x, _ in batches]) if fisher_inputs is None else fisher_inputs
+        eig = fisher_eigenvalues(module, images, max_tensors=max_tensors)
     return GradientPass(tuple(stats), eig)
