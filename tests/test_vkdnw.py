@@ -127,3 +127,39 @@ def test_a_run_takes_the_fisher_matrix_over_all_its_images() -> None:
     assert result.proxies["vkdnw"] == pytest.approx(vkdnw(expected), rel=1e-12)
     with pytest.raises(SettingsError, match="raise the batch size"):
         fisher_eigenvalues(copy, torch.from_numpy(inputs[:8]))
+
+
+def test_the_fisher_pass_normalises_with_the_batch_statistics_by_hand() -> None:
+    # logits z = γ ⊙ (h − m) / sqrt(v + eps) + β, h = W x + b, with m and v the batch's mean
+    # and unbiased variance (BN's running statistics estimated from the batch), not BN's
+    # initial 0 and 1. Sampled: W00, b0, γ0, β0; each moves logit 0 only, with gradient
+    # g_n = (k x_n0, k, u_n, 1), k = γ0 / sqrt(v0 + eps), u_n = (h_n0 − m0) / sqrt(v0 + eps),
+    # so F = mean_n s_n g_n g_nᵀ, s_n = p̃_n0 (1 − p̃_n0).
+    torch.manual_seed(6)
+    net = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3)).double()
+    with torch.no_grad():
+        net[1].weight.copy_(torch.tensor([1.7, 0.6, 1.1]))
+        net[1].bias.copy_(torch.tensor([0.3, -0.2, 0.5]))
+    net.eval()
+    momentum = net[1].momentum
+    x = torch.randn(9, 2, dtype=torch.float64) * 3.0 + 1.0
+    w, b = net[0].weight.detach().numpy(), net[0].bias.detach().numpy()
+    gamma, beta = net[1].weight.detach().numpy(), net[1].bias.detach().numpy()
+    xn = x.numpy()
+    h = xn @ w.T + b
+    m, v = h.mean(axis=0), h.var(axis=0, ddof=1)
+    root = np.sqrt(v + net[1].eps)
+    z = gamma * (h - m) / root + beta
+    p0 = _softmax_smoothed(z)[:, 0]
+    s = p0 * (1 - p0)
+    k = gamma[0] / root[0]
+    u = (h[:, 0] - m[0]) / root[0]
+    g = np.stack([k * xn[:, 0], np.full(9, k), u, np.ones(9)], axis=1)
+    f = np.einsum("n,np,nq->pq", s, g, g) / 9
+
+    got = fisher_eigenvalues(net, x)
+    assert np.allclose(got, np.linalg.eigvalsh(f), rtol=1e-10, atol=1e-14)
+    # the module is left as found: initial running statistics, momentum, eval mode
+    assert torch.equal(net[1].running_mean, torch.zeros(3, dtype=torch.float64))
+    assert torch.equal(net[1].running_var, torch.ones(3, dtype=torch.float64))
+    assert net[1].momentum == momentum and not net.training

@@ -30,6 +30,10 @@ at most 128 × 128; deciles by linear interpolation (``torch.quantile``'s and nu
 The nine deciles are the NB201 code's (``arange(0.1, 1., 0.1)``); the authors' MobileNetV2
 code takes eleven quantiles, minimum and maximum included — a different score, not used here.
 
+One choice of the capture pass differs from the authors' NB201 code: BN's running
+statistics are estimated from the Fisher batch instead of left at their initial 0 and 1
+(:mod:`swapprobe.capture.gradients` says why).
+
 Zero eigenvalues that belong to the network are kept, as in the authors' code: a sampled
 weight that cannot move the logits (NAS-Bench-201 builds every op of a cell, also one whose
 input is an all-zero node or whose node reaches no later node; a conv behind ReLU(0)) has a
