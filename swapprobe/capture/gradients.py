@@ -31,16 +31,16 @@ a few floats per layer, so a store can keep them and every score can be recomput
   parameter tensor of the module as built.
 
   Where this differs from the authors' NAS-Bench-201 code, and why: their ``get_fisher`` runs
-  eval mode on BN's *initial* running statistics (mean 0, variance 1), so BN normalises
-  nothing; through NB201's 17 blocks and their sums the logits of a Kaiming-initialised network
-  reach 10² to 10⁷ (measured on 40 dev architectures), the smoothed softmax sits at its floor
-  α/C for every class but one, and the spectrum describes that saturation more than the
-  network. The Fisher information of p_θ(c | x) needs a per-sample model, hence fixed
-  statistics; estimating them from the batch makes it the network the SWAP capture and ZiCo
-  see (BN on this batch's statistics) up to the unbiased variance, with logits of order 1-10.
-  Their ImageNet (MobileNetV2) code also moves the statistics toward the batch before the
-  Fisher pass (its AZ-NAS forward in train mode, momentum 0.1). On 40 NB201 dev rows this
-  takes VKDNW's Spearman ρ from 0.38 to 0.75 (``docs/lswag.md``).
+  eval mode on BN's *initial* running statistics (mean 0, variance 1), so BN normalises nothing;
+  through NB201's 17 blocks and their sums the logits of a Kaiming-initialised network reach up
+  to 10⁷, median 10⁴ (measured on 40 dev architectures), the smoothed softmax sits at its floor
+  α/C for every class but one, and the spectrum describes that saturation more than the network.
+  The Fisher information of p_θ(c | x) needs a per-sample model, hence fixed statistics;
+  estimating them from the batch makes it the network the SWAP capture and ZiCo see (BN on this
+  batch's statistics) up to the unbiased variance, with logits of order 1-10. Their ImageNet
+  (MobileNetV2) code also moves the statistics toward the batch before the Fisher pass (its
+  AZ-NAS forward in train mode, momentum 0.1). On 40 NB201 dev rows this takes VKDNW's Spearman ρ
+  from 0.38 to 0.75 (``docs/lswag.md``).
 
 Every pass leaves the module as it found it: parameters and buffers (BN running statistics,
 which a train-mode forward moves), each submodule's train/eval flag and every parameter's
