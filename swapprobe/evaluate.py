@@ -284,7 +284,11 @@ class Evaluator:
         """The labelled gradient pass of one model (:mod:`swapprobe.capture.gradients`) on
         :meth:`gradient_batches`, its weights AZ-NAS's seeded Kaiming draw: what the gradient
         proxies and ``swapprobe calibrate`` both read. ``network``: a torch module to copy
-        (None for a search-space architecture)."""
+        (None for a search-space architecture). VKDNW's Fisher matrix (``fisher``) is a mean
+        over the run's whole batch of S images, as the authors' over their loader's batch: a
+        mini-batch of ``proxy_batch`` images would cap its rank at ``proxy_batch``·(C − 1)."""
+        import torch
+
         from swapprobe.capture.gradients import gradient_pass
         from swapprobe.capture.task_targets import check_fisher, task_loss_fn
 
@@ -297,7 +301,10 @@ class Evaluator:
         batches = self.gradient_batches(module, seed, kind)
         # a regression target has its output's shape
         loss_fn = task_loss_fn(kind, batches[0][1].ndim)
-        return gradient_pass(module, batches, seed=seed, fisher=fisher, loss_fn=loss_fn)
+        images = torch.from_numpy(np.ascontiguousarray(self.data.inputs)) if fisher else None
+        return gradient_pass(
+            module, batches, seed=seed, fisher=fisher, loss_fn=loss_fn, fisher_inputs=images
+        )
 
     def _gradient_proxies(
         self, ref: ModelRef, network: Any, result: Result, names: tuple[str, ...]

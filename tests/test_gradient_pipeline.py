@@ -53,7 +53,8 @@ def labelled() -> Batch:
 
 def _direct(module: nn.Module, key: str, batch: Batch, proxy_batch: int):
     """The gradient pass run by hand: AZ-NAS's Kaiming draw under the model's torch seed, two
-    mini-batches of ``proxy_batch`` consecutive samples with the batch's own labels."""
+    mini-batches of ``proxy_batch`` consecutive samples with the batch's own labels, VKDNW's
+    Fisher matrix over all S samples."""
     copy = _mlp()
     copy.load_state_dict(module.state_dict())
     seed = torch_seed(0, key) % 2**31
@@ -62,7 +63,7 @@ def _direct(module: nn.Module, key: str, batch: Batch, proxy_batch: int):
     x = torch.from_numpy(batch.inputs)
     y = torch.from_numpy(np.asarray(batch.labels, dtype=np.int64))
     batches = [(x[:proxy_batch], y[:proxy_batch]), (x[proxy_batch:], y[proxy_batch:])]
-    return gradient_pass(copy, batches, seed=seed, fisher=True)
+    return gradient_pass(copy, batches, seed=seed, fisher=True, fisher_inputs=x)
 
 
 def test_each_gradient_proxy_equals_the_pure_function_on_a_direct_pass(labelled: Batch) -> None:

@@ -131,7 +131,8 @@ def add_proxy_option(parser: argparse.ArgumentParser, *, default_word: str) -> N
         "at initialisation on 2 mini-batches of the run's images with their labels, seeded "
         "random labels where the data has none: these proxies only need a task loss at "
         "initialisation; L-SWAG over the interval `swapprobe calibrate SPACE` cached, else the "
-        f"whole depth); nwot, params; none = SWAP alone (default: {default_word})",
+        "whole depth; VKDNW's Fisher matrix over all S images, at least 128/(classes − 1) of "
+        f"them); nwot, params; none = SWAP alone (default: {default_word})",
     )
 
 

@@ -19,13 +19,27 @@ q_k the k-th decile (10 %, …, 90 %) of the eigenvalues (:func:`vkdnw`). Bigger
 flat spectrum, every direction about equally well determined.
 
 Choices of the authors' code that this module keeps (the capture pass follows them):
-the expectation is the mean over the B samples of one batch; p is smoothed,
+the expectation is the mean over the B samples of one batch (the authors' loader batch, 64
+images on NAS-Bench-201; a run's S images here: B(C − 1) ≥ P is required, the capture pass
+refuses less, since a rank-capped estimate puts zeros into the lower deciles that are not
+the network's); p is smoothed,
 p̃ = (1 − α)·softmax + α / C with α = 0.05, so Σ = diag(p̃) − p̃p̃ᵀ is never singular (the code
 builds a Cholesky factor of this Σ, the same matrix); θ is a subsample of the weights, one
 entry (the first) of each of the first 128 parameter tensors in registration order, so F is
 at most 128 × 128; deciles by linear interpolation (``torch.quantile``'s and numpy's default).
 The nine deciles are the NB201 code's (``arange(0.1, 1., 0.1)``); the authors' MobileNetV2
 code takes eleven quantiles, minimum and maximum included — a different score, not used here.
+
+One choice of the capture pass differs from the authors' NB201 code: BN's running
+statistics are estimated from the Fisher batch instead of left at their initial 0 and 1
+(:mod:`swapprobe.capture.gradients` says why).
+
+Zero eigenvalues that belong to the network are kept, as in the authors' code: a sampled
+weight that cannot move the logits (NAS-Bench-201 builds every op of a cell, also one whose
+input is an all-zero node or whose node reaches no later node; a conv behind ReLU(0)) has a
+zero row in F. Entries λ̃_k = 0 add 0 (0 log 0 = 0, the limit). When every decile is 0 (at
+least ~90 % of the sampled weights dead) λ̃ is 0/0 and the score is 0, as the authors' code
+gives by its + 1e-10: the lowest score, that of a network whose logits ignore its input.
 """
 
 from __future__ import annotations
@@ -75,7 +89,8 @@ def vkdnw(eigenvalues: np.ndarray) -> float:
     """VKDNW = −Σ_k λ̃_k log λ̃_k over the normalised deciles λ̃ of the eigenvalues (0 log 0 = 0).
 
     ``eigenvalues`` of the Fisher matrix (any order; tiny negative rounding is clipped to 0).
-    An all-zero spectrum (a network whose logits ignore the sampled weights) gives 0.
+    Nine zero deciles (≥ ~90 % of the spectrum zero: the sampled weights cannot move the
+    logits) give 0, the authors' value (module docstring).
     """
     lam = np.clip(np.asarray(eigenvalues, dtype=np.float64).ravel(), 0.0, None)
     if lam.size == 0:
