@@ -9,6 +9,7 @@ the plan resolves them (a space's, else the paper's).
 from __future__ import annotations
 
 import argparse
+import textwrap
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -290,8 +291,36 @@ def add_reg_option(parser: argparse.ArgumentParser) -> None:
 
 
 def space_epilog(*, engine: bool) -> str:
-    """One line per registered space with its declared defaults (the help's table)."""
-    return "per-space defaults:\n" + space_lines(engine=engine)
+    """One line per registered space with its declared defaults (the help's table), and for
+    a search, how each space's ranking was chosen."""
+    text = "per-space defaults:\n" + space_lines(engine=engine)
+    return text + "\n\n" + chosen_lines() if engine else text
+
+
+def chosen_lines() -> str:
+    """Why each space ranks as it does: the default rule's verdict per space (the AZ-style
+    set, L-SWAG, LIBRA's three or SWAP alone), from :attr:`SpaceDefaults.chosen_by`."""
+    from swapprobe.searchspaces import get_space, list_spaces
+
+    names = [name for name in list_spaces() if get_space(name).defaults.chosen_by]
+    if not names:
+        return ""
+    width = max(len(name) for name in names) + 2
+    head = (
+        "how each default ranking was chosen (the rule in swapprobe/proxies/default_rule.py: "
+        "SWAP plus every subset of the scored views, judged by ½(ρ + weighted τ) over the "
+        "table's targets on two seeded halves, LIBRA's three and L-SWAG alone reported beside):"
+    )
+    lines = [
+        textwrap.fill(
+            get_space(name).defaults.chosen_by,
+            width=95,
+            initial_indent=f"  {name:<{width}}",
+            subsequent_indent=" " * (width + 2),
+        )
+        for name in names
+    ]
+    return "\n".join([textwrap.fill(head, width=95), *lines])
 
 
 def space_lines(*, engine: bool) -> str:

@@ -63,6 +63,9 @@ class SpaceDefaults:
     data: str | None = None
     backend: Literal["onnx", "torch"] = "onnx"
     input_size: tuple[int, int] | None = None
+    #: how the scoring defaults were chosen, one clause for ``search --help`` (which set won
+    #: the default rule, :mod:`swapprobe.proxies.default_rule`, on which table)
+    chosen_by: str = ""
 
     def describe(self, *, engine: bool = True) -> str:
         """One help line: ``S=16 init=gaussian repeats=32 proxies=none [fitness=swap P=50 C=100
