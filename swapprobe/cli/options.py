@@ -127,11 +127,13 @@ def add_proxy_option(parser: argparse.ArgumentParser, *, default_word: str) -> N
         metavar="LIST|none",
         help="proxies aggregated with SWAP by ranks, Σ log(rank/N) over the candidates compared "
         "(AZ-NAS's sum): expressivity, progressivity, trainability, flops (a torch pass on "
-        "Gaussian noise); zico, lswag, lswag-lambda, lswag-psi, vkdnw (a labelled backward pass "
-        "at initialisation on 2 mini-batches of the run's images with their labels, seeded "
-        "random labels where the data has none: these proxies only need a task loss at "
-        "initialisation; L-SWAG over the interval `swapprobe calibrate SPACE` cached, else the "
-        f"whole depth); nwot, params; none = SWAP alone (default: {default_word})",
+        "Gaussian noise; token models: on the run's first sequences, per-token hidden states); "
+        "zico, lswag, lswag-lambda, lswag-psi, vkdnw (a backward pass at initialisation on 2 "
+        "mini-batches of the run's inputs with a task loss: images get cross-entropy on their "
+        "labels, seeded random labels where the data has none; token models a masked-token "
+        "loss, 15%% of each sequence masked, predicted by a head tied to the input embedding, "
+        "vkdnw not for them; L-SWAG over the interval `swapprobe calibrate SPACE` cached, else "
+        f"the whole depth); nwot, params; none = SWAP alone (default: {default_word})",
     )
 
 
