@@ -16,6 +16,9 @@ reads ids through an ``nn.Embedding``) has none, so it gets BERT's pre-training 
   its input embedding, see its ``networks`` module); else the output itself when W is the
   vocabulary size V (the model's own LM head); else ``hidden · Eᵀ`` with E the first
   ``nn.Embedding`` (V × D) when W = D, tied as BERT ties it. Otherwise refused in one line.
+- **Outputs** that are not a tensor (a transformers model's output object) are read as its
+  ``logits`` where it has them (an LM head's: the model's own head), else its
+  ``last_hidden_state``, else its first item.
 - **Loss**: cross-entropy of those logits against the original ids, averaged over the masked
   positions (BERT's), as ``loss_fn(output, targets)`` for :func:`.gradients.gradient_pass`,
   whose targets hold the original id at a masked position and :data:`IGNORE` elsewhere.
@@ -24,6 +27,7 @@ reads ids through an ``nn.Embedding``) has none, so it gets BERT's pre-training 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -99,11 +103,28 @@ def token_head(module: nn.Module, width: int) -> Head:
     )
 
 
-def masked_token_loss(module: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def _output_tensor(output: Any) -> torch.Tensor:
+    """The tensor of a model's output (module docstring, "Outputs")."""
+    if isinstance(output, torch.Tensor):
+        return output
+    for name in ("logits", "last_hidden_state"):
+        value = getattr(output, name, None)
+        if isinstance(value, torch.Tensor):
+            return value
+    if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise SettingsError(
+        f"the masked-token loss needs the model's per-token outputs; it returned a "
+        f"{type(output).__name__}"
+    )
+
+
+def masked_token_loss(module: nn.Module) -> Callable[[Any, torch.Tensor], torch.Tensor]:
     """``loss_fn(output, targets)``: cross-entropy of the vocabulary logits at the masked
     positions (targets ≠ :data:`IGNORE`) of ``module``'s output (S, T, W), averaged over them."""
 
-    def loss(output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss(found: Any, targets: torch.Tensor) -> torch.Tensor:
+        output = _output_tensor(found)
         if output.dim() != 3 or tuple(output.shape[:2]) != tuple(targets.shape):
             raise SettingsError(
                 f"the masked-token loss needs one output vector per token, (S, T, W) for ids "
