@@ -122,11 +122,6 @@ def calibrate_interval(
     batch = Inputs(data, data_dir=data_dir).load(
         seed, chosen.defaults, _space_models(chosen, seed)
     )
-    if batch.is_tokens:
-        raise SettingsError(
-            f"{chosen.name}: the gradient pass takes a classifier's cross-entropy, which token "
-            "models lack here; no interval to calibrate"
-        )
     settings = ScoreSettings(
         batch_size=len(batch.inputs), repeats=1, seed=seed, proxies=("lswag-lambda",)
     )

@@ -72,19 +72,13 @@ class Evaluator:
                 f"data has {len(data.inputs)} samples but the settings ask for S="
                 f"{self.settings.batch_size}"
             )
-        if data.is_tokens and self.settings.pass_proxies:
-            raise SettingsError(
-                f"the proxies {', '.join(self.settings.pass_proxies)} run on Gaussian-noise "
-                "images (AZ-NAS's protocol), which token inputs cannot stand in for; score "
-                "token models with SWAP alone (proxies none, or nwot, params)"
-            )
         if self.settings.interval is not None:
             check_interval(self.settings.interval)
-        if data.is_tokens and self.settings.gradient_proxies:
+        if data.is_tokens and "vkdnw" in self.settings.gradient_proxies:
             raise SettingsError(
-                f"the proxies {', '.join(self.settings.gradient_proxies)} take a classifier's "
-                "cross-entropy; token models have no task loss here yet: score them with SWAP "
-                "alone (proxies none, or nwot, params)"
+                "vkdnw's Fisher matrix needs the Jacobian of every vocabulary logit of a masked "
+                "token (V of them, about 128 passes of the whole batch a model), which is not "
+                "computed for token models; use zico or lswag"
             )
         self.on_repeat = on_repeat
         from swapprobe.capture.grouped import DrawCache
@@ -156,7 +150,8 @@ class Evaluator:
         on batch statistics, Gaussian-noise inputs, all seeded). A
         search-space architecture runs on the space's proxy network and blocks; a torch module
         on a copy of itself with its top-level modules as blocks. ONNX files have no backward
-        here, so they are refused. The batch is ``settings.proxy_batch`` noise images."""
+        here, so they are refused. The batch is ``settings.proxy_batch`` noise images, or for
+        token models the run's own first ``proxy_batch`` sequences (:meth:`_proxy_inputs`)."""
         import copy
 
         import torch
@@ -186,9 +181,7 @@ class Evaluator:
                 "pass, which swapprobe runs on torch modules and search-space architectures; "
                 "score the ONNX file with SWAP alone (proxies none) or pass the torch module"
             )
-        inputs = proxy_pass.gaussian_inputs(
-            settings.proxy_batch, tuple(self.data.inputs.shape[1:]), seed=settings.seed
-        )
+        inputs = self._proxy_inputs()
         with torch.random.fork_rng(devices=[]):
             stats = proxy_pass.collect_block_stats(
                 module,
@@ -199,6 +192,21 @@ class Evaluator:
             )
         values = proxy_pass.proxy_values(stats)
         return {name: float(values[name]) for name in settings.pass_proxies}
+
+    def _proxy_inputs(self) -> Any:
+        """The torch pass's batch: ``proxy_batch`` Gaussian-noise images of the data's shape
+        (AZ-NAS's inputs), or, token ids having no noise, the first ``proxy_batch`` sequences
+        of the run's own ids (all S where S is smaller)."""
+        import torch
+
+        from swapprobe.capture import proxy_pass
+
+        settings = self.settings
+        if self.data.is_tokens:
+            return torch.from_numpy(np.ascontiguousarray(self.data.inputs[: settings.proxy_batch]))
+        return proxy_pass.gaussian_inputs(
+            settings.proxy_batch, tuple(self.data.inputs.shape[1:]), seed=settings.seed
+        )
 
     def _gradient_module(self, ref: ModelRef, network: Any, names: tuple[str, ...]) -> Any:
         """The network the gradient pass runs on: a search-space architecture's proxy network
@@ -239,7 +247,10 @@ class Evaluator:
         across batches), with their labels where the batch has them (CIFAR), else seeded
         random labels over the network's outputs: ZiCo and Λ only need a task loss at
         initialisation. A head of another ``kind`` (dense prediction, regression) gets the
-        targets :func:`swapprobe.capture.task_targets.task_targets` makes for it."""
+        targets :func:`swapprobe.capture.task_targets.task_targets` makes for it. Token ids
+        get no labels: 15 % of each sequence is masked instead
+        (:mod:`swapprobe.capture.masked_tokens`, drawn from ``seed``), the targets being the
+        original ids at the masked positions."""
         import torch
 
         from swapprobe.capture.task_targets import task_targets
@@ -256,6 +267,11 @@ class Evaluator:
         order = [
             torch.arange(i * size, (i + 1) * size) for i in range(settings.gradient_batches)
         ]
+        if self.data.is_tokens:
+            from swapprobe.capture.masked_tokens import mask_tokens
+
+            masked, targets = mask_tokens(inputs, seed + 3)
+            return [(masked[index], targets[index]) for index in order]
         labels = self.data.labels
         training = [(m, m.training) for m in module.modules()]
         module.eval()
@@ -283,10 +299,13 @@ class Evaluator:
     ) -> GradientPass:
         """The labelled gradient pass of one model (:mod:`swapprobe.capture.gradients`) on
         :meth:`gradient_batches`, its weights AZ-NAS's seeded Kaiming draw: what the gradient
-        proxies and ``swapprobe calibrate`` both read. ``network``: a torch module to copy
-        (None for a search-space architecture). VKDNW's Fisher matrix (``fisher``) is a mean
-        over the run's whole batch of S images, as the authors' over their loader's batch: a
-        mini-batch of ``proxy_batch`` images would cap its rank at ``proxy_batch``·(C − 1)."""
+        proxies and ``swapprobe calibrate`` both read. The loss is the head's own
+        (:mod:`swapprobe.capture.task_targets`: cross-entropy on the labels for a classifier),
+        the masked-token loss (:mod:`swapprobe.capture.masked_tokens`) for token ids.
+        ``network``: a torch module to copy (None for a search-space architecture). VKDNW's
+        Fisher matrix (``fisher``) is a mean over the run's whole batch of S images, as the
+        authors' over their loader's batch: a mini-batch of ``proxy_batch`` images would cap
+        its rank at ``proxy_batch``·(C − 1)."""
         import torch
 
         from swapprobe.capture.gradients import gradient_pass
@@ -299,6 +318,11 @@ class Evaluator:
         module = self._gradient_module(ref, network, names)
         seed = torch_seed(self.settings.seed, ref.key) % 2**31
         batches = self.gradient_batches(module, seed, kind)
+        if self.data.is_tokens:
+            from swapprobe.capture.masked_tokens import masked_token_loss
+
+            loss = masked_token_loss(module)
+            return gradient_pass(module, batches, loss_fn=loss, seed=seed, fisher=fisher)
         # a regression target has its output's shape
         loss_fn = task_loss_fn(kind, batches[0][1].ndim)
         images = torch.from_numpy(np.ascontiguousarray(self.data.inputs)) if fisher else None
@@ -329,7 +353,9 @@ class Evaluator:
             None if self.settings.interval is None else list(self.settings.interval)
         )
         kind = "classification" if ref.space is None else ref.space.task_loss(ref.arch)
-        if kind == "reconstruction":
+        if self.data.is_tokens:
+            result.metadata["gradient_labels"] = "masked tokens (15 %, seeded)"
+        elif kind == "reconstruction":
             result.metadata["gradient_labels"] = "the input images (reconstruction)"
         elif kind != "classification":
             result.metadata["gradient_labels"] = f"random (seeded), {kind}"

@@ -583,9 +583,9 @@ def correlate_table(
         competitors=competitors,
     )
     report.failed = list(results.failed)
-    if select == "libra":
+    if select == "libra" and report.results:
         report.libra = libra_report(report.results, accuracies, seed=seed)
-    if select == "rule":
+    if select == "rule" and report.results:  # none scored: the failures are the report
         report.rule = rule_report(report.results, accuracies)
     report.wall_seconds = wall
     report.calibration = calibration

@@ -138,13 +138,15 @@ def test_the_store_keeps_the_statistics_and_rescore_recomputes_another_interval(
         rescore(store, interval=(3, 10))
 
 
-def test_token_data_is_refused_for_the_gradient_proxies_in_one_line() -> None:
+def test_token_data_is_refused_for_vkdnw_alone_in_one_line() -> None:
     from swapprobe.evaluate import Evaluator
     from swapprobe.results import ScoreSettings
 
-    tokens = Batch(np.zeros((4, 8), dtype=np.int64), "tokens", "0" * 16)
-    with pytest.raises(SettingsError, match="token models"):
-        Evaluator(tokens, ScoreSettings(batch_size=4, proxies=("lswag",)))
+    tokens = Batch(np.ones((4, 8), dtype=np.int64), "tokens", "0" * 16)
+    with pytest.raises(SettingsError, match="token models") as refused:
+        Evaluator(tokens, ScoreSettings(batch_size=4, proxies=("lswag", "vkdnw")))
+    assert "\n" not in str(refused.value)
+    Evaluator(tokens, ScoreSettings(batch_size=4, proxies=("zico", "lswag", "expressivity")))
 
 
 def test_cli_scores_nb201_with_lswag(

@@ -173,12 +173,12 @@ def test_ids_and_pixels_are_never_mixed_up() -> None:
         evaluate(floats, token_batch(ids))
 
 
-def test_pass_proxies_on_tokens_are_refused_before_any_work() -> None:
-    settings = ScoreSettings(batch_size=16, proxies=("expressivity",))
-    with pytest.raises(SettingsError, match="Gaussian-noise images") as caught:
+def test_token_models_take_the_torch_pass_proxies_but_vkdnw_before_any_work() -> None:
+    Evaluator(token_batch(token_ids(16)), ScoreSettings(batch_size=16, proxies=("expressivity",)))
+    settings = ScoreSettings(batch_size=16, proxies=("zico", "vkdnw"))
+    with pytest.raises(SettingsError, match="vkdnw's Fisher matrix") as caught:
         Evaluator(token_batch(token_ids(16)), settings)
     assert "\n" not in str(caught.value)
-    Evaluator(token_batch(token_ids(16)), ScoreSettings(batch_size=16, proxies=("nwot",)))
 
 
 # =====================================================================================
@@ -420,7 +420,7 @@ def test_cli_scores_a_token_model_on_zipf_tokens(
     for argv, message in (
         (["--seq-len", 8], "expects samples of shape (6), data has (8,)"),
         (["--vocab-size", 100], "vocab_size 100 is larger than the model's embedding table"),
-        (["--proxies", "expressivity"], "run on Gaussian-noise images"),
+        (["--proxies", "expressivity"], "need a backward pass"),
     ):
         code, out, err = run(capsys, "score", token_onnx, "--data", "tokens:zipf", *argv)
         assert code != 0 and message in err and err.count("\n") == 1, (argv, err)
@@ -487,6 +487,21 @@ def test_bert_matches_the_oracle_on_both_backends(bert: nn.Module) -> None:
         for repeat, bits in enumerate(expected):
             np.testing.assert_array_equal(result.patterns[repeat].to_bool(), bits, err_msg=backend)
             assert result.swap_per_repeat[repeat] == oracle_swap(bits)
+
+
+def test_bert_gets_the_masked_token_loss_through_its_output_object(bert: nn.Module) -> None:
+    """BertModel returns an output object whose last hidden state is as wide as its word
+    embedding: the head is tied to it. Its pooler is not on the masked tokens' path, so its
+    gradient is zero on both batches and no weight of it enters ZiCo or Λ."""
+    batch = load_batch("tokens:zipf", batch_size=16, seq_len=8, vocab_size=100)
+    result = evaluate(bert, batch, backend="torch", repeats=1, proxies=("zico", "lswag-lambda"))
+    names = [layer.name for layer in result.gradient_layers]
+    linears = [name for name, m in bert.named_modules() if isinstance(m, nn.Linear)]
+    assert names == linears and names[-1] == "pooler.dense"
+    pooler = result.gradient_layers[-1]
+    assert (pooler.zico_weights, pooler.inv_std_weights, pooler.abs_mean) == (0, 0, 0.0)
+    assert all(layer.inv_std_weights > 0 for layer in result.gradient_layers[:-1])
+    assert math.isfinite(result.proxies["zico"]) and math.isfinite(result.proxies["lswag-lambda"])
 
 
 def test_bert_exported_by_torch_scores_as_the_module(bert: nn.Module, tmp_path: Path) -> None:

@@ -5,13 +5,15 @@ The pure formulas live in :mod:`swapprobe.proxies.gradients` (ZiCo, Λ) and
 :mod:`swapprobe.proxies.vkdnw`; this module only runs the network and reduces what it sees to
 a few floats per layer, so a store can keep them and every score can be recomputed.
 
-- **Layers**: the weights of every ``nn.Conv2d`` and ``nn.Linear`` in ``module.modules()``
-  order (registration order, which is forward order for the built-in spaces), biases and norm
-  parameters excluded: ZiCo's choice (SLDGroup/ZiCo ``getgrad``), kept for Λ, which the
-  L-SWAG paper derives from ZiCo. A caller may pass its own list.
+- **Layers**: the weights of every ``nn.Conv2d``, ``nn.Conv1d`` and ``nn.Linear`` in
+  ``module.modules()`` order (registration order, which is forward order for the built-in
+  spaces), biases, norm parameters and embeddings excluded: ZiCo's choice (SLDGroup/ZiCo
+  ``getgrad`` takes conv and linear weights; its image networks have no 1-D convolutions, a
+  token model's are its convolutions), kept for Λ, which the L-SWAG paper derives from ZiCo.
+  A caller may pass its own list.
 - **Loss**: the task loss at initialisation; cross-entropy on the given labels unless the
-  caller passes another ``loss_fn(output, target) -> scalar`` (a masked-token or regression
-  head's loss, say).
+  caller passes another ``loss_fn(output, target) -> scalar``: token models get the
+  masked-token loss of :mod:`.masked_tokens`.
 - **Mode**: train mode (BN normalises with each batch's statistics), as ZiCo's ``getzico``;
   one backward pass per mini-batch, gradients of the mean loss over the batch.
 - **VKDNW**: eval mode, as the authors' ``get_fisher``, with BN's running statistics first
@@ -81,8 +83,13 @@ Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]
 
 
 def weight_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
-    """``(path, layer)`` of every ``nn.Conv2d`` and ``nn.Linear``, in ``named_modules`` order."""
-    return [(name, m) for name, m in module.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    """``(path, layer)`` of every ``nn.Conv2d``, ``nn.Conv1d`` and ``nn.Linear``, in
+    ``named_modules`` order."""
+    return [
+        (name, m)
+        for name, m in module.named_modules()
+        if isinstance(m, nn.Conv2d | nn.Conv1d | nn.Linear)
+    ]
 
 
 @contextmanager
@@ -161,7 +168,7 @@ def gradient_statistics(
         )
     chosen = list(weight_layers(module) if layers is None else layers)
     if not chosen:
-        raise SettingsError("the module has no Conv2d or Linear layer to take gradients of")
+        raise SettingsError("the module has no Conv2d, Conv1d or Linear layer to take gradients of")
     per_layer: list[list[np.ndarray]] = [[] for _ in chosen]
     with _preserved(module), _seeded(seed), torch.enable_grad():
         module.train()

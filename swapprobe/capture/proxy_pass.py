@@ -9,6 +9,12 @@ returns small matrices. It follows AZ-NAS (CVPR 2024, cvlab-yonsei/AZ-NAS,
 - inputs: B Gaussian-noise images N(0, 1) (AZ-NAS uses B = 64); the batch is the caller's, so
   other inputs can be compared (with CIFAR images progressivity collapses, see the issue);
 - the module in **train mode**: BN normalises with the batch's own statistics;
+- token models (int64 ids (B, T)): the inputs are the run's own first B sequences, there being
+  no noise in token space; a block's output (B, T, C) is read as B·T positions (rows) of C
+  channels, so Σ_l is the covariance of the token positions' hidden vectors and M_l is taken
+  over the same B·T rows (no resolution change along a sequence: no unshuffle). A Transformer
+  whose blocks are its embeddings and encoder layers, each fed by the one before, so gets all
+  three views;
 - blocks: a list of submodules whose outputs F_0, F_1, … are the features. The forward is the
   module's own (forward hooks read the outputs), so any network works. For trainability,
   block l must be fed by block l−1's output (the same tensor object, checked by a forward
@@ -74,9 +80,11 @@ class BlockStats:
 
 def init_kaiming_normal(module: nn.Module) -> None:
     """AZ-NAS's default init: conv/linear weights ~ Kaiming normal (fan-in, ReLU), biases 0,
-    BN/GroupNorm weight 1 and bias 0. Draws from torch's global generator (seed it first)."""
+    BN/GroupNorm weight 1 and bias 0. Draws from torch's global generator (seed it first).
+    A token model's 1-D convolutions count as convolutions; embeddings and LayerNorms keep
+    the network's own draw."""
     for m in module.modules():
-        if isinstance(m, nn.Conv2d | nn.Linear):
+        if isinstance(m, nn.Conv2d | nn.Conv1d | nn.Linear):
             nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
@@ -94,10 +102,13 @@ def gaussian_inputs(
 
 
 def _channel_covariance(feature: torch.Tensor) -> np.ndarray:
-    """Centred C×C covariance of an (B, C, H, W) or (B, C) feature, rows = positions."""
+    """Centred C×C covariance of an (B, C, H, W), (B, T, C) or (B, C) feature, rows =
+    positions (B·H·W pixels, B·T tokens, B samples)."""
     f = feature.detach()
-    if f.dim() not in (2, 4):
-        raise ValueError(f"block features must be (B, C, H, W) or (B, C), got {tuple(f.shape)}")
+    if f.dim() not in (2, 3, 4):
+        raise ValueError(
+            f"block features must be (B, C, H, W), (B, T, C) or (B, C), got {tuple(f.shape)}"
+        )
     f = _positions64(f)
     f = f - f.mean(dim=0, keepdim=True)
     return (f.T @ f / f.shape[0]).numpy()
@@ -105,12 +116,15 @@ def _channel_covariance(feature: torch.Tensor) -> np.ndarray:
 
 def _positions64(t: torch.Tensor) -> torch.Tensor:
     """Rows = positions, columns = channels, in float64 and contiguous: a (B, C, H, W) tensor
-    becomes (B·H·W, C) in one copy that also converts (not a float32 copy, then another)."""
+    becomes (B·H·W, C) in one copy that also converts (not a float32 copy, then another); a
+    token model's (B, T, C) becomes (B·T, C)."""
     if t.dim() == 4:
         b, c, h, w = t.shape
         rows = torch.empty((b, h, w, c), dtype=torch.float64)
         rows.copy_(t.permute(0, 2, 3, 1))
         return rows.view(-1, c)
+    if t.dim() == 3:
+        return t.reshape(-1, t.shape[-1]).double()
     return t.reshape(t.shape[0], -1).double()
 
 

@@ -128,12 +128,15 @@ def add_proxy_option(parser: argparse.ArgumentParser, *, default_word: str) -> N
         metavar="LIST|none",
         help="proxies aggregated with SWAP by ranks, Σ log(rank/N) over the candidates compared "
         "(AZ-NAS's sum): expressivity, progressivity, trainability, flops (a torch pass on "
-        "Gaussian noise); zico, lswag, lswag-lambda, lswag-psi, vkdnw (a labelled backward pass "
-        "at initialisation on 2 mini-batches of the run's images with their labels, seeded "
-        "random labels where the data has none: these proxies only need a task loss at "
-        "initialisation; L-SWAG over the interval `swapprobe calibrate SPACE` cached, else the "
-        "whole depth; VKDNW's Fisher matrix over all S images, at least 128/(classes − 1) of "
-        f"them); nwot, params; none = SWAP alone (default: {default_word})",
+        "Gaussian noise; token models: on the run's first sequences, per-token hidden states); "
+        "zico, lswag, lswag-lambda, lswag-psi, vkdnw (a backward pass at initialisation on 2 "
+        "mini-batches of the run's inputs with the head's task loss: classifiers get "
+        "cross-entropy on their labels, seeded random labels where the data has none; dense "
+        "heads per-pixel cross-entropy, L1 to the input or regression; token models a "
+        "masked-token loss, 15%% of each sequence masked, predicted by a head tied to the input "
+        "embedding, vkdnw not for them; L-SWAG over the interval `swapprobe calibrate SPACE` "
+        "cached, else the whole depth; VKDNW's Fisher matrix over all S images, at least "
+        f"128/(classes − 1) of them); nwot, params; none = SWAP alone (default: {default_word})",
     )
 
 

@@ -505,6 +505,17 @@ class FlexiBertNetwork(nn.Module):
             x = g(layer, x)
         return x
 
+    def token_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Vocabulary logits of hidden vectors (..., H), the head of the masked-token loss
+        (:mod:`swapprobe.capture.masked_tokens`), tied to the input embedding E (V × 128) as
+        BERT ties it: ``hidden · Eᵀ``, the embeddings' 128 → H projection first undone by its
+        own weight transposed where H ≠ 128. No weight of its own: ELECTRA's generator puts a
+        dense layer and a LayerNorm before the tied matrix, new weights whose draw would enter
+        every gradient statistic, so they are left out."""
+        project = self.embeddings.project
+        x = hidden if project is None else hidden @ project.weight
+        return x @ self.embeddings.word_embeddings.weight.T
+
 
 def proxy_blocks(network: nn.Module) -> list[nn.Module]:
     """The blocks of the AZ-NAS proxies on an encoder: the embeddings, then each encoder
