@@ -168,13 +168,27 @@ def ranking_table(results: Sequence[Result], *, title: str | None = "SWAP rankin
     return table
 
 
-_PROXY_LABELS = {"expressivity": "E", "progressivity": "P", "trainability": "T", "flops": "MACs"}
+_PROXY_LABELS = {
+    "expressivity": "E",
+    "progressivity": "P",
+    "trainability": "T",
+    "flops": "MACs",
+    "zico": "ZiCo",
+    "lswag": "L-SWAG",
+    "lswag-lambda": "Λ",
+    "lswag-psi": "Ψ",
+    "vkdnw": "VKDNW",
+}
 
 
 def _fmt_proxy(name: str, value: float) -> str:
+    """A proxy's cell: MACs in millions, products of counts (L-SWAG, Λ) in scientific
+    notation once they pass a million, the rest to three decimals."""
     if not math.isfinite(value):
         return str(value)
-    return f"{value / 1e6:,.1f} M" if name == "flops" else f"{value:.3f}"
+    if name == "flops":
+        return f"{value / 1e6:,.1f} M"
+    return f"{value:.3e}" if abs(value) >= 1e6 else f"{value:.3f}"
 
 
 def _swap_cell(result: Result) -> str:
