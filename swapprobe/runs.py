@@ -58,9 +58,23 @@ def _gradient_array(layers: Sequence[LayerGradientStats]) -> np.ndarray:
     ).reshape(len(layers), len(_GRADIENT_COLUMNS))
 
 
-def _gradient_layers(names: Sequence[str], array: np.ndarray) -> tuple[LayerGradientStats, ...]:
-    """The inverse of :func:`_gradient_array` (with the layer names kept in metadata)."""
+def _gradient_layers(
+    names: Sequence[str], array: np.ndarray, key: str = ""
+) -> tuple[LayerGradientStats, ...]:
+    """The inverse of :func:`_gradient_array` (with the layer names kept in metadata).
+
+    Raises:
+        StoreError: the array and the names disagree (a damaged record).
+    """
+    from swapprobe.errors import StoreError
+
     integer = {"weights", "batches", "zico_weights", "inv_std_weights"}
+    values = np.asarray(array)
+    if values.size != len(names) * len(_GRADIENT_COLUMNS):
+        raise StoreError(
+            f"the stored record of {key[:80]!r} is damaged: gradient statistics of "
+            f"{values.size // len(_GRADIENT_COLUMNS)} layers for {len(names)} layer names"
+        )
     return tuple(
         LayerGradientStats(
             name=str(name),
@@ -244,7 +258,7 @@ def record_to_result(
             if name.startswith(PROXY_PREFIX)
         },
         gradient_layers=_gradient_layers(
-            meta.get("gradient_layer_names") or (), record.arrays[GRADIENT_ARRAY]
+            meta.get("gradient_layer_names") or (), record.arrays[GRADIENT_ARRAY], record.key
         )
         if GRADIENT_ARRAY in record.arrays
         else (),

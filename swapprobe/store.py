@@ -114,6 +114,9 @@ _GZIP_LEVEL = 4
 _RECORD_OVERHEAD = 16 * 1024
 #: what h5py and HDF5 raise on damaged bytes (a bad checksum is a KeyError, a broken object
 #: header can surface as an AttributeError on None, a cut chunk as an OSError, ...)
+#: the array of per-layer gradient statistics and the metadata key naming its rows (written
+#: by :mod:`swapprobe.runs`; checked against each other when a record is read)
+_GRADIENT_ROWS, _GRADIENT_ROW_NAMES = "gradient_layers", "gradient_layer_names"
 _HDF5_ERRORS = (
     OSError,
     KeyError,
@@ -885,10 +888,17 @@ class PatternStore:
             _as_text(dataset.attrs["name"]): np.asarray(dataset[()], dtype=np.float64)
             for dataset in (group["arrays"].values() if "arrays" in group else ())
         }
+        metadata = json.loads(_as_text(group.attrs["metadata"]))
+        # the one cross-field check: the gradient pass's per-layer rows are named in the
+        # metadata, so flipped bytes in either show as a count that disagrees
+        rows = metadata.get(_GRADIENT_ROW_NAMES)
+        gradient = arrays.get(_GRADIENT_ROWS)
+        if rows is not None and gradient is not None and len(gradient) != len(rows):
+            raise KeyError(f"{_GRADIENT_ROWS}: {len(gradient)} rows for {len(rows)} names")
         return ModelRecord(
             key=_as_text(group.attrs["key"]),
             name=_as_text(group.attrs["name"]),
-            metadata=json.loads(_as_text(group.attrs["metadata"])),
+            metadata=metadata,
             scores=scores,
             layers=layers,
             patterns=kept,

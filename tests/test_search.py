@@ -473,7 +473,7 @@ def test_policy_follows_the_fitness() -> None:
     nb201, darts = get_space("nb201"), get_space("darts")
     default = search_policy(nb201, PLAIN)  # nb201's declared best: the aggregate
     assert default.fitness == "aggregate" and not default.calibrate
-    assert default.proxies == ("expressivity", "trainability", "flops")
+    assert default.proxies == ("expressivity", "trainability", "flops", "lswag")
     assert default.settings.baselines is False  # NWOT is not among them
     nwot = search_policy(nb201, PLAIN, proxies=["nwot", "params"])
     assert nwot.proxies == ("nwot", "params") and nwot.settings.baselines is True
