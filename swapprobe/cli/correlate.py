@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     with console.ProgressBar(err) as bar:
         correlated = plan.run(bar)
     found, settings, space = correlated.report, correlated.settings, correlated.space
-    note = report.interval_note(settings, space.name)
+    note = report.interval_note(settings, space.name, default_proxies=space.defaults.proxies)
     if note:
         err.print(f"[dim]{note}[/]")
     if found.calibration is not None:

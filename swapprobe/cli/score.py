@@ -132,8 +132,13 @@ def run(args: argparse.Namespace) -> int:
     with console.ProgressBar(err) as bar:
         scored = plan.run(bar)
     results = scored.results
-    spaces = {ref.space.name for ref in scored.models if ref.space is not None}
-    note = report.interval_note(scored.settings, spaces.pop() if len(spaces) == 1 else None)
+    spaces = {ref.space for ref in scored.models if ref.space is not None}
+    space = spaces.pop() if len(spaces) == 1 else None
+    note = report.interval_note(
+        scored.settings,
+        None if space is None else space.name,
+        default_proxies=() if space is None else space.defaults.proxies,
+    )
     if note:
         err.print(f"[dim]{note}[/]")
     if not results:  # every model failed: nothing to rank
