@@ -207,7 +207,9 @@ def _logit_jacobians(
         return functional_call(module, (params, buffers), (sample.unsqueeze(0),)).squeeze(0)
 
     entries = {name: base[name].reshape(-1)[0] for name in names}
-    jac = vmap(jacrev(logits_of), in_dims=(None, 0))(entries, inputs)
+    # one sample at a time: the memory of one backward per logit, not of S·C at once (an NB101
+    # network took 8 GB batched); the same per-sample computation, so the same values
+    jac = vmap(jacrev(logits_of), in_dims=(None, 0), chunk_size=1)(entries, inputs)
     stacked = torch.stack([jac[name] for name in names], dim=-1)  # (N, C, P)
     with torch.no_grad():
         logits = module(inputs)
