@@ -312,7 +312,7 @@ class Evaluator:
         from swapprobe.capture.task_targets import check_fisher, task_loss_fn
 
         names = self.settings.gradient_proxies or ("lswag",)
-        kind = "classification" if ref.space is None else ref.space.task_loss(ref.arch)
+        kind = _head_kind(ref)
         if fisher:
             check_fisher(kind)
         module = self._gradient_module(ref, network, names)
@@ -352,7 +352,7 @@ class Evaluator:
         result.metadata["interval"] = (
             None if self.settings.interval is None else list(self.settings.interval)
         )
-        kind = "classification" if ref.space is None else ref.space.task_loss(ref.arch)
+        kind = _head_kind(ref)
         if self.data.is_tokens:
             result.metadata["gradient_labels"] = "masked tokens (15 %, seeded)"
         elif kind == "reconstruction":
@@ -450,3 +450,9 @@ class Evaluator:
                 "activations": runner.activation_summary(),
             },
         )
+
+
+def _head_kind(ref: ModelRef) -> str:
+    """The kind of a model's head for the gradient pass's loss: the space's word for its
+    architecture, a classifier for any other model."""
+    return "classification" if ref.space is None else ref.space.task_loss(ref.arch)

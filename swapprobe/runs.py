@@ -34,8 +34,9 @@ __all__ = ["PROXY_PREFIX", "record_to_result", "result_to_record", "run_refs", "
 
 #: a torch-pass proxy's value is stored as the score ``proxy:NAME`` (one value per model)
 PROXY_PREFIX = "proxy:"
-#: the record arrays of the gradient pass (:class:`~swapprobe.store.ModelRecord.arrays`)
-GRADIENT_ARRAY, PSI_ARRAY, FISHER_ARRAY = "gradient_layers", "psi_by_bin", "fisher_eigenvalues"
+#: the record arrays of the gradient pass (:class:`~swapprobe.store.ModelRecord.arrays`;
+#: the per-layer statistics are the store's ``GRADIENT_ROWS``, named by ``GRADIENT_ROW_NAMES``)
+PSI_ARRAY, FISHER_ARRAY = "psi_by_bin", "fisher_eigenvalues"
 #: the columns of the per-layer gradient statistics array, in order (names go to metadata)
 _GRADIENT_COLUMNS = (
     "weights",
@@ -58,23 +59,10 @@ def _gradient_array(layers: Sequence[LayerGradientStats]) -> np.ndarray:
     ).reshape(len(layers), len(_GRADIENT_COLUMNS))
 
 
-def _gradient_layers(
-    names: Sequence[str], array: np.ndarray, key: str = ""
-) -> tuple[LayerGradientStats, ...]:
-    """The inverse of :func:`_gradient_array` (with the layer names kept in metadata).
-
-    Raises:
-        StoreError: the array and the names disagree (a damaged record).
-    """
-    from swapprobe.errors import StoreError
-
+def _gradient_layers(names: Sequence[str], array: np.ndarray) -> tuple[LayerGradientStats, ...]:
+    """The inverse of :func:`_gradient_array` (with the layer names kept in metadata; the
+    store has checked that both count the same layers)."""
     integer = {"weights", "batches", "zico_weights", "inv_std_weights"}
-    values = np.asarray(array)
-    if values.size != len(names) * len(_GRADIENT_COLUMNS):
-        raise StoreError(
-            f"the stored record of {key[:80]!r} is damaged: gradient statistics of "
-            f"{values.size // len(_GRADIENT_COLUMNS)} layers for {len(names)} layer names"
-        )
     return tuple(
         LayerGradientStats(
             name=str(name),
@@ -171,7 +159,7 @@ def run_refs(
 # --- results in stores -------------------------------------------------------------------
 def result_to_record(result: Result) -> ModelRecord:
     """The HDF5 record of a result (scores per repeat, kept patterns, metadata)."""
-    from swapprobe.store import ModelRecord
+    from swapprobe.store import GRADIENT_ROW_NAMES, GRADIENT_ROWS, ModelRecord
 
     scores = {"swap": np.asarray(result.swap_per_repeat, dtype=np.float64)}
     if result.standard_ap_per_repeat is not None:
@@ -193,8 +181,8 @@ def result_to_record(result: Result) -> ModelRecord:
     }
     arrays: dict[str, np.ndarray] = {}
     if result.gradient_layers:
-        arrays[GRADIENT_ARRAY] = _gradient_array(result.gradient_layers)
-        metadata["gradient_layer_names"] = [layer.name for layer in result.gradient_layers]
+        arrays[GRADIENT_ROWS] = _gradient_array(result.gradient_layers)
+        metadata[GRADIENT_ROW_NAMES] = [layer.name for layer in result.gradient_layers]
     if result.psi_by_bin is not None:
         arrays[PSI_ARRAY] = np.asarray(result.psi_by_bin, dtype=np.float64)
     if result.fisher_eigenvalues is not None:
@@ -226,6 +214,8 @@ def record_to_result(
         from swapprobe.errors import StoreError
 
         raise StoreError(f"the stored record of {record.key[:80]!r} has no SWAP scores")
+    from swapprobe.store import GRADIENT_ROW_NAMES, GRADIENT_ROWS
+
     meta = dict(record.metadata)
     samples = int(meta.get("samples", 0))
     patterns = {
@@ -258,9 +248,9 @@ def record_to_result(
             if name.startswith(PROXY_PREFIX)
         },
         gradient_layers=_gradient_layers(
-            meta.get("gradient_layer_names") or (), record.arrays[GRADIENT_ARRAY], record.key
+            meta.get(GRADIENT_ROW_NAMES) or (), record.arrays[GRADIENT_ROWS]
         )
-        if GRADIENT_ARRAY in record.arrays
+        if GRADIENT_ROWS in record.arrays
         else (),
         psi_by_bin=record.arrays.get(PSI_ARRAY),
         fisher_eigenvalues=record.arrays.get(FISHER_ARRAY),

@@ -116,7 +116,7 @@ _RECORD_OVERHEAD = 16 * 1024
 #: header can surface as an AttributeError on None, a cut chunk as an OSError, ...)
 #: the array of per-layer gradient statistics and the metadata key naming its rows (written
 #: by :mod:`swapprobe.runs`; checked against each other when a record is read)
-_GRADIENT_ROWS, _GRADIENT_ROW_NAMES = "gradient_layers", "gradient_layer_names"
+GRADIENT_ROWS, GRADIENT_ROW_NAMES = "gradient_layers", "gradient_layer_names"
 _HDF5_ERRORS = (
     OSError,
     KeyError,
@@ -891,10 +891,10 @@ class PatternStore:
         metadata = json.loads(_as_text(group.attrs["metadata"]))
         # the one cross-field check: the gradient pass's per-layer rows are named in the
         # metadata, so flipped bytes in either show as a count that disagrees
-        rows = metadata.get(_GRADIENT_ROW_NAMES)
-        gradient = arrays.get(_GRADIENT_ROWS)
+        rows = metadata.get(GRADIENT_ROW_NAMES)
+        gradient = arrays.get(GRADIENT_ROWS)
         if rows is not None and gradient is not None and len(gradient) != len(rows):
-            raise KeyError(f"{_GRADIENT_ROWS}: {len(gradient)} rows for {len(rows)} names")
+            raise KeyError(f"{GRADIENT_ROWS}: {len(gradient)} rows for {len(rows)} names")
         return ModelRecord(
             key=_as_text(group.attrs["key"]),
             name=_as_text(group.attrs["name"]),

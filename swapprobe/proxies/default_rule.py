@@ -49,7 +49,7 @@ import numpy as np
 from scipy import stats
 
 from swapprobe.errors import SettingsError
-from swapprobe.proxies.aggregate import ascending_ranks
+from swapprobe.proxies.aggregate import aggregate, ascending_ranks
 from swapprobe.proxies.selection import split_halves
 
 __all__ = [
@@ -133,10 +133,6 @@ class RuleChoice:
         return sorted(self.sets, key=lambda s: -np.nan_to_num(s.mean, nan=-np.inf))
 
 
-def _log_ranks(column: np.ndarray) -> np.ndarray:
-    return np.log(ascending_ranks(column) / len(column))
-
-
 def choose_default(
     table: Mapping[str, Sequence[float] | np.ndarray],
     targets: Mapping[str, Sequence[float] | np.ndarray],
@@ -174,7 +170,8 @@ def choose_default(
             judged = rows[np.isfinite(acc[rows])]
             if len(judged) < MIN_ROWS:
                 continue
-            logs = {name: _log_ranks(columns[name][judged]) for name in (base, *views)}
+            # each proxy's own aggregate term, summed per set below (one ranking per cell)
+            logs = {name: aggregate({name: columns[name][judged]}) for name in (base, *views)}
             cells.append((target, h, acc[judged], logs))
     if not cells:
         raise SettingsError(f"no target has {MIN_ROWS} measured rows on both halves")
